@@ -1,0 +1,113 @@
+//! The `pyctl` command line (clap derive), turned into a checked request before any work.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::ui::ColorChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pyctl",
+    version,
+    about = "Two-tier Python packages: plain `pip install` goes to your own venv, and every change \
+             is recorded",
+    long_about = None,
+    arg_required_else_help = true,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// When to use colour.
+    #[arg(long, value_enum, global = true, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// More diagnostics on stderr (-v, -vv); PYCTL_LOG takes env_logger filters too.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors and what was asked for.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create your tier (root: the system tier is made with `pyctl system init`).
+    Init {
+        /// The interpreter to build the venv with (default: /usr/bin/python3).
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
+        /// Do not add the venv's bin folder to PATH in shell start-up files.
+        #[arg(long)]
+        no_modify_path: bool,
+    },
+    /// Show the tier: where it is, its Python, its packages, the last operation, problems.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List recorded operations, newest first.
+    History {
+        /// Show at most this many entries.
+        #[arg(long, short = 'n', value_name = "N")]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what an operation changed (default: the latest).
+    Diff {
+        /// The entry id, as `pyctl history` shows it (`42` or `#42`).
+        #[arg(value_name = "ID", value_parser = parse_entry_id)]
+        id: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the installed set exactly as `pip freeze --all` would, without running pip.
+    Freeze {
+        /// Read this venv instead of your tier.
+        #[arg(long, value_name = "VENV")]
+        path: Option<PathBuf>,
+    },
+    /// Manage pyctl itself.
+    #[command(name = "self")]
+    SelfCmd {
+        #[command(subcommand)]
+        command: SelfCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SelfCommand {
+    /// Remove the PATH lines `pyctl init` added to shell start-up files (tiers are kept).
+    Uninstall,
+}
+
+/// `42` or `#42`.
+fn parse_entry_id(s: &str) -> Result<u64, String> {
+    let digits = s.strip_prefix('#').unwrap_or(s);
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            format!("{s:?} is not an entry id (a positive number, as `pyctl history` shows)")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn entry_ids_accept_hash_prefix() {
+        assert_eq!(parse_entry_id("#42"), Ok(42));
+        assert!(parse_entry_id("0").is_err());
+        assert!(parse_entry_id("x").is_err());
+    }
+}

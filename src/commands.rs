@@ -1,0 +1,497 @@
+//! The `pyctl` subcommands: each takes the context and a checked request, does the work, and
+//! prints through `ui`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
+
+use crate::cli::{Cli, Command, SelfCommand};
+use crate::context::Context;
+use crate::fsutil::TierLock;
+use crate::history::{self, Changes, Entry};
+use crate::inventory::PackageSet;
+use crate::record;
+use crate::shell;
+use crate::shims;
+use crate::tier::{self, Tier, TierKind};
+use crate::ui::{Style, Ui};
+
+pub fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
+    let config_color = tier::tier_for(ctx, None)
+        .ok()
+        .and_then(|t| t.config().ok())
+        .is_none_or(|c| c.ui.color);
+    let ui = Ui::new(cli.color, ctx.no_color(), config_color, cli.quiet);
+    match cli.command {
+        Command::Init {
+            python,
+            no_modify_path,
+        } => init(ctx, &ui, python, no_modify_path),
+        Command::Status { json } => status(ctx, &ui, json),
+        Command::History { limit, json } => history_cmd(ctx, &ui, limit, json),
+        Command::Diff { id, json } => diff(ctx, &ui, id, json),
+        Command::Freeze { path } => freeze(ctx, &ui, path),
+        Command::SelfCmd {
+            command: SelfCommand::Uninstall,
+        } => self_uninstall(ctx, &ui),
+    }
+}
+
+fn current_tier(ctx: &Context) -> Result<Tier> {
+    tier::tier_for(ctx, None)
+}
+
+fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>, no_modify_path: bool) -> Result<i32> {
+    if ctx.is_root() {
+        bail!("root has no user tier; the system tier is set up with `pyctl system init`");
+    }
+    let tier = current_tier(ctx)?;
+    tier.check_owner(ctx)?;
+    if let Some(p) = &python {
+        tier::interpreter_version(p)?;
+    }
+    tier.create_dirs()?;
+    let lock = tier.lock(ctx, || {
+        ui.info("waiting for another pip in this tier to finish...")
+    })?;
+    let created = record::ensure_venv(ctx, ui, &tier, &lock, python.as_deref())?;
+    drop(lock);
+    if created {
+        ui.info(&format!(
+            "user tier ready: {} (python {})",
+            tier.venv().display(),
+            tier.python_version().unwrap_or_default()
+        ));
+    } else {
+        ui.info(&format!(
+            "user tier already set up at {}; shims checked",
+            tier.venv().display()
+        ));
+    }
+    if !no_modify_path {
+        setup_path(ctx, ui, &tier)?;
+    }
+    Ok(0)
+}
+
+/// Puts the tier's `venv/bin` on PATH through shell start-up files, unless the distro's
+/// profile.d snippet already does or `PYCTL_NO_MODIFY_PATH` is set.
+pub fn setup_path(ctx: &Context, ui: &Ui, tier: &Tier) -> Result<()> {
+    if std::path::Path::new(shell::PROFILE_SNIPPET).exists()
+        || ctx.var("PYCTL_NO_MODIFY_PATH").is_some()
+    {
+        return Ok(());
+    }
+    let Some(home) = &ctx.home else {
+        return Ok(());
+    };
+    let changed = shell::add_path_blocks(home, &tier.bin_dir())?;
+    if !changed.is_empty() {
+        let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
+        ui.info(&format!(
+            "added {} to PATH in {}; open a new shell (or `. ~/.profile`) to use it",
+            tier.bin_dir().display(),
+            names.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn self_uninstall(ctx: &Context, ui: &Ui) -> Result<i32> {
+    let home = ctx
+        .home
+        .clone()
+        .context("cannot tell your home folder: set HOME")?;
+    let changed = shell::remove_path_blocks(&home)?;
+    for file in &changed {
+        ui.info(&format!("removed the PATH lines from {}", file.display()));
+    }
+    if changed.is_empty() {
+        ui.info("no PATH lines of pyctl found in your shell start-up files");
+    }
+    if let Ok(tier) = current_tier(ctx) {
+        if tier.venv_exists() {
+            ui.info(&format!(
+                "your packages stay in {}; its pip keeps working without pyctl. Delete the \
+                 folder {} to remove them.",
+                tier.venv().display(),
+                tier.root.display()
+            ));
+        }
+    }
+    Ok(0)
+}
+
+/// The state of a history entry, for listings.
+fn entry_state(entry: &Entry, lock_held: bool) -> &'static str {
+    match &entry.after {
+        None if lock_held => "running",
+        None => "interrupted",
+        Some(a) if a.interrupted => "interrupted",
+        Some(a) if a.exit_code.is_some_and(|c| c != 0) => "failed",
+        Some(_) => "ok",
+    }
+}
+
+fn local_time(timestamp: &str) -> String {
+    timestamp
+        .parse::<jiff::Timestamp>()
+        .map(|ts| {
+            ts.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| timestamp.to_string())
+}
+
+#[derive(Serialize)]
+struct HistoryRow<'a> {
+    id: u64,
+    kind: &'a str,
+    timestamp: &'a str,
+    user: &'a str,
+    command: &'a str,
+    state: &'a str,
+    exit_code: Option<i32>,
+    changes: Option<&'a Changes>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reverts: Vec<u64>,
+}
+
+fn history_cmd(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Result<i32> {
+    let tier = current_tier(ctx)?;
+    let log = history::read_log(&tier.history_dir())?;
+    for problem in &log.problems {
+        ui.warn(&format!("skipping {problem}"));
+    }
+    let lock_held = TierLock::is_held(&tier.lock_path());
+    let entries: Vec<&Entry> = log
+        .entries
+        .iter()
+        .rev()
+        .take(limit.unwrap_or(usize::MAX))
+        .collect();
+    if json {
+        let rows: Vec<HistoryRow> = entries
+            .iter()
+            .map(|e| HistoryRow {
+                id: e.id,
+                kind: e.before.kind.as_str(),
+                timestamp: &e.before.timestamp,
+                user: &e.before.user,
+                command: &e.before.command,
+                state: entry_state(e, lock_held),
+                exit_code: e.after.as_ref().and_then(|a| a.exit_code),
+                changes: e.changes(),
+                reverts: e.before.reverts.clone(),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    if entries.is_empty() {
+        ui.info(&format!(
+            "no operations recorded yet in {}",
+            tier.history_dir().display()
+        ));
+        return Ok(0);
+    }
+    let id_width = entries
+        .iter()
+        .map(|e| e.id.to_string().len() + 1)
+        .max()
+        .unwrap_or(2);
+    let mut lines = Vec::new();
+    for e in entries {
+        let id = format!("#{}", e.id);
+        let state = entry_state(e, lock_held);
+        let mut tail = e.changes().map(|c| c.summary()).unwrap_or_default();
+        match state {
+            "ok" => {}
+            "failed" => {
+                let code = e.after.as_ref().and_then(|a| a.exit_code).unwrap_or(1);
+                tail = format!(
+                    "{tail}; {}",
+                    ui.out(Style::Removed, &format!("failed (exit {code})"))
+                );
+            }
+            other => tail = format!("{tail}; {}", ui.out(Style::Warn, other)),
+        }
+        let tail = tail.trim_start_matches("; ").to_string();
+        lines.push(format!(
+            "{}  {}  {}  {}",
+            ui.out(Style::Bold, &format!("{id:<id_width$}")),
+            local_time(&e.before.timestamp),
+            e.before.command,
+            ui.out(Style::Dim, &format!("({tail})"))
+        ));
+    }
+    print_or_pipe(ui, &lines)
+}
+
+fn print_or_pipe(ui: &Ui, lines: &[String]) -> Result<i32> {
+    match ui.print_lines(lines) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        other => other.map(|_| 0).context("cannot write to stdout"),
+    }
+}
+
+#[derive(Serialize)]
+struct DiffJson<'a> {
+    id: u64,
+    kind: &'a str,
+    command: &'a str,
+    timestamp: &'a str,
+    state: &'a str,
+    exit_code: Option<i32>,
+    changes: Changes,
+}
+
+fn diff(ctx: &Context, ui: &Ui, id: Option<u64>, json: bool) -> Result<i32> {
+    let tier = current_tier(ctx)?;
+    let log = history::read_log(&tier.history_dir())?;
+    for problem in &log.problems {
+        ui.warn(&format!("skipping {problem}"));
+    }
+    let entry = match id {
+        Some(id) => log
+            .get(id)
+            .with_context(|| match (log.entries.first(), log.last()) {
+                (Some(first), Some(last)) => {
+                    format!(
+                        "no entry #{id} in {} (entries go from #{} to #{})",
+                        tier.history_dir().display(),
+                        first.id,
+                        last.id
+                    )
+                }
+                _ => format!(
+                    "no entry #{id}: nothing is recorded yet in {}",
+                    tier.history_dir().display()
+                ),
+            })?,
+        None => log.last().with_context(|| {
+            format!(
+                "nothing is recorded yet in {}",
+                tier.history_dir().display()
+            )
+        })?,
+    };
+    let lock_held = TierLock::is_held(&tier.lock_path());
+    let changes = match entry.changes() {
+        Some(c) => c.clone(),
+        None => {
+            // Unfinished: compare its before with the venv as it is now.
+            let now = PackageSet::scan(&tier.venv())
+                .map(|s| s.requirement_map())
+                .unwrap_or_default();
+            Changes::between(&record::freeze_map(&entry.before.freeze), &now)
+        }
+    };
+    let state = entry_state(entry, lock_held);
+    if json {
+        let out = DiffJson {
+            id: entry.id,
+            kind: entry.before.kind.as_str(),
+            command: &entry.before.command,
+            timestamp: &entry.before.timestamp,
+            state,
+            exit_code: entry.after.as_ref().and_then(|a| a.exit_code),
+            changes,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    let mut lines = vec![format!(
+        "{}  {}  {}  ({}{})",
+        ui.out(Style::Bold, &format!("#{}", entry.id)),
+        local_time(&entry.before.timestamp),
+        entry.before.command,
+        changes.summary(),
+        if state == "ok" {
+            String::new()
+        } else {
+            format!("; {state}")
+        }
+    )];
+    lines.extend(ui.change_lines(&changes, false));
+    print_or_pipe(ui, &lines)
+}
+
+fn freeze(ctx: &Context, ui: &Ui, path: Option<PathBuf>) -> Result<i32> {
+    let venv = match path {
+        Some(p) => p,
+        None => {
+            let tier = current_tier(ctx)?;
+            if !tier.venv_exists() {
+                bail!(
+                    "no venv at {} yet; `pyctl init` or a first `pip install` creates it",
+                    tier.venv().display()
+                );
+            }
+            tier.venv()
+        }
+    };
+    let set = PackageSet::scan(&venv)?;
+    let text = set.freeze();
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    print_or_pipe(ui, &lines)
+}
+
+#[derive(Serialize)]
+struct StatusJson {
+    tier: &'static str,
+    root: PathBuf,
+    venv: PathBuf,
+    venv_exists: bool,
+    python: Option<String>,
+    packages: Option<usize>,
+    last_operation: Option<LastOp>,
+    problems: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct LastOp {
+    id: u64,
+    command: String,
+    timestamp: String,
+    state: String,
+}
+
+fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
+    let tier = current_tier(ctx)?;
+    let mut problems = Vec::new();
+    let set = if tier.venv_exists() {
+        match PackageSet::scan(&tier.venv()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.push(format!("cannot read the package set: {e}"));
+                None
+            }
+        }
+    } else {
+        if tier.is_provisioned() {
+            problems.push(format!(
+                "the venv {} is missing; the next `pip install` re-creates it",
+                tier.venv().display()
+            ));
+        }
+        None
+    };
+    if tier.venv_exists() && !tier.python().exists() {
+        problems.push(format!(
+            "the venv's interpreter {} is broken (a Python upgrade?)",
+            tier.python().display()
+        ));
+    }
+    let log = history::read_log(&tier.history_dir())?;
+    problems.extend(
+        log.problems
+            .iter()
+            .map(|p| format!("unreadable history file {p}")),
+    );
+    let lock_held = TierLock::is_held(&tier.lock_path());
+    for e in log.entries.iter().filter(|e| !e.is_complete()) {
+        if lock_held {
+            problems.push(format!(
+                "operation #{} ({}) is running",
+                e.id, e.before.command
+            ));
+        } else {
+            problems.push(format!(
+                "operation #{} ({}) was interrupted; the next operation records how it ended",
+                e.id, e.before.command
+            ));
+        }
+    }
+    if let (Some(set), Some(known)) = (&set, log.last_known_freeze()) {
+        if log.last().is_some_and(Entry::is_complete) && set.freeze() != known {
+            problems.push(
+                "the venv was changed outside pyctl (e.g. `python -m pip`); the next operation \
+                 records it"
+                    .to_string(),
+            );
+        }
+    }
+    if tier.venv_exists() {
+        for shim in shims::missing_shims(&tier, &ctx.exe) {
+            problems.push(format!(
+                "{} is not pyctl's shim; the next operation re-makes it",
+                shim.display()
+            ));
+        }
+    }
+    if tier.kind == TierKind::User
+        && tier.venv_exists()
+        && ctx.path_position(&tier.bin_dir()).is_none()
+    {
+        problems.push(format!(
+            "{} is not on PATH; open a new login shell, or run `pyctl init` to add it",
+            tier.bin_dir().display()
+        ));
+    }
+    let last = log.last().map(|e| LastOp {
+        id: e.id,
+        command: e.before.command.clone(),
+        timestamp: e.before.timestamp.clone(),
+        state: entry_state(e, lock_held).to_string(),
+    });
+    if json {
+        let out = StatusJson {
+            tier: tier.kind.as_str(),
+            root: tier.root.clone(),
+            venv: tier.venv(),
+            venv_exists: tier.venv_exists(),
+            python: tier.python_version(),
+            packages: set.as_ref().map(PackageSet::len),
+            last_operation: last,
+            problems,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    let mut lines = vec![
+        format!("{:<10}{}", "tier", tier.kind.as_str()),
+        format!("{:<10}{}", "venv", tier.venv().display()),
+    ];
+    if !tier.is_provisioned() {
+        lines.push(format!(
+            "{:<10}not created yet: `pip install ...` or `pyctl init` creates it",
+            "state"
+        ));
+    }
+    if let Some(v) = tier.python_version() {
+        lines.push(format!("{:<10}{v}", "python"));
+    }
+    if let Some(set) = &set {
+        lines.push(format!("{:<10}{}", "packages", set.len()));
+    }
+    match &last {
+        Some(op) => lines.push(format!(
+            "{:<10}#{} {} ({}, {})",
+            "last op",
+            op.id,
+            op.command,
+            local_time(&op.timestamp),
+            op.state
+        )),
+        None if tier.is_provisioned() => lines.push(format!("{:<10}none recorded", "last op")),
+        None => {}
+    }
+    if problems.is_empty() {
+        if tier.is_provisioned() {
+            lines.push(format!(
+                "{:<10}{}",
+                "problems",
+                ui.out(Style::Added, "none")
+            ));
+        }
+    } else {
+        lines.push(format!("{:<10}{}", "problems", problems.len()));
+        for p in &problems {
+            lines.push(format!("  {} {p}", ui.out(Style::Warn, "!")));
+        }
+    }
+    print_or_pipe(ui, &lines)
+}

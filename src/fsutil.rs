@@ -1,0 +1,156 @@
+//! Filesystem primitives every on-disk write goes through: atomic replacement and the tier lock.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use nix::fcntl::{Flock, FlockArg};
+
+/// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename, then
+/// fsync of the folder, so a crash leaves either the old file or the new one, never a torn one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .with_context(|| format!("{}: no parent folder", path.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("{}: cannot create a temp file", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("{}: write failed", path.display()))?;
+    set_mode_from_umask(tmp.path());
+    tmp.persist(path)
+        .with_context(|| format!("{}: cannot replace", path.display()))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// tempfile creates files 0600; the files we persist should get the usual umask-derived mode so
+/// that, for instance, root-owned system-tier history stays readable by everyone.
+fn set_mode_from_umask(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    nix::sys::stat::umask(mask);
+    let mode = 0o666 & !mask.bits();
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+}
+
+/// fsync a folder so a rename in it is durable. Failures are not fatal: some filesystems
+/// refuse fsync on folders.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(f) = File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+/// An exclusive lock on a tier, held for a whole read-modify-write. Released on drop.
+pub struct TierLock {
+    _flock: Flock<File>,
+    pub path: PathBuf,
+}
+
+impl std::fmt::Debug for TierLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TierLock")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl TierLock {
+    /// Takes the lock at `path`, creating the file with `mode` if needed. When another process
+    /// holds it, `on_wait` is called once and the call waits up to `timeout`.
+    pub fn acquire(
+        path: &Path,
+        mode: u32,
+        timeout: Duration,
+        on_wait: impl FnOnce(),
+    ) -> Result<TierLock> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(mode)
+            .open(path)
+            .with_context(|| format!("{}: cannot open the tier lock", path.display()))?;
+        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(Self::held(lock, path)),
+            Err((file, nix::errno::Errno::EWOULDBLOCK)) => file,
+            Err((_, e)) => {
+                return Err(e).with_context(|| format!("{}: cannot lock", path.display()))
+            }
+        };
+        on_wait();
+        let start = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(Self::held(lock, path)),
+                Err((f, nix::errno::Errno::EWOULDBLOCK)) => file = f,
+                Err((_, e)) => {
+                    return Err(e).with_context(|| format!("{}: cannot lock", path.display()))
+                }
+            }
+            if start.elapsed() > timeout {
+                anyhow::bail!(
+                    "{}: another pyctl or pip still holds this tier after {} s; try again, or \
+                     raise PYCTL_LOCK_TIMEOUT",
+                    path.display(),
+                    timeout.as_secs()
+                );
+            }
+        }
+    }
+
+    /// Whether some process holds the lock now (for read-only commands that only report).
+    pub fn is_held(path: &Path) -> bool {
+        let Ok(file) = File::open(path) else {
+            return false;
+        };
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(_) => false,
+            Err((_, e)) => e == nix::errno::Errno::EWOULDBLOCK,
+        }
+    }
+
+    fn held(lock: Flock<File>, path: &Path) -> TierLock {
+        TierLock {
+            _flock: lock,
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file may remain");
+    }
+
+    #[test]
+    fn second_lock_waits_and_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".lock");
+        let _held = TierLock::acquire(&p, 0o644, Duration::from_secs(1), || {}).unwrap();
+        assert!(TierLock::is_held(&p));
+        let mut waited = false;
+        let err =
+            TierLock::acquire(&p, 0o644, Duration::from_millis(100), || waited = true).unwrap_err();
+        assert!(waited);
+        assert!(err.to_string().contains(".lock"), "{err}");
+    }
+}

@@ -1,0 +1,426 @@
+//! The operation history of a tier: `history/N_before.json` and `history/N_after.json`.
+//!
+//! The format is the seed's, plus `schema`, `kind`, `python` and `venv`. Each file is written
+//! atomically. Ids only grow. A `before` without an `after` is an interrupted (or, while the tier
+//! lock is held, running) operation. Files that cannot be read are reported with their path and
+//! skipped, never fatal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+
+/// Version of the on-disk history format.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Pip,
+    Undo,
+    Redo,
+    Restore,
+    Clean,
+    External,
+    Init,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Pip => "pip",
+            Kind::Undo => "undo",
+            Kind::Redo => "redo",
+            Kind::Restore => "restore",
+            Kind::Clean => "clean",
+            Kind::External => "external",
+            Kind::Init => "init",
+        }
+    }
+}
+
+/// One modified distribution: the requirement line before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Modified {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub modified: Vec<Modified>,
+}
+
+impl Changes {
+    /// The difference between two requirement maps (canonical name → requirement line).
+    pub fn between(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Self {
+        let mut changes = Changes::default();
+        for (name, line) in after {
+            match before.get(name) {
+                None => changes.added.push(line.clone()),
+                Some(old) if old != line => changes.modified.push(Modified {
+                    name: name.clone(),
+                    from: old.clone(),
+                    to: line.clone(),
+                }),
+                Some(_) => {}
+            }
+        }
+        for (name, line) in before {
+            if !after.contains_key(name) {
+                changes.removed.push(line.clone());
+            }
+        }
+        changes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.modified.is_empty()
+    }
+
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.added.is_empty() {
+            parts.push(format!("{} added", self.added.len()));
+        }
+        if !self.removed.is_empty() {
+            parts.push(format!("{} removed", self.removed.len()));
+        }
+        if !self.modified.is_empty() {
+            parts.push(format!("{} changed", self.modified.len()));
+        }
+        if parts.is_empty() {
+            "no changes".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// The content of one `N_before.json` or `N_after.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub schema: u32,
+    pub id: u64,
+    pub kind: Kind,
+    pub timestamp: String,
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sudo_user: Option<String>,
+    pub command: String,
+    #[serde(default)]
+    pub pip_args: Vec<String>,
+    pub python: String,
+    pub venv: PathBuf,
+    pub freeze: String,
+    /// Ids of the entries this one reverts (undo, redo, restore).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reverts: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+    /// Only in `after` files; `null` when the operation was interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Set on an `after` written later, from the state found, for an interrupted operation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+/// An operation: its before record, and its after record once it has finished.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: u64,
+    pub before: Record,
+    pub after: Option<Record>,
+}
+
+impl Entry {
+    pub fn is_complete(&self) -> bool {
+        self.after.is_some()
+    }
+
+    pub fn changes(&self) -> Option<&Changes> {
+        self.after.as_ref().and_then(|a| a.changes.as_ref())
+    }
+}
+
+/// A file in `history/` that was skipped, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+/// Everything readable in a history folder.
+#[derive(Debug, Default)]
+pub struct Log {
+    /// Entries in id order.
+    pub entries: Vec<Entry>,
+    pub problems: Vec<Problem>,
+    /// The highest id seen in any file name, readable or not: new ids go above it.
+    pub max_id: u64,
+}
+
+impl Log {
+    pub fn last(&self) -> Option<&Entry> {
+        self.entries.last()
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.max_id + 1
+    }
+
+    /// The package set the history says the venv is in now: the after of the latest finished
+    /// entry (or the before of an unfinished one).
+    pub fn last_known_freeze(&self) -> Option<&str> {
+        self.entries.last().map(|e| match &e.after {
+            Some(after) => after.freeze.as_str(),
+            None => e.before.freeze.as_str(),
+        })
+    }
+}
+
+/// File name of one half of an entry: `001_before.json`, ..., `999_after.json`, `1000_after.json`.
+pub fn file_name(id: u64, half: Half) -> String {
+    format!("{id:03}_{}.json", half.as_str())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Half {
+    Before,
+    After,
+}
+
+impl Half {
+    fn as_str(self) -> &'static str {
+        match self {
+            Half::Before => "before",
+            Half::After => "after",
+        }
+    }
+}
+
+fn parse_file_name(name: &str) -> Option<(u64, Half)> {
+    let stem = name.strip_suffix(".json")?;
+    let (id, half) = stem.split_once('_')?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let half = match half {
+        "before" => Half::Before,
+        "after" => Half::After,
+        _ => return None,
+    };
+    Some((id.parse().ok()?, half))
+}
+
+/// Reads every entry of the history folder `dir`. A missing folder is an empty history.
+pub fn read_log(dir: &Path) -> Result<Log> {
+    let mut log = Log::default();
+    let read_dir = match std::fs::read_dir(dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(log),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", dir.display())),
+    };
+    let mut halves: BTreeMap<u64, (Option<Record>, Option<Record>)> = BTreeMap::new();
+    for item in read_dir {
+        let item = item.with_context(|| format!("{}: cannot read", dir.display()))?;
+        let path = item.path();
+        let name = item.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".tmp-") {
+            continue;
+        }
+        let Some((id, half)) = parse_file_name(&name) else {
+            log.problems.push(Problem {
+                path,
+                message: "not a pyctl history file; ignored".into(),
+            });
+            continue;
+        };
+        log.max_id = log.max_id.max(id);
+        match read_record(&path, id) {
+            Ok(record) => {
+                let slot = halves.entry(id).or_default();
+                match half {
+                    Half::Before => slot.0 = Some(record),
+                    Half::After => slot.1 = Some(record),
+                }
+            }
+            Err(message) => log.problems.push(Problem { path, message }),
+        }
+    }
+    for (id, (before, after)) in halves {
+        match (before, after) {
+            (Some(before), after) => log.entries.push(Entry { id, before, after }),
+            (None, Some(after)) => {
+                // An after whose before is unreadable: keep the entry, using the after as both.
+                log.entries.push(Entry {
+                    id,
+                    before: after.clone(),
+                    after: Some(after),
+                });
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(log)
+}
+
+fn read_record(path: &Path, id: u64) -> std::result::Result<Record, String> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Err("not a regular file; ignored".into());
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let record: Record =
+        serde_json::from_slice(&bytes).map_err(|e| format!("corrupt history file: {e}"))?;
+    if record.schema > SCHEMA {
+        return Err(format!(
+            "written by a newer pyctl (schema {}); ignored",
+            record.schema
+        ));
+    }
+    if record.id != id {
+        return Err(format!(
+            "file name says entry {id} but the file says {}; ignored",
+            record.id
+        ));
+    }
+    Ok(record)
+}
+
+/// Writes one half of an entry, atomically.
+pub fn write_record(dir: &Path, half: Half, record: &Record) -> Result<PathBuf> {
+    let path = dir.join(file_name(record.id, half));
+    let mut json = serde_json::to_vec_pretty(record)?;
+    json.push(b'\n');
+    write_atomic(&path, &json)?;
+    Ok(path)
+}
+
+/// Deletes the oldest entries beyond `max_entries`. Returns the ids removed.
+pub fn prune(dir: &Path, log: &Log, max_entries: usize) -> Result<Vec<u64>> {
+    let ids: BTreeSet<u64> = log.entries.iter().map(|e| e.id).collect();
+    if max_entries == 0 || ids.len() <= max_entries {
+        return Ok(Vec::new());
+    }
+    let excess = ids.len() - max_entries;
+    let doomed: Vec<u64> = ids.into_iter().take(excess).collect();
+    for id in &doomed {
+        for half in [Half::Before, Half::After] {
+            let path = dir.join(file_name(*id, half));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("{}: cannot prune", path.display()))
+                }
+            }
+        }
+    }
+    Ok(doomed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: u64, freeze: &str) -> Record {
+        Record {
+            schema: SCHEMA,
+            id,
+            kind: Kind::Pip,
+            timestamp: "2026-01-01T00:00:00Z".into(),
+            user: "u".into(),
+            uid: Some(1000),
+            sudo_user: None,
+            command: "pip install x".into(),
+            pip_args: vec!["install".into(), "x".into()],
+            python: "3.11.2".into(),
+            venv: "/v".into(),
+            freeze: freeze.into(),
+            reverts: vec![],
+            changes: None,
+            exit_code: None,
+            interrupted: false,
+        }
+    }
+
+    #[test]
+    fn file_names_grow_past_999() {
+        assert_eq!(file_name(7, Half::Before), "007_before.json");
+        assert_eq!(file_name(1000, Half::After), "1000_after.json");
+        assert_eq!(
+            parse_file_name("1000_after.json"),
+            Some((1000, Half::After))
+        );
+        assert_eq!(parse_file_name("x_after.json"), None);
+        assert_eq!(parse_file_name("001_during.json"), None);
+    }
+
+    #[test]
+    fn corrupt_and_foreign_files_are_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        write_record(dir.path(), Half::Before, &record(1, "a==1\n")).unwrap();
+        write_record(dir.path(), Half::After, &record(1, "a==2\n")).unwrap();
+        std::fs::write(dir.path().join("002_before.json"), b"{ not json").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"hello").unwrap();
+        let log = read_log(dir.path()).unwrap();
+        assert_eq!(log.entries.len(), 1);
+        assert_eq!(log.problems.len(), 2);
+        assert_eq!(log.next_id(), 3, "a corrupt file's id is never reused");
+        assert!(log
+            .problems
+            .iter()
+            .any(|p| p.path.ends_with("002_before.json")));
+    }
+
+    #[test]
+    fn changes_classify_added_removed_modified() {
+        let before: BTreeMap<_, _> = [("a", "a==1"), ("b", "b==1")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let after: BTreeMap<_, _> = [("a", "a==2"), ("c", "c==1")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let c = Changes::between(&before, &after);
+        assert_eq!(c.added, vec!["c==1"]);
+        assert_eq!(c.removed, vec!["b==1"]);
+        assert_eq!(c.modified.len(), 1);
+        assert_eq!(c.summary(), "1 added, 1 removed, 1 changed");
+    }
+
+    #[test]
+    fn prune_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in 1..=5 {
+            write_record(dir.path(), Half::Before, &record(id, "")).unwrap();
+            write_record(dir.path(), Half::After, &record(id, "")).unwrap();
+        }
+        let log = read_log(dir.path()).unwrap();
+        assert_eq!(prune(dir.path(), &log, 3).unwrap(), vec![1, 2]);
+        let log = read_log(dir.path()).unwrap();
+        let ids: Vec<u64> = log.entries.iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![3, 4, 5]);
+    }
+}

@@ -1,0 +1,649 @@
+//! The package set of a venv, read straight from its site-packages: never by running pip.
+//!
+//! What is read, and the spec each part follows:
+//! - `*.dist-info/METADATA` and `*.egg-info/PKG-INFO` headers (Core metadata, "Name", "Version"),
+//!   <https://packaging.python.org/en/latest/specifications/core-metadata/>;
+//! - `*.dist-info/direct_url.json` (PEP 610, "Recording the Direct URL Origin of installed
+//!   distributions"), for URL, VCS and editable installs;
+//! - `*.egg-link` files and path lines of `*.pth` files, which put more folders on `sys.path`
+//!   the way `site.addsitedir` does, so legacy `setup.py develop` installs are found too.
+//!
+//! `PackageSet::freeze` renders the set exactly as `pip freeze --all` does (pip's
+//! `operations/freeze.py`): sorted by the lower-cased project name, `name==version` with the
+//! version normalised per PEP 440, `name @ url` for direct-URL installs, and `-e location` with a
+//! comment line for editable ones.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors reading a venv's package set.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("{path}: no site-packages folder found (is this a Python venv?)")]
+    NoSitePackages { path: PathBuf },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// PEP 503 normalised project name: runs of `-`, `_` and `.` become one `-`, all lower case.
+pub fn canonical_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_sep = false;
+    for c in name.chars() {
+        if c == '-' || c == '_' || c == '.' {
+            if !in_sep {
+                out.push('-');
+            }
+            in_sep = true;
+        } else {
+            out.extend(c.to_lowercase());
+            in_sep = false;
+        }
+    }
+    out
+}
+
+/// A PEP 610 `direct_url.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectUrl {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdirectory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcs_info: Option<VcsInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_info: Option<ArchiveInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir_info: Option<DirInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VcsInfo {
+    pub vcs: String,
+    pub commit_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_revision: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveInfo {
+    /// The legacy `"<algorithm>=<hex>"` field; pip's freeze prints only this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirInfo {
+    #[serde(default)]
+    pub editable: bool,
+}
+
+impl DirectUrl {
+    /// PEP 610 says exactly one of the three info keys is present; anything else is invalid and,
+    /// like pip, we then ignore the file.
+    fn is_valid(&self) -> bool {
+        let infos = [
+            self.vcs_info.is_some(),
+            self.archive_info.is_some(),
+            self.dir_info.is_some(),
+        ];
+        infos.iter().filter(|x| **x).count() == 1
+    }
+
+    fn is_editable(&self) -> bool {
+        self.dir_info.as_ref().is_some_and(|d| d.editable)
+    }
+
+    /// The PEP 440 direct reference pip's freeze prints (`direct_url_as_pep440_direct_reference`).
+    fn as_direct_reference(&self, name: &str) -> String {
+        let mut req = format!("{name} @ ");
+        let mut fragments = Vec::new();
+        if let Some(vcs) = &self.vcs_info {
+            req.push_str(&format!("{}+{}@{}", vcs.vcs, self.url, vcs.commit_id));
+        } else {
+            req.push_str(&self.url);
+            if let Some(hash) = self.archive_info.as_ref().and_then(|a| a.hash.as_ref()) {
+                fragments.push(hash.clone());
+            }
+        }
+        if let Some(sub) = &self.subdirectory {
+            fragments.push(format!("subdirectory={sub}"));
+        }
+        if !fragments.is_empty() {
+            req.push('#');
+            req.push_str(&fragments.join("&"));
+        }
+        req
+    }
+}
+
+/// How a distribution's metadata is laid out on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetadataFormat {
+    DistInfo,
+    EggInfo,
+}
+
+/// One installed distribution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Distribution {
+    /// The `Name` field as written in the metadata.
+    pub name: String,
+    pub canonical: String,
+    /// The `Version` field as written.
+    pub raw_version: String,
+    /// PEP 440 normalised version, or `None` when the version is not valid PEP 440.
+    pub version: Option<String>,
+    pub direct_url: Option<DirectUrl>,
+    /// For a legacy `.egg-link` install: the project folder it points to.
+    pub egg_link: Option<PathBuf>,
+    /// The `.dist-info` / `.egg-info` folder (or file) holding the metadata.
+    pub metadata_path: PathBuf,
+    pub format: MetadataFormat,
+}
+
+impl Distribution {
+    /// The version as pip prints it: normalised when valid, verbatim otherwise.
+    pub fn display_version(&self) -> &str {
+        self.version.as_deref().unwrap_or(&self.raw_version)
+    }
+
+    /// `name==version`, or `name===version` for a version that is not PEP 440 (pip's
+    /// `_format_as_name_version`).
+    pub fn name_version(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}=={}", self.name, v),
+            None => format!("{}==={}", self.name, self.raw_version),
+        }
+    }
+
+    pub fn is_editable(&self) -> bool {
+        self.direct_url.as_ref().is_some_and(DirectUrl::is_editable) || self.egg_link.is_some()
+    }
+
+    fn editable_location(&self) -> Option<PathBuf> {
+        if let Some(du) = self.direct_url.as_ref().filter(|d| d.is_editable()) {
+            return file_url_to_path(&du.url);
+        }
+        self.egg_link.clone()
+    }
+
+    /// The lines `pip freeze` prints for this distribution (comments first).
+    pub fn freeze_lines(&self) -> Vec<String> {
+        if self.is_editable() {
+            return match self.editable_location() {
+                Some(location) => editable_lines(self, &normalize_path(&location)),
+                None => vec![self.name_version()],
+            };
+        }
+        match &self.direct_url {
+            Some(du) => vec![du.as_direct_reference(&self.name)],
+            None => vec![self.name_version()],
+        }
+    }
+}
+
+/// The editable part of pip's freeze (`_get_editable_info`): a VCS requirement when the project
+/// lives in a git checkout with a remote, otherwise the bare location with a comment.
+fn editable_lines(dist: &Distribution, location: &Path) -> Vec<String> {
+    let display = dist.name_version();
+    let loc = location.display().to_string();
+    let Some(repo_root) = find_git_root(location) else {
+        return vec![
+            format!("# Editable install with no version control ({display})"),
+            format!("-e {loc}"),
+        ];
+    };
+    match git_requirement(&repo_root, location, &dist.name) {
+        Some(req) => vec![format!("-e {req}")],
+        None => vec![
+            format!("# Editable Git install with no remote ({display})"),
+            format!("-e {loc}"),
+        ],
+    }
+}
+
+fn find_git_root(location: &Path) -> Option<PathBuf> {
+    location
+        .ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .map(Path::to_path_buf)
+}
+
+/// `git+<remote>@<commit>#egg=<name>[&subdirectory=...]`, as pip's Git backend builds it. Runs
+/// git, as pip does: this only happens for editable installs from a git checkout.
+fn git_requirement(repo_root: &Path, location: &Path, name: &str) -> Option<String> {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(location)
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let remotes = git(&["config", "--get-regexp", r"remote\..*\.url"])?;
+    let mut urls = remotes.lines().filter_map(|l| l.split_once(' '));
+    let first = urls.clone().next()?;
+    let url = urls
+        .find(|(key, _)| *key == "remote.origin.url")
+        .unwrap_or(first)
+        .1
+        .to_string();
+    let url = if url.contains("://") || url.starts_with("file:") {
+        url
+    } else if Path::new(&url).exists() {
+        format!("file://{}", normalize_path(&location.join(&url)).display())
+    } else if let Some((user_host, path)) = url.split_once(':') {
+        format!("ssh://{user_host}/{path}")
+    } else {
+        url
+    };
+    let commit = git(&["rev-parse", "HEAD"])?;
+    let mut req = format!("git+{url}@{commit}#egg={}", name.replace('-', "_"));
+    if let Ok(sub) = location.strip_prefix(repo_root) {
+        if !sub.as_os_str().is_empty() {
+            req.push_str(&format!("&subdirectory={}", sub.display()));
+        }
+    }
+    Some(req)
+}
+
+/// `file:///a%20b` → `/a b`; `None` for anything that is not a local file URL.
+pub fn file_url_to_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("file://")?;
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()?;
+    Some(PathBuf::from(decoded.as_ref()))
+}
+
+/// `os.path.abspath` without touching the filesystem: drop `.`, fold `..`.
+fn normalize_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for comp in path.components() {
+        match comp {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The distributions of one venv, keyed by canonical name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageSet {
+    pub dists: BTreeMap<String, Distribution>,
+}
+
+impl PackageSet {
+    /// Reads the set of the venv at `venv` (the folder holding `pyvenv.cfg`).
+    pub fn scan(venv: &Path) -> Result<PackageSet, InventoryError> {
+        let dirs = site_packages_dirs(venv)?;
+        let mut set = PackageSet::default();
+        let mut extra_paths = Vec::new();
+        for dir in &dirs {
+            scan_dir(dir, &mut set, true)?;
+            extra_paths.extend(pth_paths(dir));
+        }
+        // Folders added by .pth files come after site-packages on sys.path, so what is found
+        // there only counts when site-packages did not already have the name.
+        for extra in extra_paths {
+            if !dirs.contains(&extra) {
+                scan_dir(&extra, &mut set, false)?;
+            }
+        }
+        Ok(set)
+    }
+
+    pub fn len(&self) -> usize {
+        self.dists.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dists.is_empty()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Distribution> {
+        self.dists.get(&canonical_name(name))
+    }
+
+    /// The set as `pip freeze --all` prints it, one requirement per line, each line ending in
+    /// a newline.
+    pub fn freeze(&self) -> String {
+        let mut entries: Vec<&Distribution> = self.dists.values().collect();
+        entries.sort_by_key(|d| d.name.to_lowercase());
+        let mut out = String::new();
+        for dist in entries {
+            for line in dist.freeze_lines() {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// canonical name → the requirement line that identifies the installed distribution (the
+    /// last freeze line: comments dropped).
+    pub fn requirement_map(&self) -> BTreeMap<String, String> {
+        self.dists
+            .iter()
+            .map(|(k, d)| (k.clone(), d.freeze_lines().pop().unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// The `lib/pythonX.Y/site-packages` folders of a venv (lib64 too when it is a separate folder).
+pub fn site_packages_dirs(venv: &Path) -> Result<Vec<PathBuf>, InventoryError> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    for lib in ["lib", "lib64"] {
+        let lib_dir = venv.join(lib);
+        let Ok(entries) = std::fs::read_dir(&lib_dir) else {
+            continue;
+        };
+        let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
+        names.sort_by_key(|e| e.file_name());
+        for entry in names {
+            let name = entry.file_name();
+            if !name.to_string_lossy().starts_with("python") {
+                continue;
+            }
+            let sp = entry.path().join("site-packages");
+            if sp.is_dir() {
+                let canonical = sp.canonicalize().unwrap_or(sp);
+                if !found.contains(&canonical) {
+                    found.push(canonical);
+                }
+            }
+        }
+    }
+    if found.is_empty() {
+        return Err(InventoryError::NoSitePackages {
+            path: venv.to_path_buf(),
+        });
+    }
+    Ok(found)
+}
+
+fn scan_dir(dir: &Path, set: &mut PackageSet, follow_egg_links: bool) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut names: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    names.sort();
+    let mut egg_links = Vec::new();
+    for path in names {
+        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let lower = file_name.to_ascii_lowercase();
+        let dist = if lower.ends_with(".dist-info") {
+            read_dist_info(&path)
+        } else if lower.ends_with(".egg-info") {
+            read_egg_info(&path)
+        } else {
+            if lower.ends_with(".egg-link") {
+                egg_links.push(path);
+            }
+            continue;
+        };
+        match dist {
+            Ok(Some(dist)) => {
+                set.dists.entry(dist.canonical.clone()).or_insert(dist);
+            }
+            Ok(None) => {}
+            Err(e) => log::warn!("{}: unreadable metadata skipped: {e}", path.display()),
+        }
+    }
+    if follow_egg_links {
+        for link in egg_links {
+            if let Some(dist) = read_egg_link(&link) {
+                set.dists.entry(dist.canonical.clone()).or_insert(dist);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The folders a `.pth` file adds to `sys.path`: lines that are not comments, not `import`
+/// statements and name an existing folder (relative ones against site-packages).
+fn pth_paths(site_packages: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(site_packages) else {
+        return Vec::new();
+    };
+    let mut pth_files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pth"))
+        .collect();
+    pth_files.sort();
+    let mut out = Vec::new();
+    for pth in pth_files {
+        let Ok(text) = std::fs::read_to_string(&pth) else {
+            continue;
+        };
+        for line in text.lines() {
+            let line = line.trim_end();
+            if line.is_empty()
+                || line.starts_with('#')
+                || line.starts_with("import ")
+                || line.starts_with("import\t")
+            {
+                continue;
+            }
+            let dir = normalize_path(&site_packages.join(line));
+            if dir.is_dir() && !out.contains(&dir) {
+                out.push(dir);
+            }
+        }
+    }
+    out
+}
+
+fn read_dist_info(path: &Path) -> std::io::Result<Option<Distribution>> {
+    let Some(headers) = read_headers(&path.join("METADATA"))? else {
+        return Ok(None);
+    };
+    let direct_url = std::fs::read(path.join("direct_url.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<DirectUrl>(&bytes).ok())
+        .filter(DirectUrl::is_valid);
+    Ok(make_dist(
+        headers,
+        path,
+        MetadataFormat::DistInfo,
+        direct_url,
+        None,
+    ))
+}
+
+fn read_egg_info(path: &Path) -> std::io::Result<Option<Distribution>> {
+    let pkg_info = if path.is_dir() {
+        path.join("PKG-INFO")
+    } else {
+        path.to_path_buf()
+    };
+    let Some(headers) = read_headers(&pkg_info)? else {
+        return Ok(None);
+    };
+    Ok(make_dist(
+        headers,
+        path,
+        MetadataFormat::EggInfo,
+        None,
+        None,
+    ))
+}
+
+/// A `.egg-link` names a project folder (first line) holding the project's `.egg-info`.
+fn read_egg_link(link: &Path) -> Option<Distribution> {
+    let text = std::fs::read_to_string(link).ok()?;
+    let target = normalize_path(&link.parent()?.join(text.lines().next()?.trim()));
+    let stem = link.file_stem()?.to_str()?;
+    let entries = std::fs::read_dir(&target).ok()?;
+    for entry in entries.filter_map(Result::ok) {
+        let p = entry.path();
+        let name = p.file_name()?.to_str()?.to_string();
+        if let Some(project) = name.strip_suffix(".egg-info") {
+            let project = project.split('-').next().unwrap_or(project);
+            if canonical_name(project) == canonical_name(stem) {
+                let headers = read_headers(&p.join("PKG-INFO")).ok()??;
+                return make_dist(headers, &p, MetadataFormat::EggInfo, None, Some(target));
+            }
+        }
+    }
+    None
+}
+
+struct Headers {
+    name: String,
+    version: String,
+}
+
+/// Reads the `Name` and `Version` headers of an RFC 822 style metadata file, stopping at the
+/// first blank line (the body is the long description). Missing file: `None`.
+fn read_headers(path: &Path) -> std::io::Result<Option<Headers>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::new(file);
+    let mut name = None;
+    let mut version = None;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            break;
+        }
+        if let Some((key, value)) = line.split_once(':') {
+            let value = value.trim();
+            if key.eq_ignore_ascii_case("name") && name.is_none() {
+                name = Some(value.to_string());
+            } else if key.eq_ignore_ascii_case("version") && version.is_none() {
+                version = Some(value.to_string());
+            }
+        }
+        if name.is_some() && version.is_some() {
+            break;
+        }
+    }
+    Ok(match (name, version) {
+        (Some(name), Some(version)) if !name.is_empty() => Some(Headers { name, version }),
+        _ => None,
+    })
+}
+
+fn make_dist(
+    headers: Headers,
+    metadata_path: &Path,
+    format: MetadataFormat,
+    direct_url: Option<DirectUrl>,
+    egg_link: Option<PathBuf>,
+) -> Option<Distribution> {
+    let version = normalize_version(&headers.version);
+    Some(Distribution {
+        canonical: canonical_name(&headers.name),
+        name: headers.name,
+        raw_version: headers.version,
+        version,
+        direct_url,
+        egg_link,
+        metadata_path: metadata_path.to_path_buf(),
+        format,
+    })
+}
+
+/// PEP 440 normal form of a version string, or `None` if it is not a valid version.
+pub fn normalize_version(raw: &str) -> Option<String> {
+    raw.trim()
+        .parse::<pep440_rs::Version>()
+        .ok()
+        .map(|v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_names_follow_pep_503() {
+        assert_eq!(canonical_name("Foo.Bar__baz"), "foo-bar-baz");
+        assert_eq!(canonical_name("zope.interface"), "zope-interface");
+        assert_eq!(canonical_name("A--B"), "a-b");
+    }
+
+    #[test]
+    fn versions_are_normalised() {
+        assert_eq!(
+            normalize_version("1.0.0-alpha1").as_deref(),
+            Some("1.0.0a1")
+        );
+        assert_eq!(normalize_version("1.0-post1").as_deref(), Some("1.0.post1"));
+        assert_eq!(normalize_version("0!1.0").as_deref(), Some("1.0"));
+        assert_eq!(normalize_version("not a version"), None);
+    }
+
+    #[test]
+    fn direct_reference_matches_pip() {
+        let du = DirectUrl {
+            url: "https://example.org/x.tar.gz".into(),
+            subdirectory: Some("sub".into()),
+            vcs_info: None,
+            archive_info: Some(ArchiveInfo {
+                hash: Some("sha256=abc".into()),
+                hashes: None,
+            }),
+            dir_info: None,
+        };
+        assert_eq!(
+            du.as_direct_reference("x"),
+            "x @ https://example.org/x.tar.gz#sha256=abc&subdirectory=sub"
+        );
+        let vcs = DirectUrl {
+            url: "https://example.org/r.git".into(),
+            subdirectory: None,
+            vcs_info: Some(VcsInfo {
+                vcs: "git".into(),
+                commit_id: "deadbeef".into(),
+                requested_revision: None,
+            }),
+            archive_info: None,
+            dir_info: None,
+        };
+        assert_eq!(
+            vcs.as_direct_reference("r"),
+            "r @ git+https://example.org/r.git@deadbeef"
+        );
+    }
+
+    #[test]
+    fn file_urls_decode() {
+        assert_eq!(
+            file_url_to_path("file:///tmp/a%20b").unwrap(),
+            PathBuf::from("/tmp/a b")
+        );
+        assert!(file_url_to_path("https://x").is_none());
+    }
+}

@@ -1,0 +1,88 @@
+//! pyctl: a two-tier Python package setup. Plain `pip install` goes to a per-user venv
+//! (`~/.local/python-packages/venv`), root's to a root-only system venv
+//! (`/opt/system-python/venv`), and every change is recorded so it can be seen and undone.
+//!
+//! One binary: named `pip`, `pip3` or `pip3.X` it is the pip wrapper (`wrapper`); otherwise it
+//! is the `pyctl` command (`cli`, `commands`).
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod exit_codes;
+pub mod fsutil;
+pub mod history;
+pub mod inventory;
+pub mod record;
+pub mod shell;
+pub mod shims;
+pub mod snapshot;
+pub mod tier;
+pub mod ui;
+pub mod wrapper;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use clap::Parser;
+
+use crate::context::Context;
+use crate::exit_codes::ExitCode;
+
+/// Runs pyctl with `args` (argv, program name first) and returns the process exit code.
+pub fn run(ctx: Context, args: Vec<OsString>) -> i32 {
+    let program = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let result = if wrapper::is_pip_name(&program) {
+        init_logging(&ctx, 0);
+        wrapper::run_as_pip(&ctx, &program, args.into_iter().skip(1).collect())
+    } else if args.get(1).is_some_and(|a| a == "__shim") {
+        init_logging(&ctx, 0);
+        wrapper::run_as_shim(&ctx, args.into_iter().skip(2).collect())
+    } else {
+        let cli = match cli::Cli::try_parse_from(&args) {
+            Ok(cli) => cli,
+            Err(e) => {
+                let _ = e.print();
+                return e.exit_code();
+            }
+        };
+        init_logging(&ctx, cli.verbose);
+        commands::dispatch(&ctx, cli)
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+/// Prints the error chain once, as `pyctl: error: ...`, and picks the exit code.
+fn report(err: &anyhow::Error) -> i32 {
+    if err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) {
+        return ExitCode::Success.code();
+    }
+    ui::Ui::plain().error(&format!("{err:#}"));
+    ExitCode::Failure.code()
+}
+
+fn init_logging(ctx: &Context, verbose: u8) {
+    let level = match verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        2 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(level).format_target(false);
+    if let Some(filters) = ctx.var_str("PYCTL_LOG") {
+        builder.parse_filters(&filters);
+    }
+    let _ = builder.try_init();
+}

@@ -1,0 +1,342 @@
+//! Recording an operation on a tier: the transaction every write goes through.
+//!
+//! Under the tier lock: read the package set, settle what the history does not know yet (an
+//! interrupted entry is completed, changes made behind pyctl's back become an `external` entry),
+//! write `N_before.json`, run the operation, read the set again, write `N_after.json`, re-make
+//! the shims, prune. Read-only work never comes here.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::fsutil::TierLock;
+use crate::history::{self, Changes, Half, Kind, Record};
+use crate::inventory::PackageSet;
+use crate::shims;
+use crate::snapshot;
+use crate::tier::{self, Tier, TierKind};
+use crate::ui::Ui;
+
+/// What is being recorded.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub kind: Kind,
+    pub command: String,
+    pub pip_args: Vec<String>,
+    pub reverts: Vec<u64>,
+}
+
+/// What a recorded operation did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub id: u64,
+    pub exit_code: i32,
+    pub changes: Changes,
+}
+
+pub fn now_timestamp() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn new_record(ctx: &Context, tier: &Tier, id: u64, op: &Operation, freeze: String) -> Record {
+    Record {
+        schema: history::SCHEMA,
+        id,
+        kind: op.kind,
+        timestamp: now_timestamp(),
+        user: ctx.user_name.clone(),
+        uid: Some(ctx.uid),
+        sudo_user: if tier.kind == TierKind::System {
+            ctx.var_str("SUDO_USER")
+        } else {
+            None
+        },
+        command: op.command.clone(),
+        pip_args: op.pip_args.clone(),
+        python: tier.python_version().unwrap_or_default(),
+        venv: tier.venv(),
+        freeze,
+        reverts: op.reverts.clone(),
+        changes: None,
+        exit_code: None,
+        interrupted: false,
+    }
+}
+
+fn scan(tier: &Tier) -> Result<PackageSet> {
+    if !tier.venv_exists() {
+        return Ok(PackageSet::default());
+    }
+    PackageSet::scan(&tier.venv())
+        .with_context(|| format!("cannot read the package set of {}", tier.venv().display()))
+}
+
+/// Brings the history up to date with the venv as it is now: completes interrupted entries and
+/// records drift as an `external` entry. Needs the tier lock.
+pub fn settle(
+    ctx: &Context,
+    ui: &Ui,
+    tier: &Tier,
+    _lock: &TierLock,
+    current: &PackageSet,
+) -> Result<()> {
+    let dir = tier.history_dir();
+    let log = history::read_log(&dir)?;
+    for problem in &log.problems {
+        ui.warn(&format!("skipping {problem}"));
+    }
+    let freeze = current.freeze();
+    let current_map = current.requirement_map();
+    for entry in log.entries.iter().filter(|e| !e.is_complete()) {
+        let before_map = freeze_map(&entry.before.freeze);
+        let mut after = entry.before.clone();
+        after.timestamp = now_timestamp();
+        after.freeze = freeze.clone();
+        after.changes = Some(Changes::between(&before_map, &current_map));
+        after.exit_code = None;
+        after.interrupted = true;
+        history::write_record(&dir, Half::After, &after)?;
+        ui.warn(&format!(
+            "operation #{} ({}) was interrupted; recorded it as ending in the current state",
+            entry.id, entry.before.command
+        ));
+    }
+    let Some(known) = log.last_known_freeze() else {
+        return Ok(());
+    };
+    if log.last().is_some_and(|e| !e.is_complete()) || known == freeze {
+        return Ok(());
+    }
+    let op = Operation {
+        kind: Kind::External,
+        command: "changes made outside pyctl".into(),
+        pip_args: Vec::new(),
+        reverts: Vec::new(),
+    };
+    let id = log.next_id();
+    let before = new_record(ctx, tier, id, &op, known.to_string());
+    history::write_record(&dir, Half::Before, &before)?;
+    let mut after = new_record(ctx, tier, id, &op, freeze);
+    after.changes = Some(Changes::between(&freeze_map(known), &current_map));
+    after.exit_code = Some(0);
+    history::write_record(&dir, Half::After, &after)?;
+    ui.info(&format!(
+        "recorded #{id}: changes made outside pyctl ({})",
+        after
+            .changes
+            .as_ref()
+            .map(Changes::summary)
+            .unwrap_or_default()
+    ));
+    Ok(())
+}
+
+/// canonical name → requirement line, from freeze text (comment lines skipped).
+/// An editable line's comment (`# Editable ... (name==1.0)`) names its project; a bare
+/// `-e /path` line does not, so the comment's name is carried to the next line.
+pub fn freeze_map(freeze: &str) -> std::collections::BTreeMap<String, String> {
+    let mut map = std::collections::BTreeMap::new();
+    let mut named_by_comment = None;
+    for line in freeze.lines().filter(|l| !l.trim().is_empty()) {
+        if line.starts_with('#') {
+            named_by_comment = line
+                .rfind('(')
+                .and_then(|start| line[start + 1..].split(')').next())
+                .filter(|inner| inner.contains("=="))
+                .map(requirement_name);
+            continue;
+        }
+        let name = match named_by_comment.take() {
+            Some(name) if line.starts_with("-e ") => name,
+            _ => requirement_name(line),
+        };
+        map.insert(name, line.to_string());
+    }
+    map
+}
+
+/// The canonical project name a freeze line is about.
+pub fn requirement_name(line: &str) -> String {
+    let line = line.trim();
+    if let Some(rest) = line.strip_prefix("-e ") {
+        if let Some((_, egg)) = rest.split_once("#egg=") {
+            let egg = egg.split('&').next().unwrap_or(egg);
+            return crate::inventory::canonical_name(egg);
+        }
+        let base = Path::new(rest.trim())
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return crate::inventory::canonical_name(&base);
+    }
+    let end = line
+        .find(['=', ' ', '@', '<', '>', '!', '~', ';', '['])
+        .unwrap_or(line.len());
+    crate::inventory::canonical_name(&line[..end])
+}
+
+/// Runs `run` as a recorded operation. The caller holds the tier lock.
+pub fn record(
+    ctx: &Context,
+    ui: &Ui,
+    tier: &Tier,
+    lock: &TierLock,
+    config: &Config,
+    op: &Operation,
+    run: impl FnOnce() -> Result<i32>,
+) -> Result<Outcome> {
+    let dir = tier.history_dir();
+    let before_set = scan(tier)?;
+    settle(ctx, ui, tier, lock, &before_set)?;
+    let log = history::read_log(&dir)?;
+    let id = log.next_id();
+    let before = new_record(ctx, tier, id, op, before_set.freeze());
+    history::write_record(&dir, Half::Before, &before)?;
+
+    let exit_code = run()?;
+
+    let after_set = scan(tier)?;
+    let changes = Changes::between(&before_set.requirement_map(), &after_set.requirement_map());
+    let mut after = new_record(ctx, tier, id, op, after_set.freeze());
+    after.changes = Some(changes.clone());
+    after.exit_code = Some(exit_code);
+    history::write_record(&dir, Half::After, &after)?;
+
+    if tier.venv_exists() {
+        shims::ensure_shims(tier, &ctx.exe)?;
+    }
+    let log = history::read_log(&dir)?;
+    history::prune(&dir, &log, config.history.max_entries)?;
+    if tier.kind == TierKind::System {
+        audit(ctx, op, id, &changes, exit_code);
+    }
+    Ok(Outcome {
+        id,
+        exit_code,
+        changes,
+    })
+}
+
+/// Creates the tier's venv when it is missing (first use, or deleted behind pyctl's back) and
+/// records it as an `init` entry with the `baseline` snapshot. Returns whether it made one.
+pub fn ensure_venv(
+    ctx: &Context,
+    ui: &Ui,
+    tier: &Tier,
+    lock: &TierLock,
+    python: Option<&Path>,
+) -> Result<bool> {
+    if tier.venv_exists() {
+        shims::ensure_shims(tier, &ctx.exe)?;
+        return Ok(false);
+    }
+    let config = tier.config()?;
+    let python = match python {
+        Some(p) => p.to_path_buf(),
+        None => choose_python(ctx, tier)?,
+    };
+    ui.info(&format!(
+        "creating the {} tier's venv {} with {}",
+        tier.kind.as_str(),
+        tier.venv().display(),
+        python.display()
+    ));
+    let op = Operation {
+        kind: Kind::Init,
+        command: format!("pyctl init --python {}", python.display()),
+        pip_args: Vec::new(),
+        reverts: Vec::new(),
+    };
+    let outcome = record(ctx, ui, tier, lock, &config, &op, || {
+        tier::create_venv(tier, &python, config.venv.inherit_system_packages)?;
+        Ok(0)
+    })?;
+    let baseline = snapshot::snapshot_path(tier, snapshot::BASELINE)?;
+    if config.snapshots.auto_baseline && !baseline.exists() {
+        let set = PackageSet::scan(&tier.venv())?;
+        snapshot::write_snapshot(tier, snapshot::BASELINE, &set, &now_timestamp())?;
+    }
+    log::info!("init recorded as #{}", outcome.id);
+    Ok(true)
+}
+
+/// The interpreter for a tier: its `py3X` folder names a version, otherwise the default.
+fn choose_python(ctx: &Context, tier: &Tier) -> Result<std::path::PathBuf> {
+    let dir_name = tier
+        .root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(digits) = dir_name.strip_prefix("py") {
+        if digits.len() >= 2 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            let minor = format!("{}.{}", &digits[..1], &digits[1..]);
+            return tier::python_for_version(ctx, &minor);
+        }
+    }
+    tier::default_python(ctx)
+}
+
+/// System-tier writes go to syslog (ident `pyctl`), naming the sudo caller.
+fn audit(ctx: &Context, op: &Operation, id: u64, changes: &Changes, exit_code: i32) {
+    let who = match ctx.var_str("SUDO_USER") {
+        Some(s) => format!("{} (SUDO_USER={s})", ctx.user_name),
+        None => ctx.user_name.clone(),
+    };
+    let mut detail: Vec<String> = changes.added.iter().map(|l| format!("+{l}")).collect();
+    detail.extend(changes.removed.iter().map(|l| format!("-{l}")));
+    detail.extend(
+        changes
+            .modified
+            .iter()
+            .map(|m| format!("{} -> {}", m.from, m.to)),
+    );
+    let message = format!(
+        "system tier #{id} by {who}: {} (exit {exit_code}): {} {}",
+        op.command,
+        changes.summary(),
+        detail.join(" ")
+    );
+    let formatter = syslog::Formatter3164 {
+        facility: syslog::Facility::LOG_USER,
+        hostname: None,
+        process: "pyctl".into(),
+        pid: std::process::id(),
+    };
+    match syslog::unix(formatter) {
+        Ok(mut writer) => {
+            if let Err(e) = writer.info(&message) {
+                log::warn!("syslog write failed: {e}");
+            }
+        }
+        Err(e) => log::warn!("syslog unavailable: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirement_names_from_freeze_lines() {
+        assert_eq!(requirement_name("Foo_Bar==1.0"), "foo-bar");
+        assert_eq!(requirement_name("x @ file:///tmp/x.whl"), "x");
+        assert_eq!(
+            requirement_name("-e git+https://h/r@abc#egg=my_pkg"),
+            "my-pkg"
+        );
+        assert_eq!(requirement_name("odd===1.0-legacy"), "odd");
+    }
+
+    #[test]
+    fn editable_lines_take_their_name_from_the_comment() {
+        let map = freeze_map(
+            "a==1\n# Editable install with no version control (My.Proj==0.1)\n-e /src/x\n",
+        );
+        assert_eq!(map.get("my-proj").map(String::as_str), Some("-e /src/x"));
+        assert_eq!(map.len(), 2);
+    }
+}

@@ -1,0 +1,139 @@
+//! Putting the user tier's `venv/bin` first on PATH for source and `cargo install` builds, as
+//! rustup does: one marked block in the shell start-up files, added once, removed cleanly by
+//! `pyctl self uninstall`. Distro packages ship `/etc/profile.d/pyctl.sh` instead.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::fsutil::write_atomic;
+
+/// The system-wide snippet the distro packages install; when present, no rc file is touched.
+pub const PROFILE_SNIPPET: &str = "/etc/profile.d/pyctl.sh";
+
+const BEGIN: &str = "# >>> pyctl >>>";
+const END: &str = "# <<< pyctl <<<";
+
+/// `$HOME/...` when `dir` is under `home`, so the block survives a renamed home.
+fn shell_path(home: &Path, dir: &Path) -> String {
+    match dir.strip_prefix(home) {
+        Ok(rel) => format!("$HOME/{}", rel.display()),
+        Err(_) => dir.display().to_string(),
+    }
+}
+
+fn posix_block(home: &Path, bin: &Path) -> String {
+    let p = shell_path(home, bin);
+    format!(
+        "{BEGIN}\n# Added by `pyctl init`; `pyctl self uninstall` removes it.\n\
+         case \":$PATH:\" in\n    *\":{p}:\"*) ;;\n    *) export PATH=\"{p}:$PATH\" ;;\nesac\n{END}\n"
+    )
+}
+
+fn fish_block(home: &Path, bin: &Path) -> String {
+    let p = shell_path(home, bin);
+    format!(
+        "{BEGIN}\n# Added by `pyctl init`; `pyctl self uninstall` removes it.\n\
+         if not contains -- \"{p}\" $PATH\n    set -gx PATH \"{p}\" $PATH\nend\n{END}\n"
+    )
+}
+
+/// The start-up files pyctl edits: `~/.profile` always, `~/.bashrc` and `~/.zshrc` when they
+/// exist, fish's `conf.d/pyctl.fish` when fish's config folder exists.
+fn targets(home: &Path) -> Vec<(PathBuf, bool)> {
+    let mut out = vec![(home.join(".profile"), false)];
+    for rc in [".bashrc", ".zshrc"] {
+        let p = home.join(rc);
+        if p.exists() {
+            out.push((p, false));
+        }
+    }
+    let fish = home.join(".config/fish");
+    if fish.is_dir() {
+        out.push((fish.join("conf.d/pyctl.fish"), true));
+    }
+    out
+}
+
+/// Adds the PATH block where missing. Returns the files changed.
+pub fn add_path_blocks(home: &Path, bin: &Path) -> Result<Vec<PathBuf>> {
+    let mut changed = Vec::new();
+    for (file, is_fish) in targets(home) {
+        let current = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot read", file.display())),
+        };
+        if current.contains(BEGIN) {
+            continue;
+        }
+        let block = if is_fish {
+            fish_block(home, bin)
+        } else {
+            posix_block(home, bin)
+        };
+        let mut text = current;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&block);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create", parent.display()))?;
+        }
+        write_atomic(&file, text.as_bytes())?;
+        changed.push(file);
+    }
+    Ok(changed)
+}
+
+/// Removes the PATH blocks. Returns the files changed.
+pub fn remove_path_blocks(home: &Path) -> Result<Vec<PathBuf>> {
+    let mut changed = Vec::new();
+    for (file, is_fish) in targets(home) {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Some(start) = text.find(BEGIN) else {
+            continue;
+        };
+        let Some(end_rel) = text[start..].find(END) else {
+            continue;
+        };
+        let mut end = start + end_rel + END.len();
+        if text[end..].starts_with('\n') {
+            end += 1;
+        }
+        let rest = format!("{}{}", &text[..start], &text[end..]);
+        if is_fish && rest.trim().is_empty() {
+            std::fs::remove_file(&file)
+                .with_context(|| format!("{}: cannot remove", file.display()))?;
+        } else {
+            write_atomic(&file, rest.as_bytes())?;
+        }
+        changed.push(file);
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_is_idempotent_and_remove_restores() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        std::fs::write(h.join(".bashrc"), "alias ll='ls -l'").unwrap();
+        let bin = h.join(".local/python-packages/venv/bin");
+        assert_eq!(add_path_blocks(h, &bin).unwrap().len(), 2);
+        assert!(add_path_blocks(h, &bin).unwrap().is_empty());
+        let rc = std::fs::read_to_string(h.join(".bashrc")).unwrap();
+        assert!(rc.contains("$HOME/.local/python-packages/venv/bin"), "{rc}");
+        remove_path_blocks(h).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(h.join(".bashrc")).unwrap(),
+            "alias ll='ls -l'\n"
+        );
+    }
+}

@@ -1,0 +1,369 @@
+//! The two tiers: where each lives, which one a caller gets, and how one is created.
+//!
+//! A tier folder holds `venv/`, `history/`, `snapshots/`, `store/`, `config.toml` and `.lock`.
+//! The user tier is `~/.local/python-packages` (`PYCTL_HOME` overrides); the system tier is
+//! `/opt/system-python` (`PYCTL_SYSTEM_PREFIX` overrides, for tests). A Python other than the
+//! default one gets its own tier in `py3X/` under the top folder, with the same inner layout.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::fsutil::TierLock;
+
+pub const DEFAULT_SYSTEM_PREFIX: &str = "/opt/system-python";
+/// The user tier's folder, relative to the home folder.
+pub const USER_TIER_DIR: &str = ".local/python-packages";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierKind {
+    User,
+    System,
+}
+
+impl TierKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TierKind::User => "user",
+            TierKind::System => "system",
+        }
+    }
+}
+
+/// A tier: a folder with a venv, its history, snapshots and store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    pub kind: TierKind,
+    pub root: PathBuf,
+}
+
+impl Tier {
+    pub fn new(kind: TierKind, root: PathBuf) -> Tier {
+        Tier { kind, root }
+    }
+
+    pub fn venv(&self) -> PathBuf {
+        self.root.join("venv")
+    }
+    pub fn bin_dir(&self) -> PathBuf {
+        self.venv().join("bin")
+    }
+    pub fn python(&self) -> PathBuf {
+        self.bin_dir().join("python")
+    }
+    pub fn history_dir(&self) -> PathBuf {
+        self.root.join("history")
+    }
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+    pub fn store_dir(&self) -> PathBuf {
+        self.root.join("store")
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join(".lock")
+    }
+
+    /// Whether the venv exists (its `pyvenv.cfg` is there).
+    pub fn venv_exists(&self) -> bool {
+        self.venv().join("pyvenv.cfg").is_file()
+    }
+
+    /// Whether the folder has been set up as a tier (the lock file is the marker).
+    pub fn is_provisioned(&self) -> bool {
+        self.lock_path().is_file()
+    }
+
+    /// The Python version the venv was made with, from `pyvenv.cfg`.
+    pub fn python_version(&self) -> Option<String> {
+        venv_python_version(&self.venv())
+    }
+
+    pub fn config(&self) -> Result<Config> {
+        Config::load(Some(&self.config_path()))
+    }
+
+    /// Mode for files only the owner may touch (the lock) and for folders.
+    fn lock_mode(&self) -> u32 {
+        match self.kind {
+            TierKind::System => 0o600,
+            TierKind::User => 0o644,
+        }
+    }
+
+    /// Takes the tier lock, saying so when another process holds it.
+    pub fn lock(&self, ctx: &Context, on_wait: impl FnOnce()) -> Result<TierLock> {
+        let timeout = ctx
+            .var_str("PYCTL_LOCK_TIMEOUT")
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(300);
+        TierLock::acquire(
+            &self.lock_path(),
+            self.lock_mode(),
+            Duration::from_secs(timeout),
+            on_wait,
+        )
+    }
+
+    /// Creates the tier's folders (not the venv). Idempotent.
+    pub fn create_dirs(&self) -> Result<()> {
+        for dir in [
+            self.root.clone(),
+            self.history_dir(),
+            self.snapshots_dir(),
+            self.store_dir(),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The owner uid of the tier folder, if it exists.
+    pub fn owner(&self) -> Option<u32> {
+        std::fs::metadata(&self.root).ok().map(|m| m.uid())
+    }
+
+    /// Refuses when the caller does not own this tier: nobody writes into another's tier, and
+    /// root never creates files inside a user's.
+    pub fn check_owner(&self, ctx: &Context) -> Result<()> {
+        if let Some(owner) = self.owner() {
+            if owner != ctx.uid {
+                bail!(
+                    "{} belongs to uid {owner}, not to you (uid {}); pyctl will not change \
+                     another account's tier{}",
+                    self.root.display(),
+                    ctx.uid,
+                    if ctx.is_root() {
+                        ": as root, plain `pip` goes to the system tier"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `version` (or `version_info`) from a venv's `pyvenv.cfg`, e.g. `3.11.2`.
+pub fn venv_python_version(venv: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
+    let mut fallback = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        match key.trim() {
+            "version" => return Some(value.trim().to_string()),
+            "version_info" => fallback = Some(value.trim().to_string()),
+            _ => {}
+        }
+    }
+    fallback
+}
+
+/// `3.11.2` → `3.11`.
+pub fn minor_version(version: &str) -> String {
+    version.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// The user tier's top folder for this caller.
+pub fn user_root(ctx: &Context) -> Result<PathBuf> {
+    if ctx.is_root() {
+        bail!("root has no user tier: as root, pip goes to the system tier");
+    }
+    if let Some(p) = ctx.var_path("PYCTL_HOME") {
+        if !p.is_absolute() {
+            bail!("PYCTL_HOME={} is not an absolute path", p.display());
+        }
+        return Ok(p);
+    }
+    let home = ctx
+        .home
+        .clone()
+        .context("cannot tell your home folder: set HOME")?;
+    Ok(home.join(USER_TIER_DIR))
+}
+
+/// The system tier's folder. As root, `PYCTL_SYSTEM_PREFIX` is honoured only when it names a
+/// folder that root owns and nobody else can write (so `sudo -E` cannot point root elsewhere).
+pub fn system_root(ctx: &Context) -> PathBuf {
+    match ctx.var_path("PYCTL_SYSTEM_PREFIX") {
+        Some(p) if p.is_absolute() && (!ctx.is_root() || root_controlled(&p)) => p,
+        Some(p) => {
+            log::warn!(
+                "ignoring PYCTL_SYSTEM_PREFIX={}: not a root-owned, root-only folder",
+                p.display()
+            );
+            PathBuf::from(DEFAULT_SYSTEM_PREFIX)
+        }
+        None => PathBuf::from(DEFAULT_SYSTEM_PREFIX),
+    }
+}
+
+/// Whether a path (or its nearest existing ancestor) and every ancestor above it are owned by
+/// root and not writable by group or others (sticky /tmp excepted for ancestors).
+pub fn root_controlled(path: &Path) -> bool {
+    let mut first = true;
+    for dir in path.ancestors() {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let sticky = meta.mode() & 0o1000 != 0;
+        // Group/world-writable is only tolerated on a sticky ancestor such as /tmp.
+        let writable_by_others = meta.mode() & 0o022 != 0 && (first || !sticky);
+        if meta.uid() != 0 || writable_by_others {
+            return false;
+        }
+        first = false;
+    }
+    true
+}
+
+/// The tier for a caller: system for root, user otherwise. `python` (`3.X`) selects the tier of
+/// another Python version; `None` is the default interpreter's tier.
+pub fn tier_for(ctx: &Context, python: Option<&str>) -> Result<Tier> {
+    let (kind, top) = if ctx.is_root() {
+        (TierKind::System, system_root(ctx))
+    } else {
+        (TierKind::User, user_root(ctx)?)
+    };
+    let top_tier = Tier::new(kind, top.clone());
+    let Some(wanted) = python else {
+        return Ok(top_tier);
+    };
+    let default_minor = match top_tier.python_version() {
+        Some(v) => Some(minor_version(&v)),
+        None => default_python(ctx)
+            .ok()
+            .and_then(|p| interpreter_version(&p).ok())
+            .map(|v| minor_version(&v)),
+    };
+    if default_minor.as_deref() == Some(wanted) {
+        return Ok(top_tier);
+    }
+    Ok(Tier::new(kind, top.join(version_dir_name(wanted))))
+}
+
+/// `3.12` → `py312`.
+pub fn version_dir_name(minor: &str) -> String {
+    format!("py{}", minor.replace('.', ""))
+}
+
+/// The tier that owns a venv path, if that venv is a pyctl tier's (`<tier>/venv` with the lock
+/// file beside it).
+pub fn tier_of_venv(ctx: &Context, venv: &Path) -> Option<Tier> {
+    if venv.file_name()? != "venv" {
+        return None;
+    }
+    let root = venv.parent()?;
+    if !root.join(".lock").is_file() || !root.join("history").is_dir() {
+        return None;
+    }
+    let system = system_root(ctx);
+    let kind = if root == system || root.parent() == Some(system.as_path()) {
+        TierKind::System
+    } else {
+        TierKind::User
+    };
+    Some(Tier::new(kind, root.to_path_buf()))
+}
+
+/// The interpreter new tiers are made with: `PYCTL_PYTHON` (not for root), `/usr/bin/python3`,
+/// or `python3` on `PATH` (not for root).
+pub fn default_python(ctx: &Context) -> Result<PathBuf> {
+    if !ctx.is_root() {
+        if let Some(p) = ctx.var_path("PYCTL_PYTHON") {
+            return Ok(p);
+        }
+    }
+    let system = PathBuf::from("/usr/bin/python3");
+    if system.exists() {
+        return Ok(system);
+    }
+    if !ctx.is_root() {
+        if let Some(found) = find_on_path(ctx, "python3") {
+            return Ok(found);
+        }
+    }
+    bail!("no python3 found (looked for /usr/bin/python3 and on PATH); install python3 and its venv module")
+}
+
+/// `python3.X` for a requested minor version, or an error saying it is not installed.
+pub fn python_for_version(ctx: &Context, minor: &str) -> Result<PathBuf> {
+    let name = format!("python{minor}");
+    let system = Path::new("/usr/bin").join(&name);
+    if system.exists() {
+        return Ok(system);
+    }
+    if !ctx.is_root() {
+        if let Some(found) = find_on_path(ctx, &name) {
+            return Ok(found);
+        }
+    }
+    bail!("Python {minor} is not installed ({name} not found in /usr/bin or on PATH)")
+}
+
+fn find_on_path(ctx: &Context, name: &str) -> Option<PathBuf> {
+    let path = ctx.var("PATH")?;
+    std::env::split_paths(path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p) && !p.to_string_lossy().contains("/python-packages/"))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Asks an interpreter for its version (`3.11.2`).
+pub fn interpreter_version(python: &Path) -> Result<String> {
+    let out = Command::new(python)
+        .args([
+            "-I",
+            "-c",
+            "import sys; print('%d.%d.%d' % sys.version_info[:3])",
+        ])
+        .output()
+        .with_context(|| format!("{}: cannot run", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{}: failed to report its version: {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Creates the venv of a tier with `python -m venv`.
+pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool) -> Result<()> {
+    let mut cmd = Command::new(python);
+    cmd.args(["-I", "-m", "venv"]);
+    if inherit_system {
+        cmd.arg("--system-site-packages");
+    }
+    cmd.arg(tier.venv());
+    let out = cmd
+        .output()
+        .with_context(|| format!("{}: cannot run", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "`{} -m venv {}` failed: {}\n(on Debian and Ubuntu the venv module is in the \
+             python3-venv package)",
+            python.display(),
+            tier.venv().display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
