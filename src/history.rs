@@ -5,7 +5,7 @@
 //! lock is held, running) operation. Files that cannot be read are reported with their path and
 //! skipped, never fatal.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -232,6 +232,82 @@ fn parse_file_name(name: &str) -> Option<(u64, Half)> {
     Some((id.parse().ok()?, half))
 }
 
+/// Which halves exist for each id, from file names alone: cheap enough for the wrapper's hot
+/// path, where only the latest and unfinished entries are ever parsed.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// id → (before exists, after exists).
+    pub ids: BTreeMap<u64, (bool, bool)>,
+    pub max_id: u64,
+}
+
+impl Index {
+    pub fn next_id(&self) -> u64 {
+        self.max_id + 1
+    }
+
+    /// Ids with a before and no after, oldest first.
+    pub fn unfinished(&self) -> Vec<u64> {
+        self.ids
+            .iter()
+            .filter(|(_, (b, a))| *b && !*a)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+/// Lists the history folder's file names. A missing folder is an empty index.
+pub fn index(dir: &Path) -> Result<Index> {
+    let mut idx = Index::default();
+    let read_dir = match std::fs::read_dir(dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(idx),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", dir.display())),
+    };
+    for item in read_dir {
+        let item = item.with_context(|| format!("{}: cannot read", dir.display()))?;
+        let name = item.file_name();
+        let Some((id, half)) = parse_file_name(&name.to_string_lossy()) else {
+            continue;
+        };
+        idx.max_id = idx.max_id.max(id);
+        let slot = idx.ids.entry(id).or_default();
+        match half {
+            Half::Before => slot.0 = true,
+            Half::After => slot.1 = true,
+        }
+    }
+    Ok(idx)
+}
+
+/// Reads one half of an entry; an unreadable file comes back as a `Problem` naming it.
+pub fn read_half(dir: &Path, id: u64, half: Half) -> std::result::Result<Record, Problem> {
+    let path = dir.join(file_name(id, half));
+    read_record(&path, id).map_err(|message| Problem { path, message })
+}
+
+/// The package set the newest readable entry says the venv is in, walking back past
+/// unreadable files (each reported once through `on_problem`).
+pub fn last_known_freeze(
+    dir: &Path,
+    idx: &Index,
+    mut on_problem: impl FnMut(Problem),
+) -> Option<String> {
+    for (id, (has_before, has_after)) in idx.ids.iter().rev() {
+        let halves = [(*has_after, Half::After), (*has_before, Half::Before)];
+        for (present, half) in halves {
+            if !present {
+                continue;
+            }
+            match read_half(dir, *id, half) {
+                Ok(record) => return Some(record.freeze),
+                Err(problem) => on_problem(problem),
+            }
+        }
+    }
+    None
+}
+
 /// Reads every entry of the history folder `dir`. A missing folder is an empty history.
 pub fn read_log(dir: &Path) -> Result<Log> {
     let mut log = Log::default();
@@ -317,13 +393,12 @@ pub fn write_record(dir: &Path, half: Half, record: &Record) -> Result<PathBuf> 
 }
 
 /// Deletes the oldest entries beyond `max_entries`. Returns the ids removed.
-pub fn prune(dir: &Path, log: &Log, max_entries: usize) -> Result<Vec<u64>> {
-    let ids: BTreeSet<u64> = log.entries.iter().map(|e| e.id).collect();
-    if max_entries == 0 || ids.len() <= max_entries {
+pub fn prune(dir: &Path, idx: &Index, max_entries: usize) -> Result<Vec<u64>> {
+    if max_entries == 0 || idx.ids.len() <= max_entries {
         return Ok(Vec::new());
     }
-    let excess = ids.len() - max_entries;
-    let doomed: Vec<u64> = ids.into_iter().take(excess).collect();
+    let excess = idx.ids.len() - max_entries;
+    let doomed: Vec<u64> = idx.ids.keys().copied().take(excess).collect();
     for id in &doomed {
         for half in [Half::Before, Half::After] {
             let path = dir.join(file_name(*id, half));
@@ -417,8 +492,9 @@ mod tests {
             write_record(dir.path(), Half::Before, &record(id, "")).unwrap();
             write_record(dir.path(), Half::After, &record(id, "")).unwrap();
         }
-        let log = read_log(dir.path()).unwrap();
-        assert_eq!(prune(dir.path(), &log, 3).unwrap(), vec![1, 2]);
+        let idx = index(dir.path()).unwrap();
+        assert_eq!(idx.unfinished(), Vec::<u64>::new());
+        assert_eq!(prune(dir.path(), &idx, 3).unwrap(), vec![1, 2]);
         let log = read_log(dir.path()).unwrap();
         let ids: Vec<u64> = log.entries.iter().map(|e| e.id).collect();
         assert_eq!(ids, vec![3, 4, 5]);

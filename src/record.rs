@@ -76,7 +76,8 @@ fn scan(tier: &Tier) -> Result<PackageSet> {
 }
 
 /// Brings the history up to date with the venv as it is now: completes interrupted entries and
-/// records drift as an `external` entry. Needs the tier lock.
+/// records drift as an `external` entry. Needs the tier lock. Parses only the newest entry and
+/// unfinished ones, never the whole history.
 pub fn settle(
     ctx: &Context,
     ui: &Ui,
@@ -85,30 +86,38 @@ pub fn settle(
     current: &PackageSet,
 ) -> Result<()> {
     let dir = tier.history_dir();
-    let log = history::read_log(&dir)?;
-    for problem in &log.problems {
-        ui.warn(&format!("skipping {problem}"));
-    }
+    let idx = history::index(&dir)?;
     let freeze = current.freeze();
     let current_map = current.requirement_map();
-    for entry in log.entries.iter().filter(|e| !e.is_complete()) {
-        let before_map = freeze_map(&entry.before.freeze);
-        let mut after = entry.before.clone();
+    let unfinished = idx.unfinished();
+    for id in &unfinished {
+        let before = match history::read_half(&dir, *id, Half::Before) {
+            Ok(r) => r,
+            Err(problem) => {
+                ui.warn(&format!("skipping {problem}"));
+                continue;
+            }
+        };
+        let mut after = before.clone();
         after.timestamp = now_timestamp();
         after.freeze = freeze.clone();
-        after.changes = Some(Changes::between(&before_map, &current_map));
+        after.changes = Some(Changes::between(&freeze_map(&before.freeze), &current_map));
         after.exit_code = None;
         after.interrupted = true;
         history::write_record(&dir, Half::After, &after)?;
         ui.warn(&format!(
-            "operation #{} ({}) was interrupted; recorded it as ending in the current state",
-            entry.id, entry.before.command
+            "operation #{id} ({}) was interrupted; recorded it as ending in the current state",
+            before.command
         ));
     }
-    let Some(known) = log.last_known_freeze() else {
+    if !unfinished.is_empty() {
+        return Ok(());
+    }
+    let Some(known) = history::last_known_freeze(&dir, &idx, |p| ui.warn(&format!("skipping {p}")))
+    else {
         return Ok(());
     };
-    if log.last().is_some_and(|e| !e.is_complete()) || known == freeze {
+    if known == freeze {
         return Ok(());
     }
     let op = Operation {
@@ -117,11 +126,11 @@ pub fn settle(
         pip_args: Vec::new(),
         reverts: Vec::new(),
     };
-    let id = log.next_id();
-    let before = new_record(ctx, tier, id, &op, known.to_string());
+    let id = idx.next_id();
+    let before = new_record(ctx, tier, id, &op, known.clone());
     history::write_record(&dir, Half::Before, &before)?;
     let mut after = new_record(ctx, tier, id, &op, freeze);
-    after.changes = Some(Changes::between(&freeze_map(known), &current_map));
+    after.changes = Some(Changes::between(&freeze_map(&known), &current_map));
     after.exit_code = Some(0);
     history::write_record(&dir, Half::After, &after)?;
     ui.info(&format!(
@@ -135,7 +144,6 @@ pub fn settle(
     Ok(())
 }
 
-/// canonical name → requirement line, from freeze text (comment lines skipped).
 /// An editable line's comment (`# Editable ... (name==1.0)`) names its project; a bare
 /// `-e /path` line does not, so the comment's name is carried to the next line.
 pub fn freeze_map(freeze: &str) -> std::collections::BTreeMap<String, String> {
@@ -192,8 +200,7 @@ pub fn record(
     let dir = tier.history_dir();
     let before_set = scan(tier)?;
     settle(ctx, ui, tier, lock, &before_set)?;
-    let log = history::read_log(&dir)?;
-    let id = log.next_id();
+    let id = history::index(&dir)?.next_id();
     let before = new_record(ctx, tier, id, op, before_set.freeze());
     history::write_record(&dir, Half::Before, &before)?;
 
@@ -209,8 +216,7 @@ pub fn record(
     if tier.venv_exists() {
         shims::ensure_shims(tier, &ctx.exe)?;
     }
-    let log = history::read_log(&dir)?;
-    history::prune(&dir, &log, config.history.max_entries)?;
+    history::prune(&dir, &history::index(&dir)?, config.history.max_entries)?;
     if tier.kind == TierKind::System {
         audit(ctx, op, id, &changes, exit_code);
     }
