@@ -26,6 +26,9 @@ pub struct Cli {
     /// Only errors and what was asked for.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Print listings and plans as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -42,25 +45,18 @@ pub enum Command {
         no_modify_path: bool,
     },
     /// Show the tier: where it is, its Python, its packages, the last operation, problems.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// List recorded operations, newest first.
     History {
         /// Show at most this many entries.
         #[arg(long, short = 'n', value_name = "N")]
         limit: Option<usize>,
-        #[arg(long)]
-        json: bool,
     },
     /// Show what an operation changed (default: the latest).
     Diff {
         /// The entry id, as `pyctl history` shows it (`42` or `#42`).
         #[arg(value_name = "ID", value_parser = parse_entry_id)]
         id: Option<u64>,
-        #[arg(long)]
-        json: bool,
     },
     /// Print the installed set exactly as `pip freeze --all` would, without running pip.
     Freeze {
@@ -68,6 +64,55 @@ pub enum Command {
         #[arg(long, value_name = "VENV")]
         path: Option<PathBuf>,
     },
+    /// Return the venv to the state before the last N operations not yet undone.
+    Undo {
+        /// How many operations to undo.
+        #[arg(value_name = "N", default_value_t = 1, conflicts_with = "to")]
+        steps: usize,
+        /// Go to the state right after entry ID instead.
+        #[arg(long, value_name = "ID", value_parser = parse_entry_id)]
+        to: Option<u64>,
+        /// Show the plan and stop.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Revert the latest undo.
+    Redo {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Save the installed set as a named snapshot (a requirements file).
+    Snapshot {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Replace an existing snapshot of that name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make the venv exactly a snapshot's set.
+    Restore {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List snapshots: name, date, package count.
+    ListSnapshots,
+    /// Delete a snapshot.
+    DeleteSnapshot {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Recreate the venv (recorded: `pyctl undo` brings everything back).
+    Clean {
+        /// Restore the `baseline` snapshot into the new venv.
+        #[arg(long)]
+        keep_baseline: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove store entries that no history entry or snapshot refers to.
+    Gc,
     /// Manage pyctl itself.
     #[command(name = "self")]
     SelfCmd {

@@ -16,21 +16,35 @@ use crate::shell;
 use crate::shims;
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::{Style, Ui};
+use crate::undo;
 
 pub fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
     let config_color = tier::tier_for(ctx, None)
         .ok()
         .and_then(|t| t.config().ok())
         .is_none_or(|c| c.ui.color);
-    let ui = Ui::new(cli.color, ctx.no_color(), config_color, cli.quiet);
+    let mut ui = Ui::new(cli.color, ctx.no_color(), config_color, cli.quiet);
+    ui.json = cli.json;
+    let json = cli.json;
     match cli.command {
         Command::Init {
             python,
             no_modify_path,
         } => init(ctx, &ui, python, no_modify_path),
-        Command::Status { json } => status(ctx, &ui, json),
-        Command::History { limit, json } => history_cmd(ctx, &ui, limit, json),
-        Command::Diff { id, json } => diff(ctx, &ui, id, json),
+        Command::Status => status(ctx, &ui, json),
+        Command::History { limit } => history_cmd(ctx, &ui, limit, json),
+        Command::Diff { id } => diff(ctx, &ui, id, json),
+        Command::Undo { steps, to, dry_run } => undo::undo(ctx, &ui, steps, to, dry_run),
+        Command::Redo { dry_run } => undo::redo(ctx, &ui, dry_run),
+        Command::Snapshot { name, force } => undo::snapshot_cmd(ctx, &ui, &name, force),
+        Command::Restore { name, dry_run } => undo::restore(ctx, &ui, &name, dry_run),
+        Command::ListSnapshots => undo::list_snapshots(ctx, &ui),
+        Command::DeleteSnapshot { name } => undo::delete_snapshot(ctx, &ui, &name),
+        Command::Clean {
+            keep_baseline,
+            dry_run,
+        } => undo::clean(ctx, &ui, keep_baseline, dry_run),
+        Command::Gc => undo::gc(ctx, &ui),
         Command::Freeze { path } => freeze(ctx, &ui, path),
         Command::SelfCmd {
             command: SelfCommand::Uninstall,

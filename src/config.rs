@@ -16,6 +16,15 @@ pub struct Config {
     pub snapshots: SnapshotsConfig,
     pub ui: UiConfig,
     pub venv: VenvConfig,
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// How undo, redo, restore and clean put files back: `hardlink` (copy across
+    /// filesystems) or `copy`.
+    pub link_mode: crate::store::LinkMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

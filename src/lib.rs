@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod engine;
 pub mod exit_codes;
 pub mod fsutil;
 pub mod history;
@@ -17,8 +18,10 @@ pub mod record;
 pub mod shell;
 pub mod shims;
 pub mod snapshot;
+pub mod store;
 pub mod tier;
 pub mod ui;
+pub mod undo;
 pub mod wrapper;
 
 use std::ffi::OsString;

@@ -5,6 +5,7 @@
 //! write `N_before.json`, run the operation, read the set again, write `N_after.json`, re-make
 //! the shims, prune. Read-only work never comes here.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
@@ -16,6 +17,7 @@ use crate::history::{self, Changes, Half, Kind, Record};
 use crate::inventory::PackageSet;
 use crate::shims;
 use crate::snapshot;
+use crate::store::Store;
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::Ui;
 
@@ -199,6 +201,7 @@ pub fn record(
 ) -> Result<Outcome> {
     let dir = tier.history_dir();
     let before_set = scan(tier)?;
+    keep_in_store(tier, config, &before_set);
     settle(ctx, ui, tier, lock, &before_set)?;
     let id = history::index(&dir)?.next_id();
     let before = new_record(ctx, tier, id, op, before_set.freeze());
@@ -216,6 +219,7 @@ pub fn record(
     if tier.venv_exists() {
         shims::ensure_shims(tier, &ctx.exe)?;
     }
+    keep_in_store(tier, config, &after_set);
     history::prune(&dir, &history::index(&dir)?, config.history.max_entries)?;
     if tier.kind == TierKind::System {
         audit(ctx, op, id, &changes, exit_code);
@@ -225,6 +229,36 @@ pub fn record(
         exit_code,
         changes,
     })
+}
+
+/// The tier's store, configured.
+pub fn store_of(tier: &Tier, config: &Config) -> Store {
+    Store::new(tier.store_dir(), config.store.link_mode)
+}
+
+/// Keeps every distribution of `set` in the store (those already there cost one RECORD read).
+/// A failure here never fails the operation: the store is a cache, pip is the fallback.
+fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet) {
+    if set.is_empty() {
+        return;
+    }
+    let Ok(venv) = tier.venv().canonicalize() else {
+        return;
+    };
+    let shim_paths: HashSet<String> = tier
+        .python_version()
+        .map(|v| {
+            shims::shim_names(&v)
+                .into_iter()
+                .map(|n| format!("bin/{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    match store_of(tier, config).stash_set(&venv, set, &shim_paths) {
+        Ok(n) if n > 0 => log::info!("kept {n} distributions in the store"),
+        Ok(_) => {}
+        Err(e) => log::warn!("store: {e:#}"),
+    }
 }
 
 /// Creates the tier's venv when it is missing (first use, or deleted behind pyctl's back) and

@@ -345,12 +345,42 @@ pub fn interpreter_version(python: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// The interpreter a venv was made from, from `pyvenv.cfg` (`executable`, or `home` +
+/// `python3`).
+pub fn venv_base_python(venv: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
+    let value = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| PathBuf::from(v.trim()))
+    };
+    value("executable").filter(|p| p.exists()).or_else(|| {
+        value("home")
+            .map(|h| h.join("python3"))
+            .filter(|p| p.exists())
+    })
+}
+
 /// Creates the venv of a tier with `python -m venv`.
 pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool) -> Result<()> {
+    create_venv_with(tier, python, inherit_system, true)
+}
+
+/// Creates the venv of a tier; `with_pip: false` skips ensurepip (pip then comes from the store).
+pub fn create_venv_with(
+    tier: &Tier,
+    python: &Path,
+    inherit_system: bool,
+    with_pip: bool,
+) -> Result<()> {
     let mut cmd = Command::new(python);
     cmd.args(["-I", "-m", "venv"]);
     if inherit_system {
         cmd.arg("--system-site-packages");
+    }
+    if !with_pip {
+        cmd.arg("--without-pip");
     }
     cmd.arg(tier.venv());
     let out = cmd

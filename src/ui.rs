@@ -47,6 +47,8 @@ pub struct Ui {
     color_out: bool,
     color_err: bool,
     pub quiet: bool,
+    /// Listings print JSON instead of text.
+    pub json: bool,
 }
 
 impl Ui {
@@ -60,6 +62,7 @@ impl Ui {
             color_out: decide(std::io::stdout().is_terminal()),
             color_err: decide(std::io::stderr().is_terminal()),
             quiet,
+            json: false,
         }
     }
 
@@ -68,6 +71,7 @@ impl Ui {
             color_out: false,
             color_err: false,
             quiet: false,
+            json: false,
         }
     }
 

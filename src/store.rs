@@ -1,0 +1,562 @@
+//! The store: every distribution a tier's venv has held, kept as hard links to its installed
+//! files, so undo, redo, restore and clean put files back offline instead of reinstalling.
+//!
+//! An entry is `store/<name>-<version>-<key>/` with `entry.json` (what it is, its files and
+//! their RECORD hashes) and `files/` mirroring the venv-relative paths. The key is a hash of the
+//! distribution's RECORD, which lists every file's hash, so it names the content. Entries are
+//! built in a temp folder and renamed into place, so a half-made entry is never used.
+//!
+//! RECORD is read per "Recording installed projects" (PyPA specs): CSV rows of path (relative to
+//! the folder holding `.dist-info`), `sha256=<urlsafe base64, no padding>` and size; RECORD
+//! itself and some generated files carry no hash.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::fsutil::write_atomic;
+use crate::inventory::{Distribution, MetadataFormat, PackageSet};
+
+pub const ENTRY_SCHEMA: u32 = 1;
+
+/// How files are placed back into a venv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkMode {
+    /// Hard link, falling back to a copy across filesystems.
+    #[default]
+    Hardlink,
+    /// Always copy.
+    Copy,
+}
+
+/// One file of a stored distribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFile {
+    /// Relative to the venv root.
+    pub path: String,
+    /// As in RECORD: `sha256=<urlsafe base64>`, absent for RECORD itself and unhashed files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// `entry.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreEntry {
+    pub schema: u32,
+    pub name: String,
+    pub canonical: String,
+    pub version: String,
+    /// The freeze line this distribution renders as: what history and snapshots refer to.
+    pub line: String,
+    /// The venv-relative `.dist-info` folder.
+    pub dist_info: String,
+    pub files: Vec<StoredFile>,
+    pub stored_at: String,
+}
+
+/// A row of RECORD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    pub path: String,
+    pub hash: Option<String>,
+    pub size: Option<u64>,
+}
+
+/// Parses RECORD text. Rows with no path are skipped; extra columns are ignored.
+pub fn parse_record(bytes: &[u8]) -> Result<Vec<RecordRow>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut rows = Vec::new();
+    for row in reader.records() {
+        let row = row.context("malformed RECORD row")?;
+        let Some(path) = row.get(0).filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        let hash = row.get(1).filter(|h| !h.is_empty()).map(str::to_string);
+        let size = row.get(2).and_then(|s| s.parse().ok());
+        rows.push(RecordRow {
+            path: path.to_string(),
+            hash,
+            size,
+        });
+    }
+    Ok(rows)
+}
+
+/// `sha256=<urlsafe base64, no padding>` of a file, as RECORD writes it.
+pub fn file_hash(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!(
+        "sha256={}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hasher.finalize())
+    ))
+}
+
+/// Folds `..` and `.` without touching the filesystem.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for comp in path.components() {
+        match comp {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A distribution's installed files as venv-relative paths, from its RECORD. Files outside the
+/// venv are left out (pyctl never touches them).
+pub fn installed_files(venv: &Path, dist: &Distribution) -> Result<Vec<RecordRow>> {
+    let record_path = dist.metadata_path.join("RECORD");
+    let bytes = std::fs::read(&record_path)
+        .with_context(|| format!("{}: cannot read", record_path.display()))?;
+    let rows = parse_record(&bytes).with_context(|| record_path.display().to_string())?;
+    let base = dist
+        .metadata_path
+        .parent()
+        .context("a .dist-info folder has no parent")?;
+    let mut out = Vec::new();
+    for row in rows {
+        let full = normalize(&base.join(&row.path));
+        let Ok(rel) = full.strip_prefix(venv) else {
+            log::debug!("{}: outside the venv, not kept", full.display());
+            continue;
+        };
+        out.push(RecordRow {
+            path: rel.to_string_lossy().into_owned(),
+            ..row
+        });
+    }
+    Ok(out)
+}
+
+/// The store of one tier.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub dir: PathBuf,
+    pub link_mode: LinkMode,
+}
+
+impl Store {
+    pub fn new(dir: PathBuf, link_mode: LinkMode) -> Store {
+        Store { dir, link_mode }
+    }
+
+    /// Folder name of the entry for `dist` with RECORD content `record`.
+    fn entry_name(dist: &Distribution, record: &[u8]) -> String {
+        let digest = Sha256::digest(record);
+        let key: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let version: String = dist
+            .display_version()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{}-{version}-{key}", dist.canonical)
+    }
+
+    /// Keeps every `.dist-info` distribution of `set` that the store does not hold yet. Returns
+    /// how many were added. `venv` must be the canonical venv path.
+    pub fn stash_set(
+        &self,
+        venv: &Path,
+        set: &PackageSet,
+        shims: &HashSet<String>,
+    ) -> Result<usize> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("{}: cannot create", self.dir.display()))?;
+        let mut added = 0;
+        for dist in set.dists.values() {
+            if dist.format != MetadataFormat::DistInfo {
+                continue;
+            }
+            let record_path = dist.metadata_path.join("RECORD");
+            let Ok(record) = std::fs::read(&record_path) else {
+                log::debug!("{}: no RECORD, not kept", dist.metadata_path.display());
+                continue;
+            };
+            let name = Self::entry_name(dist, &record);
+            if self.dir.join(&name).join("entry.json").is_file() {
+                continue;
+            }
+            match self.stash_one(venv, dist, &name, shims) {
+                Ok(()) => added += 1,
+                Err(e) => log::warn!("could not keep {} in the store: {e:#}", dist.name_version()),
+            }
+        }
+        Ok(added)
+    }
+
+    fn stash_one(
+        &self,
+        venv: &Path,
+        dist: &Distribution,
+        name: &str,
+        shims: &HashSet<String>,
+    ) -> Result<()> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempdir_in(&self.dir)
+            .with_context(|| format!("{}: cannot create a temp folder", self.dir.display()))?;
+        let files_dir = tmp.path().join("files");
+        let mut files = Vec::new();
+        for row in installed_files(venv, dist)? {
+            if shims.contains(&row.path) {
+                continue;
+            }
+            let src = venv.join(&row.path);
+            let meta = match std::fs::symlink_metadata(&src) {
+                Ok(m) => m,
+                Err(_) => continue,
+            };
+            let dest = files_dir.join(&row.path);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("{}: cannot create", parent.display()))?;
+            }
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&src)?;
+                std::os::unix::fs::symlink(target, &dest)?;
+            } else if meta.is_file() {
+                place(&src, &dest, LinkMode::Hardlink)?;
+            } else {
+                continue;
+            }
+            files.push(StoredFile {
+                path: row.path,
+                hash: row.hash,
+                size: row.size,
+            });
+        }
+        let dist_info = dist
+            .metadata_path
+            .strip_prefix(venv)
+            .unwrap_or(&dist.metadata_path)
+            .to_string_lossy()
+            .into_owned();
+        let entry = StoreEntry {
+            schema: ENTRY_SCHEMA,
+            name: dist.name.clone(),
+            canonical: dist.canonical.clone(),
+            version: dist.display_version().to_string(),
+            line: dist.freeze_lines().pop().unwrap_or_default(),
+            dist_info,
+            files,
+            stored_at: crate::record::now_timestamp(),
+        };
+        let json = serde_json::to_vec_pretty(&entry)?;
+        write_atomic(&tmp.path().join("entry.json"), &json)?;
+        let final_dir = self.dir.join(name);
+        let tmp_path = tmp.keep();
+        if let Err(e) = std::fs::rename(&tmp_path, &final_dir) {
+            let _ = std::fs::remove_dir_all(&tmp_path);
+            if !final_dir.join("entry.json").is_file() {
+                return Err(e).with_context(|| format!("{}: cannot create", final_dir.display()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every complete entry: folder and metadata. Unreadable ones are skipped with a log line.
+    pub fn entries(&self) -> Vec<(PathBuf, StoreEntry)> {
+        let Ok(read) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in read.filter_map(Result::ok) {
+            let path = item.path();
+            if item.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if let Some(entry) = read_entry(&path) {
+                out.push((path, entry));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Entries for a freeze line, newest first.
+    pub fn find(&self, canonical: &str, line: &str) -> Vec<(PathBuf, StoreEntry)> {
+        let Ok(read) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let prefix = format!("{canonical}-");
+        let mut found: Vec<(PathBuf, StoreEntry)> = read
+            .filter_map(Result::ok)
+            .filter(|i| i.file_name().to_string_lossy().starts_with(&prefix))
+            .filter_map(|i| read_entry(&i.path()).map(|e| (i.path(), e)))
+            .filter(|(_, e)| e.canonical == canonical && e.line == line)
+            .collect();
+        found.sort_by(|a, b| b.1.stored_at.cmp(&a.1.stored_at));
+        found
+    }
+
+    /// Checks an entry's files against their RECORD hashes and sizes.
+    pub fn verify(entry_dir: &Path, entry: &StoreEntry) -> Result<()> {
+        for file in &entry.files {
+            let path = entry_dir.join("files").join(&file.path);
+            let meta = std::fs::symlink_metadata(&path)
+                .with_context(|| format!("{}: missing from the store", path.display()))?;
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            if let Some(size) = file.size {
+                if meta.len() != size {
+                    bail!(
+                        "{}: size {} differs from RECORD's {size}",
+                        path.display(),
+                        meta.len()
+                    );
+                }
+            }
+            if let Some(expected) = &file.hash {
+                if !expected.starts_with("sha256=") {
+                    continue;
+                }
+                let actual =
+                    file_hash(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+                if &actual != expected {
+                    bail!("{}: content differs from its RECORD hash", path.display());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts an entry's files into the venv, the `.dist-info` last so that an interrupted
+    /// restore never leaves a distribution that looks installed but is not.
+    pub fn restore(&self, entry_dir: &Path, entry: &StoreEntry, venv: &Path) -> Result<()> {
+        let (meta_files, other): (Vec<&StoredFile>, Vec<&StoredFile>) = entry
+            .files
+            .iter()
+            .partition(|f| Path::new(&f.path).starts_with(&entry.dist_info));
+        for file in other.into_iter().chain(meta_files) {
+            let rel = Path::new(&file.path);
+            if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
+                bail!(
+                    "{}: store entry names a path outside the venv: {}",
+                    entry_dir.display(),
+                    file.path
+                );
+            }
+            let src = entry_dir.join("files").join(rel);
+            let dest = venv.join(rel);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("{}: cannot create", parent.display()))?;
+            }
+            match std::fs::symlink_metadata(&dest) {
+                Ok(m) if m.is_dir() => bail!("{}: a folder is in the way", dest.display()),
+                Ok(_) => std::fs::remove_file(&dest)
+                    .with_context(|| format!("{}: cannot replace", dest.display()))?,
+                Err(_) => {}
+            }
+            let meta = std::fs::symlink_metadata(&src)
+                .with_context(|| format!("{}: missing from the store", src.display()))?;
+            if meta.file_type().is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dest)?;
+            } else {
+                place(&src, &dest, self.link_mode)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes entries whose line no history entry, snapshot or the venv refers to, and
+    /// leftover temp folders. Returns (entries removed, bytes freed).
+    pub fn collect_garbage(&self, referenced: &BTreeSet<String>) -> Result<(usize, u64)> {
+        let Ok(read) = std::fs::read_dir(&self.dir) else {
+            return Ok((0, 0));
+        };
+        let mut removed = 0;
+        let mut freed = 0;
+        for item in read.filter_map(Result::ok) {
+            let path = item.path();
+            let name = item.file_name().to_string_lossy().into_owned();
+            let keep = if name.starts_with(".tmp-") {
+                false
+            } else {
+                match read_entry(&path) {
+                    Some(entry) => referenced.contains(&entry.line),
+                    None => false,
+                }
+            };
+            if !keep {
+                freed += unlinked_bytes(&path);
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("{}: cannot remove", path.display()))?;
+                removed += 1;
+            }
+        }
+        Ok((removed, freed))
+    }
+
+    /// Bytes the store holds that no venv file shares (hard-link count 1).
+    pub fn extra_bytes(&self) -> u64 {
+        unlinked_bytes(&self.dir)
+    }
+}
+
+fn unlinked_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file() && m.nlink() == 1)
+        .map(|m| m.len())
+        .sum()
+}
+
+fn read_entry(dir: &Path) -> Option<StoreEntry> {
+    let bytes = std::fs::read(dir.join("entry.json")).ok()?;
+    let entry: StoreEntry = serde_json::from_slice(&bytes)
+        .map_err(|e| log::warn!("{}: unreadable store entry: {e}", dir.display()))
+        .ok()?;
+    (entry.schema <= ENTRY_SCHEMA).then_some(entry)
+}
+
+/// Hard-links `src` to `dest` (copying across filesystems), or copies.
+fn place(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
+    if mode == LinkMode::Hardlink {
+        match std::fs::hard_link(src, dest) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.raw_os_error() == Some(nix::libc::EXDEV)
+                    || e.raw_os_error() == Some(nix::libc::EPERM) => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot link {} to {}", src.display(), dest.display())
+                })
+            }
+        }
+    }
+    std::fs::copy(src, dest)
+        .with_context(|| format!("cannot copy {} to {}", src.display(), dest.display()))?;
+    Ok(())
+}
+
+/// Removes an installed distribution the way pip does: the files its RECORD lists (and the
+/// byte-code of its `.py` files), its `.dist-info` first, then folders left empty.
+pub fn remove_dist(venv: &Path, dist: &Distribution) -> Result<()> {
+    let rows = installed_files(venv, dist)?;
+    // The metadata goes first: from then on the distribution no longer counts as installed.
+    std::fs::remove_dir_all(&dist.metadata_path)
+        .with_context(|| format!("{}: cannot remove", dist.metadata_path.display()))?;
+    let mut dirs: BTreeMap<usize, BTreeSet<PathBuf>> = BTreeMap::new();
+    for row in rows {
+        let path = venv.join(&row.path);
+        remove_if_present(&path)?;
+        if path.extension().is_some_and(|e| e == "py") {
+            remove_bytecode(&path)?;
+        }
+        let mut parent = path.parent();
+        while let Some(dir) = parent {
+            if dir == venv || !dir.starts_with(venv) {
+                break;
+            }
+            dirs.entry(dir.components().count())
+                .or_default()
+                .insert(dir.to_path_buf());
+            parent = dir.parent();
+        }
+    }
+    // Deepest first; a folder that is not empty stays.
+    for (_, level) in dirs.into_iter().rev() {
+        for dir in level {
+            let keep = dir
+                .file_name()
+                .is_some_and(|n| n == "site-packages" || n == "bin" || n == "lib");
+            if !keep {
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => {
+            std::fs::remove_file(path).with_context(|| format!("{}: cannot remove", path.display()))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+/// `x.py` → `__pycache__/x.*.pyc`.
+fn remove_bytecode(py: &Path) -> Result<()> {
+    let (Some(dir), Some(stem)) = (py.parent(), py.file_stem()) else {
+        return Ok(());
+    };
+    let cache = dir.join("__pycache__");
+    let Ok(read) = std::fs::read_dir(&cache) else {
+        return Ok(());
+    };
+    let prefix = format!("{}.", stem.to_string_lossy());
+    for item in read.filter_map(Result::ok) {
+        let name = item.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name.ends_with(".pyc") {
+            remove_if_present(&item.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_rows_parse_with_quotes_and_missing_hashes() {
+        let rows = parse_record(
+            b"a/__init__.py,sha256=abc,12\n\"odd,name.py\",sha256=def,3\na-1.0.dist-info/RECORD,,\n",
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[1].path, "odd,name.py");
+        assert_eq!(rows[2].hash, None);
+        assert_eq!(rows[0].size, Some(12));
+    }
+
+    #[test]
+    fn file_hash_is_record_style() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello\n").unwrap();
+        // sha256("hello\n"), urlsafe base64 without padding.
+        assert_eq!(
+            file_hash(&p).unwrap(),
+            "sha256=WJG1tSLV3whtD_CxEPvZ0hu0_HFjrtIGIwXKhaX5ZD0"
+        );
+    }
+}

@@ -1,0 +1,531 @@
+//! Undo, redo, restore, clean, snapshots and gc: each picks a target set (from history or a
+//! snapshot) and runs one engine transaction, recorded as its own history entry so that nothing
+//! is ever lost.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::engine::{self, Plan};
+use crate::fsutil::TierLock;
+use crate::history::{self, Entry, Kind, Log};
+use crate::inventory::PackageSet;
+use crate::record::{self, freeze_map, Operation};
+use crate::snapshot;
+use crate::tier::{self, Tier};
+use crate::ui::{Style, Ui};
+
+/// Which entries are undone now: those an undo reverted, unless a redo reverted that undo.
+#[derive(Debug, Default)]
+pub struct UndoState {
+    pub undone: BTreeSet<u64>,
+    pub redone_undos: BTreeSet<u64>,
+}
+
+pub fn undo_state(log: &Log) -> UndoState {
+    let mut state = UndoState::default();
+    let mut reverted_by: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for e in &log.entries {
+        match e.before.kind {
+            Kind::Undo => {
+                state.undone.extend(e.before.reverts.iter().copied());
+                reverted_by.insert(e.id, e.before.reverts.clone());
+            }
+            Kind::Redo => {
+                for undo_id in &e.before.reverts {
+                    state.redone_undos.insert(*undo_id);
+                    for id in reverted_by.get(undo_id).into_iter().flatten() {
+                        state.undone.remove(id);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    state
+}
+
+/// Entries `undo` may take, newest first: not undo/redo/init entries, not already undone.
+fn undo_candidates<'a>(log: &'a Log, state: &UndoState) -> Vec<&'a Entry> {
+    log.entries
+        .iter()
+        .rev()
+        .filter(|e| !matches!(e.before.kind, Kind::Undo | Kind::Redo | Kind::Init))
+        .filter(|e| !state.undone.contains(&e.id))
+        .collect()
+}
+
+/// The target of a transaction.
+struct Target {
+    op: Operation,
+    freeze: String,
+    /// Build a new venv (clean) instead of changing the current one.
+    fresh_venv: bool,
+    /// Say "nothing to do" and record nothing when the plan is empty.
+    skip_if_empty: bool,
+}
+
+/// Locks the tier, brings history up to date, and hands over the log.
+fn open_tier(ctx: &Context, ui: &Ui) -> Result<(Tier, Config, TierLock)> {
+    let tier = tier::tier_for(ctx, None)?;
+    if !tier.venv_exists() && !tier.is_provisioned() {
+        bail!(
+            "no tier at {} yet; `pip install ...` or `pyctl init` creates it",
+            tier.root.display()
+        );
+    }
+    tier.check_owner(ctx)?;
+    let config = tier.config()?;
+    let lock = tier.lock(ctx, || {
+        ui.info("waiting for another pip in this tier to finish...")
+    })?;
+    finish_trash(&tier);
+    let current = current_set(&tier)?;
+    record::settle(ctx, ui, &tier, &lock, &current)?;
+    Ok((tier, config, lock))
+}
+
+fn current_set(tier: &Tier) -> Result<PackageSet> {
+    if !tier.venv_exists() {
+        return Ok(PackageSet::default());
+    }
+    Ok(PackageSet::scan(&tier.venv())?)
+}
+
+fn read_log(tier: &Tier, ui: &Ui) -> Result<Log> {
+    let log = history::read_log(&tier.history_dir())?;
+    for p in &log.problems {
+        ui.warn(&format!("skipping {p}"));
+    }
+    Ok(log)
+}
+
+pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool) -> Result<i32> {
+    let (tier, config, lock) = open_tier(ctx, ui)?;
+    let log = read_log(&tier, ui)?;
+    let state = undo_state(&log);
+    let candidates = undo_candidates(&log, &state);
+    let (freeze, reverts, command) = match to {
+        Some(id) => {
+            let entry = log
+                .get(id)
+                .with_context(|| format!("no entry #{id} in the history"))?;
+            let after = entry
+                .after
+                .as_ref()
+                .with_context(|| format!("entry #{id} never finished; pick another"))?;
+            let reverts: Vec<u64> = candidates
+                .iter()
+                .filter(|e| e.id > id)
+                .map(|e| e.id)
+                .collect();
+            (
+                after.freeze.clone(),
+                reverts,
+                format!("pyctl undo --to {id}"),
+            )
+        }
+        None => {
+            if steps == 0 {
+                bail!("undo 0 does nothing; give a number of operations of at least 1");
+            }
+            if candidates.len() < steps {
+                bail!(
+                    "only {} operation(s) can be undone (undo, redo and init entries and what is \
+                     already undone do not count)",
+                    candidates.len()
+                );
+            }
+            let taken = &candidates[..steps];
+            let oldest = taken.last().expect("steps >= 1");
+            let reverts = taken.iter().map(|e| e.id).collect();
+            let command = if steps == 1 {
+                "pyctl undo".to_string()
+            } else {
+                format!("pyctl undo {steps}")
+            };
+            (oldest.before.freeze.clone(), reverts, command)
+        }
+    };
+    let target = Target {
+        op: Operation {
+            kind: Kind::Undo,
+            command,
+            pip_args: Vec::new(),
+            reverts,
+        },
+        freeze,
+        fresh_venv: false,
+        skip_if_empty: false,
+    };
+    transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
+}
+
+pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<i32> {
+    let (tier, config, lock) = open_tier(ctx, ui)?;
+    let log = read_log(&tier, ui)?;
+    let state = undo_state(&log);
+    let mut undo_entry = None;
+    for e in log.entries.iter().rev() {
+        match e.before.kind {
+            Kind::Redo => continue,
+            Kind::Undo if state.redone_undos.contains(&e.id) => continue,
+            Kind::Undo => {
+                undo_entry = Some(e);
+                break;
+            }
+            _ => break,
+        }
+    }
+    let Some(u) = undo_entry else {
+        bail!(
+            "nothing to redo: the latest operations are not undos (after new operations, use \
+             `pyctl undo --to ID` to go to any recorded state)"
+        );
+    };
+    let target = Target {
+        op: Operation {
+            kind: Kind::Redo,
+            command: "pyctl redo".into(),
+            pip_args: Vec::new(),
+            reverts: vec![u.id],
+        },
+        freeze: u.before.freeze.clone(),
+        fresh_venv: false,
+        skip_if_empty: false,
+    };
+    transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
+}
+
+pub fn restore(ctx: &Context, ui: &Ui, name: &str, dry_run: bool) -> Result<i32> {
+    let (tier, config, lock) = open_tier(ctx, ui)?;
+    let path = snapshot::snapshot_path(&tier, name)?;
+    let text = read_snapshot(&tier, name, &path)?;
+    let log = read_log(&tier, ui)?;
+    let target = Target {
+        op: Operation {
+            kind: Kind::Restore,
+            command: format!("pyctl restore {name}"),
+            pip_args: Vec::new(),
+            reverts: Vec::new(),
+        },
+        freeze: text,
+        fresh_venv: false,
+        skip_if_empty: true,
+    };
+    transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
+}
+
+pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Result<i32> {
+    let (tier, config, lock) = open_tier(ctx, ui)?;
+    let log = read_log(&tier, ui)?;
+    let freeze = if keep_baseline {
+        let path = snapshot::snapshot_path(&tier, snapshot::BASELINE)?;
+        read_snapshot(&tier, snapshot::BASELINE, &path)?
+    } else {
+        // What a new venv holds: the state the first init recorded.
+        log.entries
+            .iter()
+            .find(|e| e.before.kind == Kind::Init)
+            .and_then(|e| e.after.as_ref())
+            .map(|a| a.freeze.clone())
+            .context(
+                "no init entry in the history to tell what a new venv holds; use --keep-baseline",
+            )?
+    };
+    let target = Target {
+        op: Operation {
+            kind: Kind::Clean,
+            command: if keep_baseline {
+                "pyctl clean --keep-baseline".into()
+            } else {
+                "pyctl clean".into()
+            },
+            pip_args: Vec::new(),
+            reverts: Vec::new(),
+        },
+        freeze,
+        fresh_venv: true,
+        skip_if_empty: false,
+    };
+    transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
+}
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    command: &'a str,
+    dry_run: bool,
+    plan: &'a Plan,
+    sources: BTreeMap<&'static str, usize>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn transact(
+    ctx: &Context,
+    ui: &Ui,
+    tier: &Tier,
+    config: &Config,
+    lock: &TierLock,
+    log: &Log,
+    target: Target,
+    dry_run: bool,
+) -> Result<i32> {
+    let store = record::store_of(tier, config);
+    let current = if target.fresh_venv {
+        PackageSet::default()
+    } else {
+        current_set(tier)?
+    };
+    let plan = engine::plan(&store, &current, &target.freeze);
+    if ui.json {
+        let out = PlanJson {
+            command: &target.op.command,
+            dry_run,
+            plan: &plan,
+            sources: engine::plan_sources(&plan),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if !ui.quiet || dry_run {
+        println!(
+            "{}: {}",
+            ui.out(Style::Bold, &target.op.command),
+            plan.summary()
+        );
+        for line in engine::plan_lines(ui, &plan) {
+            println!("{line}");
+        }
+    }
+    if dry_run {
+        return Ok(0);
+    }
+    if plan.is_empty() && !target.fresh_venv && target.skip_if_empty {
+        ui.info("the venv is already in that state; nothing to do");
+        return Ok(0);
+    }
+    let find_links =
+        engine::recorded_find_links(log.entries.iter().map(|e| e.before.pip_args.clone()));
+    let outcome = record::record(ctx, ui, tier, lock, config, &target.op, || {
+        if target.fresh_venv {
+            recreate_venv(tier, &plan, config.venv.inherit_system_packages)?;
+        }
+        let venv = tier.venv().canonicalize().context("the venv vanished")?;
+        let report = engine::apply(ui, &store, &venv, &plan, &find_links)?;
+        for failure in &report.failures {
+            ui.error(failure);
+        }
+        Ok(if report.failures.is_empty() { 0 } else { 1 })
+    })?;
+    finish_trash(tier);
+    ui.info(&format!(
+        "recorded #{} {}: {}",
+        outcome.id,
+        target.op.command,
+        outcome.changes.summary()
+    ));
+    Ok(outcome.exit_code)
+}
+
+/// Moves the venv aside and makes a new one without pip (pip comes from the store, as part of
+/// the plan); with pip when the store cannot give pip back.
+fn recreate_venv(tier: &Tier, plan: &Plan, inherit: bool) -> Result<()> {
+    let venv = tier.venv();
+    let python = tier::venv_base_python(&venv).with_context(|| {
+        format!(
+            "cannot tell which Python made {} (pyvenv.cfg names no existing interpreter)",
+            venv.display()
+        )
+    })?;
+    let trash = tier.root.join(format!(".trash-{}", std::process::id()));
+    if venv.exists() {
+        std::fs::rename(&venv, &trash)
+            .with_context(|| format!("cannot move {} aside", venv.display()))?;
+    }
+    let pip_from_store = plan
+        .add
+        .iter()
+        .any(|a| a.name == "pip" && matches!(a.source, engine::Source::Store { .. }));
+    tier::create_venv_with(tier, &python, inherit, !pip_from_store)
+}
+
+/// Deletes venvs moved aside by clean, in the background so the command returns at once; a
+/// later command finishes what a kill interrupted.
+fn finish_trash(tier: &Tier) {
+    let Ok(read) = std::fs::read_dir(&tier.root) else {
+        return;
+    };
+    for item in read.filter_map(Result::ok) {
+        if item.file_name().to_string_lossy().starts_with(".trash-") {
+            let _ = std::process::Command::new("rm")
+                .arg("-rf")
+                .arg(item.path())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+        }
+    }
+}
+
+fn read_snapshot(tier: &Tier, name: &str, path: &Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let known: Vec<String> = list(tier).into_iter().map(|s| s.name).collect();
+            bail!(
+                "no snapshot named {name:?}; known: {}",
+                if known.is_empty() {
+                    "none yet (`pyctl snapshot NAME` makes one)".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        }
+        Err(e) => Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SnapshotInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub modified: String,
+    pub packages: usize,
+}
+
+fn list(tier: &Tier) -> Vec<SnapshotInfo> {
+    let Ok(read) = std::fs::read_dir(tier.snapshots_dir()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<SnapshotInfo> = read
+        .filter_map(Result::ok)
+        .filter_map(|item| {
+            let path = item.path();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".txt")?
+                .to_string();
+            snapshot::validate_name(&name).ok()?;
+            let text = std::fs::read_to_string(&path).ok()?;
+            let modified = item
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            Some(SnapshotInfo {
+                name,
+                path,
+                modified,
+                packages: freeze_map(&text).len(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+pub fn snapshot_cmd(ctx: &Context, ui: &Ui, name: &str, force: bool) -> Result<i32> {
+    snapshot::validate_name(name)?;
+    let (tier, _config, _lock) = open_tier(ctx, ui)?;
+    let path = snapshot::snapshot_path(&tier, name)?;
+    if path.exists() && !force {
+        bail!(
+            "snapshot {name:?} already exists ({}); use --force to replace it",
+            path.display()
+        );
+    }
+    let set = current_set(&tier)?;
+    snapshot::write_snapshot(&tier, name, &set, &record::now_timestamp())?;
+    ui.info(&format!(
+        "saved snapshot {name:?}: {} packages in {}",
+        set.len(),
+        path.display()
+    ));
+    Ok(0)
+}
+
+pub fn list_snapshots(ctx: &Context, ui: &Ui) -> Result<i32> {
+    let tier = tier::tier_for(ctx, None)?;
+    let snaps = list(&tier);
+    if ui.json {
+        println!("{}", serde_json::to_string_pretty(&snaps)?);
+        return Ok(0);
+    }
+    if snaps.is_empty() {
+        ui.info("no snapshots yet; `pyctl snapshot NAME` saves one");
+        return Ok(0);
+    }
+    let width = snaps.iter().map(|s| s.name.len()).max().unwrap_or(4);
+    for s in snaps {
+        println!(
+            "{:<width$}  {}  {} packages",
+            s.name,
+            s.modified.replace('T', " ").trim_end_matches('Z'),
+            s.packages
+        );
+    }
+    Ok(0)
+}
+
+pub fn delete_snapshot(ctx: &Context, ui: &Ui, name: &str) -> Result<i32> {
+    snapshot::validate_name(name)?;
+    let (tier, _config, _lock) = open_tier(ctx, ui)?;
+    let path = snapshot::snapshot_path(&tier, name)?;
+    read_snapshot(&tier, name, &path)?;
+    std::fs::remove_file(&path).with_context(|| format!("{}: cannot delete", path.display()))?;
+    ui.info(&format!("deleted snapshot {name:?}"));
+    Ok(0)
+}
+
+/// Every requirement line some history entry, snapshot or the venv refers to.
+pub fn referenced_lines(tier: &Tier, log: &Log) -> BTreeSet<String> {
+    let mut lines = BTreeSet::new();
+    for e in &log.entries {
+        lines.extend(freeze_map(&e.before.freeze).into_values());
+        if let Some(a) = &e.after {
+            lines.extend(freeze_map(&a.freeze).into_values());
+        }
+    }
+    for s in list(tier) {
+        if let Ok(text) = std::fs::read_to_string(&s.path) {
+            lines.extend(freeze_map(&text).into_values());
+        }
+    }
+    if let Ok(set) = current_set(tier) {
+        lines.extend(set.requirement_map().into_values());
+    }
+    lines
+}
+
+pub fn gc(ctx: &Context, ui: &Ui) -> Result<i32> {
+    let (tier, config, _lock) = open_tier(ctx, ui)?;
+    let log = read_log(&tier, ui)?;
+    let referenced = referenced_lines(&tier, &log);
+    let (removed, freed) = record::store_of(&tier, &config).collect_garbage(&referenced)?;
+    ui.info(&format!(
+        "removed {removed} store entries no history entry or snapshot refers to; freed {}",
+        human_bytes(freed)
+    ));
+    Ok(0)
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
