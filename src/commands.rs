@@ -167,6 +167,7 @@ struct HistoryRow<'a> {
     user: &'a str,
     command: &'a str,
     state: &'a str,
+    undone: bool,
     exit_code: Option<i32>,
     changes: Option<&'a Changes>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -180,6 +181,7 @@ fn history_cmd(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Resu
         ui.warn(&format!("skipping {problem}"));
     }
     let lock_held = TierLock::is_held(&tier.lock_path());
+    let undone = undo::undo_state(&log).undone;
     let entries: Vec<&Entry> = log
         .entries
         .iter()
@@ -196,6 +198,7 @@ fn history_cmd(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Resu
                 user: &e.before.user,
                 command: &e.before.command,
                 state: entry_state(e, lock_held),
+                undone: undone.contains(&e.id),
                 exit_code: e.after.as_ref().and_then(|a| a.exit_code),
                 changes: e.changes(),
                 reverts: e.before.reverts.clone(),
@@ -231,6 +234,13 @@ fn history_cmd(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Resu
                 );
             }
             other => tail = format!("{tail}; {}", ui.out(Style::Warn, other)),
+        }
+        if undone.contains(&e.id) {
+            tail = format!("{tail}; {}", ui.out(Style::Dim, "undone"));
+        }
+        if !e.before.reverts.is_empty() {
+            let ids: Vec<String> = e.before.reverts.iter().map(|i| format!("#{i}")).collect();
+            tail = format!("{tail}; reverts {}", ids.join(" "));
         }
         let tail = tail.trim_start_matches("; ").to_string();
         lines.push(format!(
@@ -361,6 +371,8 @@ struct StatusJson {
     venv_exists: bool,
     python: Option<String>,
     packages: Option<usize>,
+    /// Bytes the store holds that the venv no longer links to.
+    store_extra_bytes: Option<u64>,
     last_operation: Option<LastOp>,
     problems: Vec<String>,
 }
@@ -445,6 +457,10 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
             tier.bin_dir().display()
         ));
     }
+    let store_extra = tier
+        .store_dir()
+        .is_dir()
+        .then(|| crate::store::Store::new(tier.store_dir(), Default::default()).extra_bytes());
     let last = log.last().map(|e| LastOp {
         id: e.id,
         command: e.before.command.clone(),
@@ -459,6 +475,7 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
             venv_exists: tier.venv_exists(),
             python: tier.python_version(),
             packages: set.as_ref().map(PackageSet::len),
+            store_extra_bytes: store_extra,
             last_operation: last,
             problems,
         };
@@ -480,6 +497,13 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
     }
     if let Some(set) = &set {
         lines.push(format!("{:<10}{}", "packages", set.len()));
+    }
+    if let Some(bytes) = store_extra {
+        lines.push(format!(
+            "{:<10}{} beyond the venv (`pyctl gc` frees what nothing refers to)",
+            "store",
+            undo::human_bytes(bytes)
+        ));
     }
     match &last {
         Some(op) => lines.push(format!(

@@ -220,7 +220,11 @@ pub fn record(
         shims::ensure_shims(tier, &ctx.exe)?;
     }
     keep_in_store(tier, config, &after_set);
-    history::prune(&dir, &history::index(&dir)?, config.history.max_entries)?;
+    let pruned = history::prune(&dir, &history::index(&dir)?, config.history.max_entries)?;
+    // Collecting reads the whole history, so it runs on every tenth pruned entry, not on each.
+    if pruned.iter().any(|id| id % 10 == 0) {
+        collect_store_garbage(tier, config);
+    }
     if tier.kind == TierKind::System {
         audit(ctx, op, id, &changes, exit_code);
     }
@@ -258,6 +262,21 @@ fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet) {
         Ok(n) if n > 0 => log::info!("kept {n} distributions in the store"),
         Ok(_) => {}
         Err(e) => log::warn!("store: {e:#}"),
+    }
+}
+
+/// After pruning, store entries only the pruned entries referred to can go.
+fn collect_store_garbage(tier: &Tier, config: &Config) {
+    let result = history::read_log(&tier.history_dir()).and_then(|log| {
+        let referenced = crate::undo::referenced_lines(tier, &log);
+        store_of(tier, config).collect_garbage(&referenced)
+    });
+    match result {
+        Ok((n, bytes)) if n > 0 => {
+            log::info!("store: removed {n} unreferenced entries ({bytes} bytes)")
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!("store garbage collection: {e:#}"),
     }
 }
 
