@@ -161,25 +161,26 @@ pub struct ApplyReport {
     pub failures: Vec<String>,
 }
 
-/// Applies a plan to `venv` (its canonical path). Removals first, then additions from the store,
-/// then pip for the rest: `--no-index` with the local wheel folders first, then the index.
+/// Applies a plan to `venv` (its canonical path). Removals first (moved into `trash`, which the
+/// caller deletes once the venv is in its target state), then additions from the store, then pip
+/// for the rest: `--no-index` with the local wheel folders first, then the index.
 pub fn apply(
     ui: &Ui,
     store: &Store,
     venv: &Path,
     plan: &Plan,
     find_links: &[PathBuf],
+    trash: &Path,
 ) -> Result<ApplyReport> {
     let mut report = ApplyReport::default();
-    let mut pip_only_removals = Vec::new();
-    for dist in &plan.to_remove {
-        if dist.format == MetadataFormat::DistInfo && dist.metadata_path.join("RECORD").is_file() {
-            store::remove_dist(venv, dist)
-                .with_context(|| format!("removing {}", dist.name_version()))?;
-        } else {
-            pip_only_removals.push(dist.name.clone());
-        }
+    let (by_record, pip_only): (Vec<&Distribution>, Vec<&Distribution>) =
+        plan.to_remove.iter().partition(|d| {
+            d.format == MetadataFormat::DistInfo && d.metadata_path.join("RECORD").is_file()
+        });
+    if !by_record.is_empty() {
+        store::remove_dists(venv, &by_record, trash).context("removing distributions")?;
     }
+    let pip_only_removals: Vec<String> = pip_only.iter().map(|d| d.name.clone()).collect();
     if !pip_only_removals.is_empty() {
         let mut args: Vec<OsString> = vec!["uninstall".into(), "-y".into()];
         args.extend(pip_only_removals.iter().map(OsString::from));
@@ -190,21 +191,28 @@ pub fn apply(
             ));
         }
     }
-    let mut via_pip: Vec<&Addition> = Vec::new();
-    for addition in plan.all_additions() {
-        match &addition.source {
-            Source::Store { dir, entry } => {
-                let result =
-                    Store::verify(dir, entry).and_then(|_| store.restore(dir, entry, venv));
-                if let Err(e) = result {
-                    ui.warn(&format!(
-                        "{}: the store copy is unusable ({e:#}); falling back to pip",
-                        addition.line
-                    ));
-                    via_pip.push(addition);
-                }
-            }
-            Source::Pip { .. } => via_pip.push(addition),
+    let from_store: Vec<(&Addition, &PathBuf, &StoreEntry)> = plan
+        .all_additions()
+        .filter_map(|a| match &a.source {
+            Source::Store { dir, entry } => Some((a, dir, entry.as_ref())),
+            Source::Pip { .. } => None,
+        })
+        .collect();
+    let mut via_pip: Vec<&Addition> = plan
+        .all_additions()
+        .filter(|a| matches!(a.source, Source::Pip { .. }))
+        .collect();
+    // Hash checks dominate a restore: spread them over the cores.
+    let checks = parallel_map(&from_store, |(_, dir, entry)| Store::verify(dir, entry));
+    let mut made_dirs = std::collections::HashSet::new();
+    for ((addition, dir, entry), check) in from_store.iter().zip(checks) {
+        let result = check.and_then(|_| store.restore(dir, entry, venv, &mut made_dirs));
+        if let Err(e) = result {
+            ui.warn(&format!(
+                "{}: the store copy is unusable ({e:#}); falling back to pip",
+                addition.line
+            ));
+            via_pip.push(addition);
         }
     }
     if via_pip.is_empty() {
@@ -244,6 +252,40 @@ pub fn apply(
         ));
     }
     Ok(report)
+}
+
+/// `f` over `items` on all cores, results in order. Threads take the next item as they free
+/// up, so one large distribution does not hold up the rest.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                if let Ok(mut slots) = results.lock() {
+                    slots[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.expect("every item was processed"))
+        .collect()
 }
 
 /// A freeze line as pip install arguments (`-e PATH` is two).

@@ -319,41 +319,37 @@ impl Store {
         found
     }
 
-    /// Checks an entry's files against their RECORD hashes and sizes.
+    /// Checks an entry's files against their RECORD hashes (which also covers sizes).
     pub fn verify(entry_dir: &Path, entry: &StoreEntry) -> Result<()> {
+        let files = entry_dir.join("files");
         for file in &entry.files {
-            let path = entry_dir.join("files").join(&file.path);
-            let meta = std::fs::symlink_metadata(&path)
-                .with_context(|| format!("{}: missing from the store", path.display()))?;
-            if meta.file_type().is_symlink() {
+            let Some(expected) = file.hash.as_deref().filter(|h| h.starts_with("sha256=")) else {
+                continue;
+            };
+            let path = files.join(&file.path);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
                 continue;
             }
-            if let Some(size) = file.size {
-                if meta.len() != size {
-                    bail!(
-                        "{}: size {} differs from RECORD's {size}",
-                        path.display(),
-                        meta.len()
-                    );
-                }
-            }
-            if let Some(expected) = &file.hash {
-                if !expected.starts_with("sha256=") {
-                    continue;
-                }
-                let actual =
-                    file_hash(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-                if &actual != expected {
-                    bail!("{}: content differs from its RECORD hash", path.display());
-                }
+            let actual = file_hash(&path)
+                .with_context(|| format!("{}: missing from the store", path.display()))?;
+            if actual != expected {
+                bail!("{}: content differs from its RECORD hash", path.display());
             }
         }
         Ok(())
     }
 
     /// Puts an entry's files into the venv, the `.dist-info` last so that an interrupted
-    /// restore never leaves a distribution that looks installed but is not.
-    pub fn restore(&self, entry_dir: &Path, entry: &StoreEntry, venv: &Path) -> Result<()> {
+    /// restore never leaves a distribution that looks installed but is not. `made_dirs`
+    /// remembers folders already created, to spare a `mkdir` per file.
+    pub fn restore(
+        &self,
+        entry_dir: &Path,
+        entry: &StoreEntry,
+        venv: &Path,
+        made_dirs: &mut HashSet<PathBuf>,
+    ) -> Result<()> {
+        let files = entry_dir.join("files");
         let (meta_files, other): (Vec<&StoredFile>, Vec<&StoredFile>) = entry
             .files
             .iter()
@@ -367,25 +363,16 @@ impl Store {
                     file.path
                 );
             }
-            let src = entry_dir.join("files").join(rel);
+            let src = files.join(rel);
             let dest = venv.join(rel);
             if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("{}: cannot create", parent.display()))?;
+                if !made_dirs.contains(parent) {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("{}: cannot create", parent.display()))?;
+                    made_dirs.insert(parent.to_path_buf());
+                }
             }
-            match std::fs::symlink_metadata(&dest) {
-                Ok(m) if m.is_dir() => bail!("{}: a folder is in the way", dest.display()),
-                Ok(_) => std::fs::remove_file(&dest)
-                    .with_context(|| format!("{}: cannot replace", dest.display()))?,
-                Err(_) => {}
-            }
-            let meta = std::fs::symlink_metadata(&src)
-                .with_context(|| format!("{}: missing from the store", src.display()))?;
-            if meta.file_type().is_symlink() {
-                std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dest)?;
-            } else {
-                place(&src, &dest, self.link_mode)?;
-            }
+            place_replacing(&src, &dest, self.link_mode)?;
         }
         Ok(())
     }
@@ -444,6 +431,45 @@ fn read_entry(dir: &Path) -> Option<StoreEntry> {
     (entry.schema <= ENTRY_SCHEMA).then_some(entry)
 }
 
+/// Places `src` at `dest`, replacing a file already there (never a folder). A hard link to a
+/// symlink links the symlink itself, so symlinks need no special case when linking.
+fn place_replacing(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
+    let attempt = || -> std::io::Result<()> {
+        if mode == LinkMode::Copy && std::fs::symlink_metadata(src)?.file_type().is_symlink() {
+            return std::os::unix::fs::symlink(std::fs::read_link(src)?, dest);
+        }
+        match mode {
+            LinkMode::Hardlink => match std::fs::hard_link(src, dest) {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(nix::libc::EXDEV) | Some(nix::libc::EPERM)
+                    ) =>
+                {
+                    std::fs::copy(src, dest).map(|_| ())
+                }
+                other => other,
+            },
+            LinkMode::Copy => std::fs::copy(src, dest).map(|_| ()),
+        }
+    };
+    match attempt() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+                bail!("{}: a folder is in the way", dest.display());
+            }
+            std::fs::remove_file(dest)
+                .with_context(|| format!("{}: cannot replace", dest.display()))?;
+            attempt()
+                .with_context(|| format!("cannot place {} at {}", src.display(), dest.display()))
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot place {} at {}", src.display(), dest.display()))
+        }
+        Ok(()) => Ok(()),
+    }
+}
+
 /// Hard-links `src` to `dest` (copying across filesystems), or copies.
 fn place(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
     if mode == LinkMode::Hardlink {
@@ -464,32 +490,101 @@ fn place(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
     Ok(())
 }
 
-/// Removes an installed distribution the way pip does: the files its RECORD lists (and the
-/// byte-code of its `.py` files), its `.dist-info` first, then folders left empty.
-pub fn remove_dist(venv: &Path, dist: &Distribution) -> Result<()> {
-    let rows = installed_files(venv, dist)?;
-    // The metadata goes first: from then on the distribution no longer counts as installed.
-    std::fs::remove_dir_all(&dist.metadata_path)
-        .with_context(|| format!("{}: cannot remove", dist.metadata_path.display()))?;
+/// Removes several distributions at once, switching the set with renames where it can: a
+/// top-level folder of site-packages holding nothing but files of the removed distributions
+/// (and their byte-code) is moved into `trash` in one step, as is each `.dist-info`; the rest is
+/// unlinked file by file. The caller deletes `trash` afterwards, when the venv is already in its
+/// target state. Each `.dist-info` goes first, so a kill half-way never leaves a distribution
+/// that looks installed but is not.
+pub fn remove_dists(venv: &Path, doomed: &[&Distribution], trash: &Path) -> Result<()> {
+    std::fs::create_dir_all(trash)
+        .with_context(|| format!("{}: cannot create", trash.display()))?;
+    let mut counter = 0usize;
+    let mut move_aside = |path: &Path| -> Result<()> {
+        counter += 1;
+        let dest = trash.join(counter.to_string());
+        std::fs::rename(path, &dest)
+            .with_context(|| format!("cannot move {} aside", path.display()))
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dist in doomed {
+        let rows = installed_files(venv, dist)?;
+        move_aside(&dist.metadata_path)?;
+        files.extend(rows.into_iter().map(|r| venv.join(r.path)));
+    }
+    let file_set: HashSet<&Path> = files.iter().map(PathBuf::as_path).collect();
+    // Each file's top-level folder in site-packages (None for files directly in it or elsewhere).
+    let site_dirs: BTreeSet<PathBuf> = doomed
+        .iter()
+        .filter_map(|d| d.metadata_path.parent().map(Path::to_path_buf))
+        .collect();
+    let top_of = |file: &Path| -> Option<PathBuf> {
+        site_dirs.iter().find_map(|site| {
+            let rel = file.strip_prefix(site).ok()?;
+            let mut comps = rel.components();
+            let first = comps.next()?;
+            comps.next()?;
+            Some(site.join(first))
+        })
+    };
+    let tops: Vec<Option<PathBuf>> = files.iter().map(|f| top_of(f)).collect();
+    let mut moved: HashSet<PathBuf> = HashSet::new();
+    let candidates: BTreeSet<&PathBuf> = tops.iter().flatten().collect();
+    for top in candidates {
+        if top.is_dir() && only_holds(top, &file_set) {
+            move_aside(top)?;
+            moved.insert(top.clone());
+        }
+    }
     let mut dirs: BTreeMap<usize, BTreeSet<PathBuf>> = BTreeMap::new();
-    for row in rows {
-        let path = venv.join(&row.path);
-        remove_if_present(&path)?;
+    for (path, top) in files.iter().zip(&tops) {
+        if top.as_ref().is_some_and(|t| moved.contains(t)) {
+            continue;
+        }
+        remove_if_present(path)?;
         if path.extension().is_some_and(|e| e == "py") {
-            remove_bytecode(&path)?;
+            remove_bytecode(path)?;
         }
         let mut parent = path.parent();
         while let Some(dir) = parent {
             if dir == venv || !dir.starts_with(venv) {
                 break;
             }
-            dirs.entry(dir.components().count())
+            if !dirs
+                .entry(dir.components().count())
                 .or_default()
-                .insert(dir.to_path_buf());
+                .insert(dir.to_path_buf())
+            {
+                break;
+            }
             parent = dir.parent();
         }
     }
-    // Deepest first; a folder that is not empty stays.
+    remove_empty_dirs(dirs);
+    Ok(())
+}
+
+/// Whether every file under `dir` is one of `files` or byte-code in a `__pycache__`.
+fn only_holds(dir: &Path, files: &HashSet<&Path>) -> bool {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .all(|item| match item {
+            Ok(e) if e.file_type().is_dir() => true,
+            Ok(e) => {
+                let p = e.path();
+                files.contains(p)
+                    || (p.extension().is_some_and(|x| x == "pyc")
+                        && p.parent()
+                            .and_then(Path::file_name)
+                            .is_some_and(|n| n == "__pycache__"))
+            }
+            Err(_) => false,
+        })
+}
+
+/// Removes folders left empty, deepest first; a folder that is not empty stays, and so do the
+/// venv's own `site-packages`, `bin` and `lib`.
+fn remove_empty_dirs(dirs: BTreeMap<usize, BTreeSet<PathBuf>>) {
     for (_, level) in dirs.into_iter().rev() {
         for dir in level {
             let keep = dir
@@ -500,7 +595,6 @@ pub fn remove_dist(venv: &Path, dist: &Distribution) -> Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {

@@ -313,7 +313,10 @@ fn transact(
             recreate_venv(tier, &plan, config.venv.inherit_system_packages)?;
         }
         let venv = tier.venv().canonicalize().context("the venv vanished")?;
-        let report = engine::apply(ui, &store, &venv, &plan, &find_links)?;
+        let trash = tier
+            .root
+            .join(format!(".trash-{}-files", std::process::id()));
+        let report = engine::apply(ui, &store, &venv, &plan, &find_links, &trash)?;
         for failure in &report.failures {
             ui.error(failure);
         }
