@@ -202,11 +202,12 @@ pub fn apply(
         .all_additions()
         .filter(|a| matches!(a.source, Source::Pip { .. }))
         .collect();
-    // Hash checks dominate a restore: spread them over the cores.
-    let checks = parallel_map(&from_store, |(_, dir, entry)| Store::verify(dir, entry));
-    let mut made_dirs = std::collections::HashSet::new();
-    for ((addition, dir, entry), check) in from_store.iter().zip(checks) {
-        let result = check.and_then(|_| store.restore(dir, entry, venv, &mut made_dirs));
+    // Checking and linking thousands of files: spread the distributions over the cores.
+    let results = parallel_map(&from_store, |(_, dir, entry)| {
+        let mut made_dirs = std::collections::HashSet::new();
+        Store::verify(dir, entry).and_then(|_| store.restore(dir, entry, venv, &mut made_dirs))
+    });
+    for ((addition, _, _), result) in from_store.iter().zip(results) {
         if let Err(e) = result {
             ui.warn(&format!(
                 "{}: the store copy is unusable ({e:#}); falling back to pip",

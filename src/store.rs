@@ -45,6 +45,16 @@ pub struct StoredFile {
     pub hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// Inode and modification time of the stored file when it was kept (and checked against
+    /// its hash): while both are unchanged the content is too, as git's index assumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<(u64, i64, i64)>,
+}
+
+/// What a file's (inode, mtime seconds, mtime nanoseconds) are now.
+fn stat_key(meta: &std::fs::Metadata) -> (u64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.ino(), meta.mtime(), meta.mtime_nsec())
 }
 
 /// `entry.json`.
@@ -241,11 +251,22 @@ impl Store {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("{}: cannot create", parent.display()))?;
             }
+            let mut stat = None;
             if meta.file_type().is_symlink() {
                 let target = std::fs::read_link(&src)?;
                 std::os::unix::fs::symlink(target, &dest)?;
             } else if meta.is_file() {
+                // Only content that matches RECORD goes in: a file edited in the venv before it
+                // was kept would otherwise come back as if it were the real thing.
+                if let Some(expected) = row.hash.as_deref().filter(|h| h.starts_with("sha256=")) {
+                    let actual = file_hash(&src)
+                        .with_context(|| format!("{}: cannot read", src.display()))?;
+                    if actual != expected {
+                        bail!("{}: differs from its RECORD hash; not kept", src.display());
+                    }
+                }
                 place(&src, &dest, LinkMode::Hardlink)?;
+                stat = std::fs::symlink_metadata(&dest).ok().map(|m| stat_key(&m));
             } else {
                 continue;
             }
@@ -253,6 +274,7 @@ impl Store {
                 path: row.path,
                 hash: row.hash,
                 size: row.size,
+                stat,
             });
         }
         let dist_info = dist
@@ -319,19 +341,28 @@ impl Store {
         found
     }
 
-    /// Checks an entry's files against their RECORD hashes (which also covers sizes).
+    /// Checks an entry's files: a file whose inode and mtime are those recorded when it was kept
+    /// (and hashed) is unchanged; any other is hashed against RECORD.
     pub fn verify(entry_dir: &Path, entry: &StoreEntry) -> Result<()> {
         let files = entry_dir.join("files");
         for file in &entry.files {
+            let path = files.join(&file.path);
+            let meta = std::fs::symlink_metadata(&path)
+                .with_context(|| format!("{}: missing from the store", path.display()))?;
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            if file.size.is_some_and(|size| size != meta.len()) {
+                bail!("{}: size differs from RECORD", path.display());
+            }
+            if file.stat.is_some_and(|s| s == stat_key(&meta)) {
+                continue;
+            }
             let Some(expected) = file.hash.as_deref().filter(|h| h.starts_with("sha256=")) else {
                 continue;
             };
-            let path = files.join(&file.path);
-            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-                continue;
-            }
-            let actual = file_hash(&path)
-                .with_context(|| format!("{}: missing from the store", path.display()))?;
+            let actual =
+                file_hash(&path).with_context(|| format!("{}: cannot read", path.display()))?;
             if actual != expected {
                 bail!("{}: content differs from its RECORD hash", path.display());
             }
