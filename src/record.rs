@@ -324,7 +324,7 @@ pub fn ensure_venv(
 }
 
 /// The interpreter for a tier: its `py3X` folder names a version, otherwise the default.
-fn choose_python(ctx: &Context, tier: &Tier) -> Result<std::path::PathBuf> {
+pub fn choose_python(ctx: &Context, tier: &Tier) -> Result<std::path::PathBuf> {
     let dir_name = tier
         .root
         .file_name()

@@ -275,7 +275,9 @@ fn transact(
     dry_run: bool,
 ) -> Result<i32> {
     let store = record::store_of(tier, config);
-    let current = if target.fresh_venv {
+    // A venv deleted behind pyctl's back (or by a clean that was killed half-way) is rebuilt.
+    let fresh_venv = target.fresh_venv || !tier.venv_exists();
+    let current = if fresh_venv {
         PackageSet::default()
     } else {
         current_set(tier)?
@@ -302,15 +304,19 @@ fn transact(
     if dry_run {
         return Ok(0);
     }
-    if plan.is_empty() && !target.fresh_venv && target.skip_if_empty {
+    if plan.is_empty() && !fresh_venv && target.skip_if_empty {
         ui.info("the venv is already in that state; nothing to do");
         return Ok(0);
     }
     let find_links =
         engine::recorded_find_links(log.entries.iter().map(|e| e.before.pip_args.clone()));
     let outcome = record::record(ctx, ui, tier, lock, config, &target.op, || {
-        if target.fresh_venv {
-            recreate_venv(tier, &plan, config.venv.inherit_system_packages)?;
+        if fresh_venv {
+            let python = match tier::venv_base_python(&tier.venv()) {
+                Some(p) => p,
+                None => record::choose_python(ctx, tier)?,
+            };
+            recreate_venv(tier, &plan, &python, config.venv.inherit_system_packages)?;
         }
         let venv = tier.venv().canonicalize().context("the venv vanished")?;
         let trash = tier
@@ -334,15 +340,9 @@ fn transact(
 
 /// Moves the venv aside and makes a new one without pip (pip comes from the store, as part of
 /// the plan); with pip when the store cannot give pip back.
-fn recreate_venv(tier: &Tier, plan: &Plan, inherit: bool) -> Result<()> {
+fn recreate_venv(tier: &Tier, plan: &Plan, python: &Path, inherit: bool) -> Result<()> {
     let venv = tier.venv();
-    let python = tier::venv_base_python(&venv).with_context(|| {
-        format!(
-            "cannot tell which Python made {} (pyvenv.cfg names no existing interpreter)",
-            venv.display()
-        )
-    })?;
-    let trash = tier.root.join(format!(".trash-{}", std::process::id()));
+    let trash = unique_trash(tier, "venv");
     if venv.exists() {
         std::fs::rename(&venv, &trash)
             .with_context(|| format!("cannot move {} aside", venv.display()))?;
@@ -351,7 +351,16 @@ fn recreate_venv(tier: &Tier, plan: &Plan, inherit: bool) -> Result<()> {
         .add
         .iter()
         .any(|a| a.name == "pip" && matches!(a.source, engine::Source::Store { .. }));
-    tier::create_venv_with(tier, &python, inherit, !pip_from_store)
+    tier::create_venv_with(tier, python, inherit, !pip_from_store)
+}
+
+/// A new `.trash-*` folder name in the tier: deleted in the background, so names never repeat.
+fn unique_trash(tier: &Tier, what: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    tier.root
+        .join(format!(".trash-{what}-{}-{nanos}", std::process::id()))
 }
 
 /// Deletes venvs moved aside by clean, in the background so the command returns at once; a
