@@ -24,11 +24,9 @@ key=$(cat "$REQUIREMENTS" <("$BENCH_PYTHON" -VV) | sha256sum | cut -c1-16)
 
 if [ "$(cat "$WHEELS/.complete" 2>/dev/null)" != "$key" ]; then
     log "downloading wheels into $WHEELS (once)"
-    rm -rf "$WHEELS" "$BENCH_CACHE/venvs/download"
+    rm -rf "$WHEELS"
     mkdir -p "$WHEELS"
-    # A throwaway venv's pip downloads, so the distro's pip is never asked to do more than venv.
-    "$BENCH_PYTHON" -m venv "$BENCH_CACHE/venvs/download"
-    "$BENCH_CACHE/venvs/download/bin/python" -m pip download -q --disable-pip-version-check \
+    "$(download_python)" -m pip download -q --disable-pip-version-check \
         --only-binary=:all: -d "$WHEELS" -r "$REQUIREMENTS"
     echo "$key" >"$WHEELS/.complete"
 fi

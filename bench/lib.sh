@@ -61,6 +61,17 @@ prepare_pyctl() {
     export PYCTL PYCTL_COMMIT
 }
 
+# A venv whose pip only downloads (so the distro's pip is never asked to do more than `venv`);
+# prints its python.
+download_python() {
+    local venv=$BENCH_CACHE/venvs/download
+    if [ ! -x "$venv/bin/python" ]; then
+        mkdir -p "$BENCH_CACHE/venvs"
+        "$BENCH_PYTHON" -m venv "$venv"
+    fi
+    echo "$venv/bin/python"
+}
+
 # A median (seconds) out of a hyperfine JSON export: json_median FILE INDEX.
 json_median() {
     "$BENCH_PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["median"])' "$1" "$2"
