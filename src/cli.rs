@@ -113,6 +113,12 @@ pub enum Command {
     },
     /// Remove store entries that no history entry or snapshot refers to.
     Gc,
+    /// Check the tier's health: interpreter, shims, PATH, history, dependencies, store, modes.
+    Doctor {
+        /// Repair what pyctl can repair itself.
+        #[arg(long)]
+        fix: bool,
+    },
     /// Manage pyctl itself.
     #[command(name = "self")]
     SelfCmd {

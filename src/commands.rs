@@ -45,6 +45,7 @@ pub fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
             dry_run,
         } => undo::clean(ctx, &ui, keep_baseline, dry_run),
         Command::Gc => undo::gc(ctx, &ui),
+        Command::Doctor { fix } => crate::doctor::run(ctx, &ui, fix),
         Command::Freeze { path } => freeze(ctx, &ui, path),
         Command::SelfCmd {
             command: SelfCommand::Uninstall,

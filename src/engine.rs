@@ -82,7 +82,9 @@ impl Plan {
 
 /// Computes the plan from `current` to the set described by `target_freeze` (freeze or
 /// requirements text).
-pub fn plan(store: &Store, current: &PackageSet, target_freeze: &str) -> Plan {
+/// Store entries only serve the Python minor version `python_minor` (their files live under
+/// `lib/pythonX.Y/`).
+pub fn plan(store: &Store, current: &PackageSet, target_freeze: &str, python_minor: &str) -> Plan {
     let target = freeze_map(target_freeze);
     let current_map = current.requirement_map();
     let mut plan = Plan::default();
@@ -98,7 +100,7 @@ pub fn plan(store: &Store, current: &PackageSet, target_freeze: &str) -> Plan {
         let addition = || Addition {
             name: name.clone(),
             line: line.clone(),
-            source: find_source(store, name, line),
+            source: find_source(store, name, line, python_minor),
         };
         match current_map.get(name) {
             None => plan.add.push(addition()),
@@ -114,8 +116,13 @@ pub fn plan(store: &Store, current: &PackageSet, target_freeze: &str) -> Plan {
     plan
 }
 
-fn find_source(store: &Store, canonical: &str, line: &str) -> Source {
-    match store.find(canonical, line).into_iter().next() {
+fn find_source(store: &Store, canonical: &str, line: &str, python_minor: &str) -> Source {
+    let site = format!("lib/python{python_minor}/");
+    let usable = store
+        .find(canonical, line)
+        .into_iter()
+        .find(|(_, e)| e.dist_info.starts_with(&site));
+    match usable {
         Some((dir, entry)) => Source::Store {
             dir,
             entry: Box::new(entry),

@@ -9,6 +9,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod depcheck;
+pub mod doctor;
 pub mod engine;
 pub mod exit_codes;
 pub mod fsutil;

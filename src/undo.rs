@@ -67,6 +67,8 @@ struct Target {
     fresh_venv: bool,
     /// Say "nothing to do" and record nothing when the plan is empty.
     skip_if_empty: bool,
+    /// Build the new venv with this interpreter (doctor's rebuild after a Python upgrade).
+    python: Option<PathBuf>,
 }
 
 /// Locks the tier, brings history up to date, and hands over the log.
@@ -161,6 +163,7 @@ pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool
         freeze,
         fresh_venv: false,
         skip_if_empty: false,
+        python: None,
     };
     transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
 }
@@ -197,6 +200,7 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<i32> {
         freeze: u.before.freeze.clone(),
         fresh_venv: false,
         skip_if_empty: false,
+        python: None,
     };
     transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
 }
@@ -216,6 +220,7 @@ pub fn restore(ctx: &Context, ui: &Ui, name: &str, dry_run: bool) -> Result<i32>
         freeze: text,
         fresh_venv: false,
         skip_if_empty: true,
+        python: None,
     };
     transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
 }
@@ -251,8 +256,44 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
         freeze,
         fresh_venv: true,
         skip_if_empty: false,
+        python: None,
     };
     transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
+}
+
+/// Rebuilds the venv (on `python`, or the one that made it) with the set the history last
+/// recorded: doctor's repair for a venv that is gone or whose interpreter was upgraded away.
+pub fn rebuild(
+    ctx: &Context,
+    ui: &Ui,
+    tier: &Tier,
+    config: &Config,
+    python: Option<&Path>,
+) -> Result<i32> {
+    let lock = tier.lock(ctx, || {
+        ui.info("waiting for another pip in this tier to finish...")
+    })?;
+    let log = read_log(tier, ui)?;
+    let freeze = log
+        .last_known_freeze()
+        .map(str::to_string)
+        .unwrap_or_default();
+    let target = Target {
+        op: Operation {
+            kind: Kind::Clean,
+            command: match python {
+                Some(p) => format!("pyctl doctor --fix (rebuild on {})", p.display()),
+                None => "pyctl doctor --fix (rebuild)".into(),
+            },
+            pip_args: Vec::new(),
+            reverts: Vec::new(),
+        },
+        freeze,
+        fresh_venv: true,
+        skip_if_empty: false,
+        python: python.map(Path::to_path_buf),
+    };
+    transact(ctx, ui, tier, config, &lock, &log, target, false)
 }
 
 #[derive(Serialize)]
@@ -282,7 +323,13 @@ fn transact(
     } else {
         current_set(tier)?
     };
-    let plan = engine::plan(&store, &current, &target.freeze);
+    let python_minor = match &target.python {
+        Some(p) => Some(tier::interpreter_version(p)?),
+        None => tier.python_version(),
+    }
+    .map(|v| tier::minor_version(&v))
+    .unwrap_or_default();
+    let plan = engine::plan(&store, &current, &target.freeze, &python_minor);
     if ui.json {
         let out = PlanJson {
             command: &target.op.command,
@@ -312,7 +359,11 @@ fn transact(
         engine::recorded_find_links(log.entries.iter().map(|e| e.before.pip_args.clone()));
     let outcome = record::record(ctx, ui, tier, lock, config, &target.op, || {
         if fresh_venv {
-            let python = match tier::venv_base_python(&tier.venv()) {
+            let python = match target
+                .python
+                .clone()
+                .or_else(|| tier::venv_base_python(&tier.venv()))
+            {
                 Some(p) => p,
                 None => record::choose_python(ctx, tier)?,
             };
