@@ -119,12 +119,30 @@ pub enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Package-manager hooks (run by apt, dnf and pacman, not by people).
+    Hook {
+        #[command(subcommand)]
+        manager: HookManager,
+    },
     /// Manage pyctl itself.
     #[command(name = "self")]
     SelfCmd {
         #[command(subcommand)]
         command: SelfCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookManager {
+    /// apt's DPkg::Pre-Install-Pkgs hook (protocol version 3 on standard input).
+    Apt,
+    /// dnf's post-transaction action, with the package names.
+    Dnf {
+        #[arg(value_name = "PACKAGE")]
+        packages: Vec<String>,
+    },
+    /// pacman's hook, with the target names on standard input.
+    Pacman,
 }
 
 #[derive(Debug, Subcommand)]

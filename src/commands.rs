@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, SelfCommand};
+use crate::cli::{Cli, Command, HookManager, SelfCommand};
 use crate::context::Context;
 use crate::fsutil::TierLock;
 use crate::history::{self, Changes, Entry};
@@ -46,6 +46,11 @@ pub fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
         } => undo::clean(ctx, &ui, keep_baseline, dry_run),
         Command::Gc => undo::gc(ctx, &ui),
         Command::Doctor { fix } => crate::doctor::run(ctx, &ui, fix),
+        Command::Hook { manager } => match manager {
+            HookManager::Apt => crate::hooks::apt(ctx, &ui),
+            HookManager::Dnf { packages } => crate::hooks::dnf(ctx, &ui, &packages),
+            HookManager::Pacman => crate::hooks::pacman(ctx, &ui),
+        },
         Command::Freeze { path } => freeze(ctx, &ui, path),
         Command::SelfCmd {
             command: SelfCommand::Uninstall,

@@ -17,6 +17,24 @@ pub struct Config {
     pub ui: UiConfig,
     pub venv: VenvConfig,
     pub store: StoreConfig,
+    pub hooks: HooksConfig,
+}
+
+/// What the package-manager hooks do on a conflict with a pyctl tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflict {
+    /// Say so in the package manager's output and syslog, and let it go on.
+    #[default]
+    Warn,
+    /// Refuse the transaction (where the hook runs before it: apt).
+    Block,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HooksConfig {
+    pub on_conflict: OnConflict,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

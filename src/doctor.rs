@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::conflicts;
 use crate::context::Context;
 use crate::depcheck;
 use crate::fsutil::TierLock;
@@ -79,6 +80,7 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
         check_history(ctx, ui, &tier, fix, &mut findings)?;
         check_dependencies(&tier, &mut findings);
         check_store(&tier, &config, fix, &mut findings)?;
+        check_conflicts(&tier, &config, &mut findings);
     }
     if tier.kind == TierKind::User {
         check_path(ctx, &tier, &mut findings);
@@ -294,6 +296,49 @@ fn check_store(tier: &Tier, config: &Config, fix: bool, findings: &mut Vec<Findi
         }
     }
     Ok(())
+}
+
+/// Where distro packages see other versions than the tier, or the tier's scripts hide distro
+/// commands.
+fn check_conflicts(tier: &Tier, config: &Config, findings: &mut Vec<Finding>) {
+    let mut found = Vec::new();
+    let sees_distro = tier.kind == TierKind::System || config.venv.inherit_system_packages;
+    if sees_distro {
+        if let Ok(set) = PackageSet::scan(&tier.venv()) {
+            let mut roots = vec![PathBuf::from("/usr/lib/python3/dist-packages")];
+            if let Some(v) = tier.python_version() {
+                roots.push(PathBuf::from(format!(
+                    "/usr/lib/python{}/dist-packages",
+                    tier::minor_version(&v)
+                )));
+            }
+            let distro = conflicts::installed_distro_dists(&roots);
+            for mut c in conflicts::version_conflicts(&distro, tier.kind.as_str(), &set) {
+                if let Some(d) = distro.iter().find(|d| d.name == c.name) {
+                    if let Some(owner) = conflicts::dpkg_owner(Path::new(&d.path)) {
+                        c.package = owner;
+                    }
+                }
+                found.push(c);
+            }
+        }
+    }
+    if tier.kind == TierKind::User {
+        found.extend(conflicts::shadowed_commands(
+            tier.kind.as_str(),
+            &tier.bin_dir(),
+            Path::new("/usr/bin"),
+            conflicts::dpkg_owner,
+        ));
+    }
+    for c in found {
+        findings.push(Finding {
+            check: "conflicts",
+            problem: c.to_string(),
+            fix: c.advice.clone(),
+            fixed: false,
+        });
+    }
 }
 
 fn check_path(ctx: &Context, tier: &Tier, findings: &mut Vec<Finding>) {

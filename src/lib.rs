@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod conflicts;
 pub mod context;
 pub mod depcheck;
 pub mod doctor;
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod exit_codes;
 pub mod fsutil;
 pub mod history;
+pub mod hooks;
 pub mod inventory;
 pub mod record;
 pub mod shell;

@@ -359,6 +359,11 @@ fn audit(ctx: &Context, op: &Operation, id: u64, changes: &Changes, exit_code: i
         changes.summary(),
         detail.join(" ")
     );
+    syslog_line(&message);
+}
+
+/// One line to syslog (ident `pyctl`); a missing syslog is only logged.
+pub fn syslog_line(message: &str) {
     let formatter = syslog::Formatter3164 {
         facility: syslog::Facility::LOG_USER,
         hostname: None,
@@ -367,7 +372,7 @@ fn audit(ctx: &Context, op: &Operation, id: u64, changes: &Changes, exit_code: i
     };
     match syslog::unix(formatter) {
         Ok(mut writer) => {
-            if let Err(e) = writer.info(&message) {
+            if let Err(e) = writer.info(message) {
                 log::warn!("syslog write failed: {e}");
             }
         }

@@ -678,10 +678,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         std::fs::write(&p, b"hello\n").unwrap();
-        // sha256("hello\n"), urlsafe base64 without padding.
+        // sha256("hello\n") as Python computes it: urlsafe base64 without padding.
         assert_eq!(
             file_hash(&p).unwrap(),
-            "sha256=WJG1tSLV3whtD_CxEPvZ0hu0_HFjrtIGIwXKhaX5ZD0"
+            "sha256=WJG1tSLV3whtD_CxEPvZ0hu0_HFjrzTQgoai6Eb2vgM"
         );
     }
 }
