@@ -155,7 +155,7 @@ fn report(
     if !conflicts.is_empty() && on_conflict == OnConflict::Block && can_block {
         ui.error(&format!(
             "refusing the transaction: {} conflict(s) with the system Python tier \
-             (hooks.on_conflict = \"block\" in /etc/pyctl/config.toml)",
+             (hooks.on_conflict = \"block\"; set it to \"warn\" to let such transactions through)",
             conflicts.len()
         ));
         return 1;

@@ -373,10 +373,10 @@ pub fn syslog_line(message: &str) {
     match syslog::unix(formatter) {
         Ok(mut writer) => {
             if let Err(e) = writer.info(message) {
-                log::warn!("syslog write failed: {e}");
+                log::debug!("syslog write failed: {e}");
             }
         }
-        Err(e) => log::warn!("syslog unavailable: {e}"),
+        Err(e) => log::debug!("syslog unavailable: {e}"),
     }
 }
 
