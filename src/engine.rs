@@ -210,7 +210,7 @@ pub fn apply(
         .filter(|a| matches!(a.source, Source::Pip { .. }))
         .collect();
     // Checking and linking thousands of files: spread the distributions over the cores.
-    let results = parallel_map(&from_store, |(_, dir, entry)| {
+    let results = crate::parallel::map(&from_store, |(_, dir, entry)| {
         let mut made_dirs = std::collections::HashSet::new();
         Store::verify(dir, entry).and_then(|_| store.restore(dir, entry, venv, &mut made_dirs))
     });
@@ -260,40 +260,6 @@ pub fn apply(
         ));
     }
     Ok(report)
-}
-
-/// `f` over `items` on all cores, results in order. Threads take the next item as they free
-/// up, so one large distribution does not hold up the rest.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
-        .min(items.len());
-    if threads <= 1 {
-        return items.iter().map(&f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                let r = f(item);
-                if let Ok(mut slots) = results.lock() {
-                    slots[i] = Some(r);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r.expect("every item was processed"))
-        .collect()
 }
 
 /// A freeze line as pip install arguments (`-e PATH` is two).

@@ -169,25 +169,34 @@ pub fn apt(ctx: &Context, ui: &Ui) -> Result<i32> {
     let Some((set, on_conflict)) = system_set(ctx) else {
         return Ok(0);
     };
-    let mut conflicts = Vec::new();
-    for action in actions.iter().filter(|a| !a.remove) {
-        let Some(deb) = &action.deb else { continue };
-        let listing = match conflicts::run_bounded(
+    // Each .deb once, only those that exist; dpkg-deb runs on all cores.
+    let mut debs: Vec<(&str, &str)> = actions
+        .iter()
+        .filter(|a| !a.remove)
+        .filter_map(|a| a.deb.as_deref().map(|d| (a.package.as_str(), d)))
+        .filter(|(_, d)| std::path::Path::new(d).is_file())
+        .collect();
+    debs.sort();
+    debs.dedup();
+    let found = crate::parallel::map(&debs, |(package, deb)| {
+        let listing = conflicts::run_bounded(
             Command::new("dpkg-deb").arg("--contents").arg(deb),
             COMMAND_LIMIT,
             64 * 1024 * 1024,
-        ) {
-            Ok(l) => l,
+        );
+        match listing {
+            Ok(l) => {
+                let paths = conflicts::parse_dpkg_contents(&l);
+                conflicts::dists_in_paths(paths.iter().map(String::as_str), Some(package))
+            }
             Err(e) => {
                 log::warn!("{deb}: {e:#}");
-                continue;
+                Vec::new()
             }
-        };
-        let paths = conflicts::parse_dpkg_contents(&listing);
-        let dists: Vec<DistroDist> =
-            conflicts::dists_in_paths(paths.iter().map(String::as_str), Some(&action.package));
-        conflicts.extend(conflicts::version_conflicts(&dists, "system", &set));
-    }
+        }
+    });
+    let dists: Vec<DistroDist> = found.into_iter().flatten().collect();
+    let conflicts = conflicts::version_conflicts(&dists, "system", &set);
     Ok(report(ui, "apt", &conflicts, on_conflict, true))
 }
 

@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod history;
 pub mod hooks;
 pub mod inventory;
+pub mod parallel;
 pub mod record;
 pub mod shell;
 pub mod shims;

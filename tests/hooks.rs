@@ -1,0 +1,254 @@
+//! The package-manager hooks against real parts: `.deb` files built with dpkg-deb, a real venv
+//! as the system tier (PYCTL_SYSTEM_PREFIX), apt's protocol-3 input, the real pyctl binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PYCTL: &str = env!("CARGO_BIN_EXE_pyctl");
+
+/// A system tier: a real venv (pip and setuptools, as `python3 -m venv` makes it).
+fn system_tier() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("/usr/bin/python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir.path().join("venv"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+/// Puts a distribution's metadata into the tier's venv by hand: enough for the package set.
+fn add_dist(tier: &Path, name: &str, version: &str) {
+    let site = std::fs::read_dir(tier.join("venv/lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("site-packages");
+    let info = site.join(format!("{name}-{version}.dist-info"));
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::write(
+        info.join("METADATA"),
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n"),
+    )
+    .unwrap();
+}
+
+/// Builds a .deb with dpkg-deb holding `files` (paths under the root, with contents).
+fn build_deb(dir: &Path, package: &str, files: &[(&str, &str)]) -> PathBuf {
+    let root = dir.join(format!("{package}-root"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {package}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\n\
+             Description: test\n"
+        ),
+    )
+    .unwrap();
+    for (path, content) in files {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+    }
+    let deb = dir.join(format!("{package}_1.0_all.deb"));
+    let out = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    deb
+}
+
+fn v3_input(actions: &[(&str, &Path)]) -> String {
+    let mut s = "VERSION 3\nAPT::Architecture=amd64\nDir=/\n\n".to_string();
+    for (pkg, deb) in actions {
+        s.push_str(&format!(
+            "{pkg} - - none < 1.0 all foreign {}\n",
+            deb.display()
+        ));
+        s.push_str(&format!("{pkg} - - none < 1.0 all foreign **CONFIGURE**\n"));
+    }
+    s
+}
+
+fn hook(tier: Option<&Path>, args: &[&str], stdin: &[u8]) -> (Output, Duration) {
+    let mut cmd = Command::new(PYCTL);
+    cmd.arg("hook")
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin");
+    match tier {
+        Some(t) => cmd.env("PYCTL_SYSTEM_PREFIX", t),
+        None => cmd.env("PYCTL_SYSTEM_PREFIX", "/nonexistent-pyctl-tier"),
+    };
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (out, start.elapsed())
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn apt_hook_warns_about_a_version_conflict_and_lets_apt_go_on() {
+    let tier = system_tier();
+    add_dist(tier.path(), "requests", "2.0.0");
+    let work = tempfile::tempdir().unwrap();
+    let deb = build_deb(
+        work.path(),
+        "python3-requests",
+        &[(
+            "/usr/lib/python3/dist-packages/requests-2.28.1.egg-info/PKG-INFO",
+            "Metadata-Version: 1.2\nName: requests\nVersion: 2.28.1\n",
+        )],
+    );
+    let (out, _) = hook(
+        Some(tier.path()),
+        &["apt"],
+        v3_input(&[("python3-requests", &deb)]).as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "python3-requests ships requests 2.28.1 but the system venv has requests 2.0.0"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn apt_hook_blocks_when_configured() {
+    let tier = system_tier();
+    add_dist(tier.path(), "requests", "2.0.0");
+    std::fs::write(
+        tier.path().join("config.toml"),
+        "[hooks]\non_conflict = \"block\"\n",
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let deb = build_deb(
+        work.path(),
+        "python3-requests",
+        &[(
+            "/usr/lib/python3/dist-packages/requests-2.28.1.dist-info/METADATA",
+            "Name: requests\n",
+        )],
+    );
+    let (out, _) = hook(
+        Some(tier.path()),
+        &["apt"],
+        v3_input(&[("python3-requests", &deb)]).as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("refusing the transaction"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn apt_hook_is_silent_without_python_packages_or_same_versions() {
+    let tier = system_tier();
+    add_dist(tier.path(), "requests", "2.28.1");
+    let work = tempfile::tempdir().unwrap();
+    let plain = build_deb(
+        work.path(),
+        "hello",
+        &[("/usr/share/doc/hello/README", "hi")],
+    );
+    let same = build_deb(
+        work.path(),
+        "python3-requests",
+        &[(
+            "/usr/lib/python3/dist-packages/requests-2.28.1.egg-info/PKG-INFO",
+            "Name: requests\n",
+        )],
+    );
+    let (out, _) = hook(
+        Some(tier.path()),
+        &["apt"],
+        v3_input(&[("hello", &plain), ("python3-requests", &same)]).as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+}
+
+#[test]
+fn apt_hook_without_a_system_tier_does_nothing() {
+    let (out, _) = hook(
+        None,
+        &["apt"],
+        b"VERSION 3\n\nx - - none < 1 all foreign /x.deb\n",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn apt_hook_survives_malformed_input_in_bounded_time() {
+    let tier = system_tier();
+    add_dist(tier.path(), "requests", "2.0.0");
+    let mut binary = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..200_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        binary.push((x >> 16) as u8);
+    }
+    let huge = format!(
+        "VERSION 3\n\n{}",
+        "p - - none < 1 all foreign /nope.deb\n".repeat(20_000)
+    );
+    let truncated =
+        b"VERSION 3\nAPT::Architecture=amd64\n\npython3-requests - - none < 2.2".to_vec();
+    for (label, input) in [
+        ("binary", binary),
+        ("huge", huge.into_bytes()),
+        ("truncated", truncated),
+        ("empty", Vec::new()),
+    ] {
+        let (out, took) = hook(Some(tier.path()), &["apt"], &input);
+        assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{label}: {}",
+            stderr(&out)
+        );
+        assert!(took < Duration::from_secs(60), "{label} took {took:?}");
+    }
+}
+
+#[test]
+fn dnf_and_pacman_hooks_tolerate_missing_tools() {
+    let tier = system_tier();
+    add_dist(tier.path(), "requests", "2.0.0");
+    let (out, _) = hook(Some(tier.path()), &["dnf", "python3-requests"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (out, _) = hook(Some(tier.path()), &["pacman"], b"python-requests\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
