@@ -48,31 +48,34 @@ pub struct Conflict {
     pub advice: String,
 }
 
-impl std::fmt::Display for Conflict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Conflict {
+    /// What conflicts, without the advice.
+    pub fn summary(&self) -> String {
         match self.kind {
-            ConflictKind::VersionMismatch => write!(
-                f,
-                "{} ships {} {} but the {} venv has {} {}; {}",
+            ConflictKind::VersionMismatch => format!(
+                "{} ships {} {} but the {} venv has {} {}",
                 self.package,
                 self.name,
                 self.distro_version,
                 self.tier,
                 self.name,
-                self.tier_version,
-                self.advice
+                self.tier_version
             ),
-            ConflictKind::BrokenRequirement => write!(
-                f,
-                "{}: {} in the {} venv breaks it ({}); {}",
-                self.package, self.name, self.tier, self.tier_version, self.advice
+            ConflictKind::BrokenRequirement => format!(
+                "{}: {} in the {} venv breaks it ({})",
+                self.package, self.name, self.tier, self.tier_version
             ),
-            ConflictKind::ShadowedCommand => write!(
-                f,
-                "command {} from {} is shadowed by the {} venv's {}; {}",
-                self.name, self.package, self.tier, self.tier_version, self.advice
+            ConflictKind::ShadowedCommand => format!(
+                "command {} from {} is shadowed by the {} venv's {}",
+                self.name, self.package, self.tier, self.tier_version
             ),
         }
+    }
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.summary(), self.advice)
     }
 }
 

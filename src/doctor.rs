@@ -28,6 +28,10 @@ pub struct Finding {
     pub fix: String,
     /// Set when `--fix` repaired it.
     pub fixed: bool,
+    /// Worth knowing but not wrong (a venv command shadowing a distro one is usually wanted):
+    /// does not make doctor fail.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub note: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,6 +53,7 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
                 problem: format!("{e:#}"),
                 fix: "correct the file named above (`pyctl config` lists the keys)".into(),
                 fixed: false,
+                note: false,
             });
             Config::default()
         }
@@ -62,6 +67,7 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
                 TierKind::System => "`sudo pyctl system init` creates it".into(),
             },
             fixed: false,
+            note: false,
         });
         return finish(ui, &tier, findings);
     }
@@ -71,6 +77,7 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
             problem: format!("{e:#}"),
             fix: "run doctor as the tier's owner".into(),
             fixed: false,
+            note: false,
         });
         return finish(ui, &tier, findings);
     }
@@ -91,7 +98,7 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
 }
 
 fn finish(ui: &Ui, tier: &Tier, findings: Vec<Finding>) -> Result<i32> {
-    let remaining = findings.iter().filter(|f| !f.fixed).count();
+    let remaining = findings.iter().filter(|f| !f.fixed && !f.note).count();
     if ui.json {
         let report = Report {
             tier: tier.kind.as_str(),
@@ -104,12 +111,18 @@ fn finish(ui: &Ui, tier: &Tier, findings: Vec<Finding>) -> Result<i32> {
         for f in &findings {
             let mark = if f.fixed {
                 ui.out(Style::Added, "fixed")
+            } else if f.note {
+                ui.out(Style::Dim, "note")
             } else {
                 ui.out(Style::Warn, "problem")
             };
             println!("{mark} [{}] {}", f.check, f.problem);
             if !f.fixed {
-                println!("        {}", ui.out(Style::Dim, &format!("fix: {}", f.fix)));
+                let label = if f.note { "hint" } else { "fix" };
+                println!(
+                    "        {}",
+                    ui.out(Style::Dim, &format!("{label}: {}", f.fix))
+                );
             }
         }
         if remaining == 0 {
@@ -140,6 +153,7 @@ fn check_interpreter(
             problem: format!("the venv {} is missing", tier.venv().display()),
             fix: "`pyctl doctor --fix` rebuilds it with the last recorded set".into(),
             fixed: false,
+            note: false,
         };
         if fix {
             f.fixed = crate::undo::rebuild(ctx, ui, tier, config, None)? == 0;
@@ -167,6 +181,7 @@ fn check_interpreter(
               (recorded: `pyctl undo` reverts it)"
             .into(),
         fixed: false,
+        note: false,
     };
     if fix {
         let python = record::choose_python(ctx, tier)?;
@@ -187,6 +202,7 @@ fn check_shims(ctx: &Context, tier: &Tier, fix: bool, findings: &mut Vec<Finding
         problem: format!("not pyctl's current shims: {}", names.join(", ")),
         fix: "`pyctl doctor --fix` (or any pip operation) re-makes them".into(),
         fixed: false,
+        note: false,
     };
     if fix {
         tier.create_dirs()?;
@@ -212,6 +228,7 @@ fn check_history(
             problem: format!("unreadable history file {p}"),
             fix: "move the file out of history/ (pyctl skips it meanwhile)".into(),
             fixed: false,
+            note: false,
         });
     }
     let running = TierLock::is_held(&tier.lock_path());
@@ -240,14 +257,31 @@ fn check_history(
     let mut f = Finding {
         check: "history",
         problem,
-        fix: "`pyctl doctor --fix` (or the next operation) records the venv's real state".into(),
+        fix: "`pyctl doctor --fix` records the venv's real state and finishes an interrupted \
+              undo/redo/restore/clean; `pyctl redo` (after an undo) or `pyctl undo` rolls it back"
+            .into(),
         fixed: false,
+        note: false,
     };
     if fix {
-        let _lock = tier.lock(ctx, || {})?;
-        let set = PackageSet::scan(&tier.venv())?;
-        record::settle(ctx, ui, tier, &_lock, &set)?;
+        {
+            let lock = tier.lock(ctx, || {})?;
+            let set = PackageSet::scan(&tier.venv())?;
+            record::settle(ctx, ui, tier, &lock, &set)?;
+        }
         f.fixed = true;
+        // An undo, redo, restore or clean killed half-way is finished: its target is on record.
+        let log = history::read_log(&tier.history_dir())?;
+        if let Some(last) = log.last().filter(|e| {
+            e.after.as_ref().is_some_and(|a| a.interrupted) && e.before.target.is_some()
+        }) {
+            let config = tier.config().unwrap_or_default();
+            f.fixed = crate::undo::finish(ctx, ui, tier, &config, last)? == 0;
+            f.problem.push_str(&format!(
+                "; finished #{} ({}) to its recorded target",
+                last.id, last.before.command
+            ));
+        }
     }
     findings.push(f);
     Ok(())
@@ -270,6 +304,7 @@ fn check_dependencies(tier: &Tier, findings: &mut Vec<Finding>) {
             fix: "install a matching version with pip, or `pyctl undo` the operation that broke it"
                 .into(),
             fixed: false,
+            note: false,
         });
     }
 }
@@ -288,6 +323,7 @@ fn check_store(tier: &Tier, config: &Config, fix: bool, findings: &mut Vec<Findi
                 fix: "`pyctl doctor --fix` drops it (pip reinstalls that version when needed)"
                     .into(),
                 fixed: false,
+                note: false,
             };
             if fix {
                 f.fixed = std::fs::remove_dir_all(&dir).is_ok();
@@ -334,9 +370,10 @@ fn check_conflicts(tier: &Tier, config: &Config, findings: &mut Vec<Finding>) {
     for c in found {
         findings.push(Finding {
             check: "conflicts",
-            problem: c.to_string(),
+            problem: c.summary(),
             fix: c.advice.clone(),
             fixed: false,
+            note: c.kind == conflicts::ConflictKind::ShadowedCommand,
         });
     }
 }
@@ -350,6 +387,7 @@ fn check_path(ctx: &Context, tier: &Tier, findings: &mut Vec<Finding>) {
             fix: "open a new login shell, or `pyctl init` to add it to your shell start-up files"
                 .into(),
             fixed: false,
+            note: false,
         });
         return;
     };
@@ -360,6 +398,7 @@ fn check_path(ctx: &Context, tier: &Tier, findings: &mut Vec<Finding>) {
                 problem: format!("/usr/bin comes before {} on PATH", bin.display()),
                 fix: "put the pyctl line last in your shell start-up file".into(),
                 fixed: false,
+                note: false,
             });
         }
     }
@@ -399,6 +438,7 @@ fn check_system_modes(tier: &Tier, fix: bool, findings: &mut Vec<Finding>) {
         fix: "`sudo pyctl doctor --fix` (or `sudo pyctl system init`) repairs owner and modes"
             .into(),
         fixed: false,
+        note: false,
     };
     if fix && nix::unistd::geteuid().is_root() {
         let mut ok = true;

@@ -124,6 +124,10 @@ pub struct Record {
     /// Ids of the entries this one reverts (undo, redo, restore).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reverts: Vec<u64>,
+    /// For undo, redo, restore and clean: the set the operation goes to, so that one killed
+    /// half-way can be finished (`pyctl doctor --fix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
     /// Only in `after` files; `null` when the operation was interrupted.
@@ -433,6 +437,7 @@ mod tests {
             venv: "/v".into(),
             freeze: freeze.into(),
             reverts: vec![],
+            target: None,
             changes: None,
             exit_code: None,
             interrupted: false,

@@ -28,6 +28,8 @@ pub struct Operation {
     pub command: String,
     pub pip_args: Vec<String>,
     pub reverts: Vec<u64>,
+    /// The set an engine operation goes to (recorded in its before file).
+    pub target: Option<String>,
 }
 
 /// What a recorded operation did.
@@ -63,6 +65,7 @@ fn new_record(ctx: &Context, tier: &Tier, id: u64, op: &Operation, freeze: Strin
         venv: tier.venv(),
         freeze,
         reverts: op.reverts.clone(),
+        target: None,
         changes: None,
         exit_code: None,
         interrupted: false,
@@ -127,6 +130,7 @@ pub fn settle(
         command: "changes made outside pyctl".into(),
         pip_args: Vec::new(),
         reverts: Vec::new(),
+        target: None,
     };
     let id = idx.next_id();
     let before = new_record(ctx, tier, id, &op, known.clone());
@@ -204,7 +208,8 @@ pub fn record(
     keep_in_store(tier, config, &before_set);
     settle(ctx, ui, tier, lock, &before_set)?;
     let id = history::index(&dir)?.next_id();
-    let before = new_record(ctx, tier, id, op, before_set.freeze());
+    let mut before = new_record(ctx, tier, id, op, before_set.freeze());
+    before.target = op.target.clone();
     history::write_record(&dir, Half::Before, &before)?;
 
     let exit_code = run()?;
@@ -309,6 +314,7 @@ pub fn ensure_venv(
         command: format!("pyctl init --python {}", python.display()),
         pip_args: Vec::new(),
         reverts: Vec::new(),
+        target: None,
     };
     let outcome = record(ctx, ui, tier, lock, &config, &op, || {
         tier::create_venv(tier, &python, config.venv.inherit_system_packages)?;

@@ -159,6 +159,7 @@ pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool
             command,
             pip_args: Vec::new(),
             reverts,
+            target: None,
         },
         freeze,
         fresh_venv: false,
@@ -196,6 +197,7 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<i32> {
             command: "pyctl redo".into(),
             pip_args: Vec::new(),
             reverts: vec![u.id],
+            target: None,
         },
         freeze: u.before.freeze.clone(),
         fresh_venv: false,
@@ -216,6 +218,7 @@ pub fn restore(ctx: &Context, ui: &Ui, name: &str, dry_run: bool) -> Result<i32>
             command: format!("pyctl restore {name}"),
             pip_args: Vec::new(),
             reverts: Vec::new(),
+            target: None,
         },
         freeze: text,
         fresh_venv: false,
@@ -252,6 +255,7 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
             },
             pip_args: Vec::new(),
             reverts: Vec::new(),
+            target: None,
         },
         freeze,
         fresh_venv: true,
@@ -259,6 +263,35 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
         python: None,
     };
     transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
+}
+
+/// Finishes an engine operation that was killed half-way (its after says `interrupted`): goes to
+/// the target set its before file recorded, as a new entry of the same kind.
+pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entry) -> Result<i32> {
+    let Some(freeze) = entry.before.target.clone() else {
+        bail!("entry #{} records no target set to finish", entry.id);
+    };
+    let lock = tier.lock(ctx, || {
+        ui.info("waiting for another pip in this tier to finish...")
+    })?;
+    let log = read_log(tier, ui)?;
+    let target = Target {
+        op: Operation {
+            kind: entry.before.kind,
+            command: format!(
+                "pyctl doctor --fix (finishing #{}: {})",
+                entry.id, entry.before.command
+            ),
+            pip_args: Vec::new(),
+            reverts: entry.before.reverts.clone(),
+            target: None,
+        },
+        freeze,
+        fresh_venv: false,
+        skip_if_empty: true,
+        python: None,
+    };
+    transact(ctx, ui, tier, config, &lock, &log, target, false)
 }
 
 /// Rebuilds the venv (on `python`, or the one that made it) with the set the history last
@@ -287,6 +320,7 @@ pub fn rebuild(
             },
             pip_args: Vec::new(),
             reverts: Vec::new(),
+            target: None,
         },
         freeze,
         fresh_venv: true,
@@ -357,7 +391,11 @@ fn transact(
     }
     let find_links =
         engine::recorded_find_links(log.entries.iter().map(|e| e.before.pip_args.clone()));
-    let outcome = record::record(ctx, ui, tier, lock, config, &target.op, || {
+    let op = Operation {
+        target: Some(target.freeze.clone()),
+        ..target.op.clone()
+    };
+    let outcome = record::record(ctx, ui, tier, lock, config, &op, || {
         if fresh_venv {
             let python = match target
                 .python

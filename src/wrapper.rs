@@ -225,6 +225,7 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
             .join(" "),
         pip_args: str_args,
         reverts: Vec::new(),
+        target: None,
     };
     let outcome = record::record(ctx, &ui, tier, &lock, &config, &op, || {
         run_pip_child(ctx, &tier.venv(), &args)
