@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use nix::fcntl::{Flock, FlockArg};
 
-/// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename, then
-/// fsync of the folder, so a crash leaves either the old file or the new one, never a torn one.
+/// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename, so a
+/// crash leaves either the old file or the new one, never a torn one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -24,7 +24,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     set_mode_from_umask(tmp.path());
     tmp.persist(path)
         .with_context(|| format!("{}: cannot replace", path.display()))?;
-    sync_dir(dir);
+    // The folder is not fsynced: a crash may lose the rename, never the content, and every
+    // reader copes with a missing file (history completes an entry whose after is missing from
+    // the venv's real state). That saves a journal flush on the pip wrapper's path.
     Ok(())
 }
 
@@ -36,14 +38,6 @@ fn set_mode_from_umask(path: &Path) {
     nix::sys::stat::umask(mask);
     let mode = 0o666 & !mask.bits();
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
-}
-
-/// fsync a folder so a rename in it is durable. Failures are not fatal: some filesystems
-/// refuse fsync on folders.
-pub fn sync_dir(dir: &Path) {
-    if let Ok(f) = File::open(dir) {
-        let _ = f.sync_all();
-    }
 }
 
 /// An exclusive lock on a tier, held for a whole read-modify-write. Released on drop.

@@ -90,8 +90,24 @@ pub fn settle(
     _lock: &TierLock,
     current: &PackageSet,
 ) -> Result<()> {
+    settle_index(
+        ctx,
+        ui,
+        tier,
+        current,
+        &mut history::index(&tier.history_dir())?,
+    )
+}
+
+/// `settle` on an index the caller already listed; ids it writes are added to `idx`.
+fn settle_index(
+    ctx: &Context,
+    ui: &Ui,
+    tier: &Tier,
+    current: &PackageSet,
+    idx: &mut history::Index,
+) -> Result<()> {
     let dir = tier.history_dir();
-    let idx = history::index(&dir)?;
     let freeze = current.freeze();
     let current_map = current.requirement_map();
     let unfinished = idx.unfinished();
@@ -110,6 +126,7 @@ pub fn settle(
         after.exit_code = None;
         after.interrupted = true;
         history::write_record(&dir, Half::After, &after)?;
+        idx.ids.insert(*id, (true, true));
         ui.warn(&format!(
             "operation #{id} ({}) was interrupted; recorded it as ending in the current state",
             before.command
@@ -118,7 +135,7 @@ pub fn settle(
     if !unfinished.is_empty() {
         return Ok(());
     }
-    let Some(known) = history::last_known_freeze(&dir, &idx, |p| ui.warn(&format!("skipping {p}")))
+    let Some(known) = history::last_known_freeze(&dir, idx, |p| ui.warn(&format!("skipping {p}")))
     else {
         return Ok(());
     };
@@ -139,6 +156,8 @@ pub fn settle(
     after.changes = Some(Changes::between(&freeze_map(&known), &current_map));
     after.exit_code = Some(0);
     history::write_record(&dir, Half::After, &after)?;
+    idx.ids.insert(id, (true, true));
+    idx.max_id = idx.max_id.max(id);
     ui.info(&format!(
         "recorded #{id}: changes made outside pyctl ({})",
         after
@@ -193,12 +212,13 @@ pub fn requirement_name(line: &str) -> String {
     crate::inventory::canonical_name(&line[..end])
 }
 
-/// Runs `run` as a recorded operation. The caller holds the tier lock.
+/// Runs `run` as a recorded operation. `_lock` is the caller's proof that it holds the tier
+/// lock.
 pub fn record(
     ctx: &Context,
     ui: &Ui,
     tier: &Tier,
-    lock: &TierLock,
+    _lock: &TierLock,
     config: &Config,
     op: &Operation,
     run: impl FnOnce() -> Result<i32>,
@@ -206,8 +226,9 @@ pub fn record(
     let dir = tier.history_dir();
     let before_set = scan(tier)?;
     keep_in_store(tier, config, &before_set);
-    settle(ctx, ui, tier, lock, &before_set)?;
-    let id = history::index(&dir)?.next_id();
+    let mut idx = history::index(&dir)?;
+    settle_index(ctx, ui, tier, &before_set, &mut idx)?;
+    let id = idx.next_id();
     let mut before = new_record(ctx, tier, id, op, before_set.freeze());
     before.target = op.target.clone();
     history::write_record(&dir, Half::Before, &before)?;
@@ -225,7 +246,9 @@ pub fn record(
         shims::ensure_shims(tier, &ctx.exe)?;
     }
     keep_in_store(tier, config, &after_set);
-    let pruned = history::prune(&dir, &history::index(&dir)?, config.history.max_entries)?;
+    idx.ids.insert(id, (true, true));
+    idx.max_id = id;
+    let pruned = history::prune(&dir, &idx, config.history.max_entries)?;
     // Collecting reads the whole history, so it runs on every tenth pruned entry, not on each.
     if pruned.iter().any(|id| id % 10 == 0) {
         collect_store_garbage(tier, config);

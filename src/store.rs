@@ -174,10 +174,16 @@ impl Store {
         Store { dir, link_mode }
     }
 
-    /// Folder name of the entry for `dist` with RECORD content `record`.
+    /// Folder name of the entry for `dist` with RECORD content `record`:
+    /// `<name>-<version>-<key>`.
     fn entry_name(dist: &Distribution, record: &[u8]) -> String {
         let digest = Sha256::digest(record);
         let key: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}-{key}", Self::entry_prefix(dist))
+    }
+
+    /// `<name>-<version>`, the part of an entry's folder name before its content key.
+    fn entry_prefix(dist: &Distribution) -> String {
         let version: String = dist
             .display_version()
             .chars()
@@ -189,7 +195,7 @@ impl Store {
                 }
             })
             .collect();
-        format!("{}-{version}-{key}", dist.canonical)
+        format!("{}-{version}", dist.canonical)
     }
 
     /// Keeps every `.dist-info` distribution of `set` that the store does not hold yet. Returns
@@ -202,9 +208,23 @@ impl Store {
     ) -> Result<usize> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("{}: cannot create", self.dir.display()))?;
+        // One listing of the store tells which name-version pairs it already holds, so the
+        // common case (nothing new) reads no RECORD and hashes nothing: this runs twice in
+        // every recorded pip operation.
+        let held: HashSet<String> = std::fs::read_dir(&self.dir)
+            .with_context(|| format!("{}: cannot read", self.dir.display()))?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.rsplit_once('-').map(|(prefix, _)| prefix.to_string())
+            })
+            .collect();
         let mut added = 0;
         for dist in set.dists.values() {
             if dist.format != MetadataFormat::DistInfo {
+                continue;
+            }
+            if held.contains(&Self::entry_prefix(dist)) && !dist.is_editable() {
                 continue;
             }
             let record_path = dist.metadata_path.join("RECORD");
@@ -385,7 +405,12 @@ impl Store {
             .files
             .iter()
             .partition(|f| Path::new(&f.path).starts_with(&entry.dist_info));
-        for file in other.into_iter().chain(meta_files) {
+        // METADATA is what makes a `.dist-info` visible (to pip and to the scan): it goes last
+        // of all, so a kill never leaves one seen without its RECORD or direct_url.json.
+        let metadata = format!("{}/METADATA", entry.dist_info);
+        let (visible, meta_files): (Vec<&StoredFile>, Vec<&StoredFile>) =
+            meta_files.into_iter().partition(|f| f.path == metadata);
+        for file in other.into_iter().chain(meta_files).chain(visible) {
             let rel = Path::new(&file.path);
             if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
                 bail!(

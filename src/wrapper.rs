@@ -200,6 +200,11 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    // pip's own -q quiets pyctl's summary too.
+    let mut ui = ui;
+    ui.quiet = str_args
+        .iter()
+        .any(|a| a == "--quiet" || (a.starts_with("-q") && a[1..].bytes().all(|b| b == b'q')));
     let action = classify(&str_args);
     if action != PipAction::Write && tier.venv_exists() {
         return exec_pip(ctx, &tier.venv(), &args);
