@@ -212,7 +212,13 @@ pub fn apply(
     // Checking and linking thousands of files: spread the distributions over the cores.
     let results = crate::parallel::map(&from_store, |(_, dir, entry)| {
         let mut made_dirs = std::collections::HashSet::new();
-        Store::verify(dir, entry).and_then(|_| store.restore(dir, entry, venv, &mut made_dirs))
+        if let Err(e) = Store::verify(dir, entry) {
+            // A damaged entry goes, so that the copy pip installs now is kept in its place
+            // (keeping skips a distribution whose entry exists).
+            let _ = std::fs::remove_dir_all(dir);
+            return Err(e);
+        }
+        store.restore(dir, entry, venv, &mut made_dirs)
     });
     for ((addition, _, _), result) in from_store.iter().zip(results) {
         if let Err(e) = result {

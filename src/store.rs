@@ -195,7 +195,14 @@ impl Store {
                 }
             })
             .collect();
-        format!("{}-{version}", dist.canonical)
+        // A direct-URL install is another freeze line than the index's copy of that version:
+        // its own prefix keeps the fast path below from taking one for the other.
+        let origin = if dist.direct_url.is_some() {
+            "_url"
+        } else {
+            ""
+        };
+        format!("{}-{version}{origin}", dist.canonical)
     }
 
     /// Keeps every `.dist-info` distribution of `set` that the store does not hold yet. Returns
@@ -224,7 +231,7 @@ impl Store {
             if dist.format != MetadataFormat::DistInfo {
                 continue;
             }
-            if held.contains(&Self::entry_prefix(dist)) && !dist.is_editable() {
+            if held.contains(&Self::entry_prefix(dist)) && dist.direct_url.is_none() {
                 continue;
             }
             let record_path = dist.metadata_path.join("RECORD");

@@ -1,0 +1,945 @@
+//! Undo, redo, snapshots, clean and gc (issue 3) with the real binary, real venvs and the real
+//! pip, offline: wheels the tests build, an index URL nobody answers, and the wheel folder moved
+//! away before each undo/redo so that only the store can serve them.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A user tier of its own in a temp dir, with the standard wheels in `wheels/`, initialised.
+struct Tier {
+    dir: tempfile::TempDir,
+    /// The account the binary runs as (the unprivileged test account when the suite is root).
+    ids: Option<(u32, u32)>,
+    /// `pyctl freeze` right after init: pip and setuptools.
+    base: Vec<String>,
+}
+
+const PYCTL: &str = env!("CARGO_BIN_EXE_pyctl");
+/// Nothing listens there: any attempt to reach an index fails at once.
+const DEAD_INDEX: &str = "http://127.0.0.1:9/simple";
+
+impl Tier {
+    fn new() -> Tier {
+        let dir = tempfile::Builder::new()
+            .prefix("pyctl-undo-")
+            .tempdir()
+            .unwrap();
+        let ids = if nix::unistd::geteuid().is_root() {
+            let user = nix::unistd::User::from_name("pyctltest-a")
+                .unwrap()
+                .expect("the test account pyctltest-a");
+            Some((user.uid.as_raw(), user.gid.as_raw()))
+        } else {
+            None
+        };
+        let mut tier = Tier {
+            dir,
+            ids,
+            base: Vec::new(),
+        };
+        for sub in ["home", "wheels", "bin"] {
+            std::fs::create_dir_all(tier.path().join(sub)).unwrap();
+        }
+        std::os::unix::fs::symlink(PYCTL, tier.path().join("bin/pip")).unwrap();
+        standard_wheels(&tier.wheels());
+        tier.give_away(tier.path());
+        tier.pyctl_ok(&["init", "--no-modify-path"]);
+        tier.base = tier.set();
+        assert!(
+            tier.base.iter().any(|l| l.starts_with("pip==")),
+            "{:?}",
+            tier.base
+        );
+        tier
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.path().join("home/tier")
+    }
+
+    fn venv(&self) -> PathBuf {
+        self.root().join("venv")
+    }
+
+    fn wheels(&self) -> PathBuf {
+        self.path().join("wheels")
+    }
+
+    fn site_packages(&self) -> PathBuf {
+        let lib = self.venv().join("lib");
+        let minor = std::fs::read_dir(&lib)
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|e| e.file_name().to_string_lossy().starts_with("python3"))
+            .unwrap();
+        minor.path().join("site-packages")
+    }
+
+    /// Hands a tree to the test account.
+    fn give_away(&self, path: &Path) {
+        if let Some((uid, gid)) = self.ids {
+            for e in walkdir::WalkDir::new(path)
+                .into_iter()
+                .filter_map(Result::ok)
+            {
+                std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid)).unwrap();
+            }
+        }
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("HOME", self.path().join("home"))
+            .env("PYCTL_HOME", self.root())
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", self.path().join("bin").display()),
+            )
+            .env("PIP_INDEX_URL", DEAD_INDEX)
+            .env("PIP_CONFIG_FILE", "/dev/null")
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("PIP_NO_CACHE_DIR", "1")
+            .env("PIP_RETRIES", "0")
+            .env("PIP_TIMEOUT", "2")
+            .env("NO_COLOR", "1")
+            .env("LANG", "C.UTF-8")
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = self.ids {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    }
+
+    fn pyctl(&self, args: &[&str]) -> Output {
+        self.command(Path::new(PYCTL)).args(args).output().unwrap()
+    }
+
+    fn pyctl_ok(&self, args: &[&str]) -> String {
+        ok(&format!("pyctl {args:?}"), self.pyctl(args))
+    }
+
+    fn pyctl_err(&self, args: &[&str]) -> String {
+        let out = self.pyctl(args);
+        let text = text(&out);
+        assert!(!out.status.success(), "pyctl {args:?} succeeded:\n{text}");
+        text
+    }
+
+    fn spawn_pyctl(&self, args: &[&str]) -> Child {
+        self.command(Path::new(PYCTL))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The wrapper, as `pip`.
+    fn pip(&self, args: &[&str]) -> Output {
+        self.command(&self.path().join("bin/pip"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `pip install --no-index --find-links WHEELS ARGS...` through the wrapper.
+    fn install(&self, args: &[&str]) -> String {
+        let wheels = self.wheels();
+        let mut all = vec![
+            "install",
+            "--no-index",
+            "--find-links",
+            wheels.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        ok(&format!("pip {all:?}"), self.pip(&all))
+    }
+
+    /// The venv's own pip, bypassing pyctl.
+    fn venv_pip(&self, args: &[&str]) -> Output {
+        self.command(&self.venv().join("bin/python"))
+            .args(["-m", "pip"])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// The installed set, as `pyctl freeze` prints it; asserted equal to `pip freeze --all`.
+    fn set(&self) -> Vec<String> {
+        let ours = self.pyctl_ok(&["-q", "freeze"]);
+        let pips = ok("pip freeze --all", self.venv_pip(&["freeze", "--all"]));
+        let ours: Vec<String> = stdout_lines(&ours);
+        let pips: Vec<String> = stdout_lines(&pips);
+        assert_eq!(ours, pips, "pyctl freeze and pip freeze --all disagree");
+        ours
+    }
+
+    fn assert_set(&self, extra: &[&str]) {
+        assert_eq!(self.set(), with_base(&self.base, extra));
+    }
+
+    fn pip_check_passes(&self) -> bool {
+        self.venv_pip(&["check"]).status.success()
+    }
+
+    /// Moves the wheel folder away: from now on only the store can give distributions back.
+    fn hide_wheels(&self) {
+        std::fs::rename(self.wheels(), self.path().join("wheels.hidden")).unwrap();
+    }
+
+    fn show_wheels(&self) {
+        std::fs::rename(self.path().join("wheels.hidden"), self.wheels()).unwrap();
+    }
+
+    fn history_dir(&self) -> PathBuf {
+        self.root().join("history")
+    }
+
+    /// (id, before, after) of every history entry, oldest first.
+    fn history(&self) -> Vec<(u64, serde_json::Value, Option<serde_json::Value>)> {
+        let mut ids = BTreeSet::new();
+        for e in std::fs::read_dir(self.history_dir()).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            if let Some((id, _)) = name.split_once('_') {
+                if let Ok(id) = id.parse::<u64>() {
+                    ids.insert(id);
+                }
+            }
+        }
+        ids.into_iter()
+            .map(|id| {
+                let read = |half: &str| {
+                    let p = self.history_dir().join(format!("{id:03}_{half}.json"));
+                    std::fs::read(&p)
+                        .ok()
+                        .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
+                };
+                (id, read("before").unwrap(), read("after"))
+            })
+            .collect()
+    }
+
+    fn last_id(&self) -> u64 {
+        self.history().last().unwrap().0
+    }
+
+    fn store_entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.root().join("store"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Asserts that an undo/redo/restore only used the store.
+    fn assert_from_store(&self, output: &str) {
+        assert!(
+            !output.contains("(pip:") && !output.contains("falling back to pip"),
+            "pip was needed:\n{output}"
+        );
+    }
+}
+
+fn with_base(base: &[String], extra: &[&str]) -> Vec<String> {
+    let mut set: BTreeSet<String> = base.iter().cloned().collect();
+    set.extend(extra.iter().map(|s| s.to_string()));
+    set.into_iter().collect()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(what: &str, out: Output) -> String {
+    let t = text(&out);
+    assert!(out.status.success(), "{what} failed ({}):\n{t}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn stdout_lines(s: &str) -> Vec<String> {
+    s.lines()
+        .filter(|l| !l.starts_with("pyctl:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A wheel built in the test: name, version, requirements and `(path, content)` files.
+fn wheel(dir: &Path, name: &str, version: &str, requires: &[&str], files: &[(String, String)]) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let dist_info = format!("{name}-{version}.dist-info");
+    let mut all: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(p, c)| (p.clone(), c.clone().into_bytes()))
+        .collect();
+    let mut metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+    for r in requires {
+        metadata.push_str(&format!("Requires-Dist: {r}\n"));
+    }
+    all.push((format!("{dist_info}/METADATA"), metadata.into_bytes()));
+    all.push((
+        format!("{dist_info}/WHEEL"),
+        b"Wheel-Version: 1.0\nGenerator: pyctl-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+            .to_vec(),
+    ));
+    let mut record = String::new();
+    for (p, data) in &all {
+        let digest = sha2::Sha256::digest(data);
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+        record.push_str(&format!("{p},sha256={hash},{}\n", data.len()));
+    }
+    record.push_str(&format!("{dist_info}/RECORD,,\n"));
+    all.push((format!("{dist_info}/RECORD"), record.into_bytes()));
+    let path = dir.join(format!("{name}-{version}-py3-none-any.whl"));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (p, data) in &all {
+        zip.start_file(p.as_str(), opts).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+fn simple_wheel(dir: &Path, name: &str, version: &str, requires: &[&str], module: &str) {
+    wheel(
+        dir,
+        name,
+        version,
+        requires,
+        &[(format!("{name}/__init__.py"), module.to_string())],
+    );
+}
+
+/// alpha 1.0 and 2.0, beta 1.0 (needs alpha>=1), delta 1.0 (needs alpha<2).
+fn standard_wheels(dir: &Path) {
+    simple_wheel(dir, "alpha", "1.0", &[], "V = '1.0'\n");
+    simple_wheel(dir, "alpha", "2.0", &[], "V = '2.0'\n");
+    simple_wheel(dir, "beta", "1.0", &["alpha>=1"], "import alpha\n");
+    simple_wheel(dir, "delta", "1.0", &["alpha<2"], "import alpha\n");
+}
+
+#[test]
+fn undo_of_an_install_and_redo_offline() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    assert!(t.pip_check_passes());
+    t.hide_wheels();
+    let out = t.pyctl_ok(&["undo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&[]);
+    assert!(t.pip_check_passes());
+    assert!(!t.site_packages().join("alpha").exists());
+    assert!(!t.site_packages().join("beta").exists());
+    let out = t.pyctl_ok(&["redo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    assert!(t.pip_check_passes());
+    let out = ok(
+        "import",
+        t.command(&t.venv().join("bin/python"))
+            .args(["-c", "import alpha, beta; print(alpha.V)"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.trim(), "2.0");
+}
+
+#[test]
+fn undo_of_an_upgrade_and_of_a_downgrade_offline() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.install(&["alpha==2.0"]);
+    t.assert_set(&["alpha==2.0"]);
+    t.install(&["alpha==1.0"]);
+    t.assert_set(&["alpha==1.0"]);
+    t.hide_wheels();
+    // Undo of the downgrade: back up to 2.0.
+    let out = t.pyctl_ok(&["undo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==2.0"]);
+    // Undo of the upgrade: back down to 1.0.
+    let out = t.pyctl_ok(&["undo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==1.0"]);
+    let init = std::fs::read_to_string(t.site_packages().join("alpha/__init__.py")).unwrap();
+    assert_eq!(init, "V = '1.0'\n");
+    assert!(!t.site_packages().join("alpha-2.0.dist-info").exists());
+    assert!(t.pip_check_passes());
+}
+
+#[test]
+fn undo_of_an_uninstall_offline() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    ok("pip uninstall", t.pip(&["uninstall", "-y", "beta"]));
+    t.assert_set(&["alpha==2.0"]);
+    t.hide_wheels();
+    let out = t.pyctl_ok(&["undo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    assert!(t.pip_check_passes());
+    // The restored files are exactly the ones pip installed, RECORD and all.
+    let record =
+        std::fs::read_to_string(t.site_packages().join("beta-1.0.dist-info/RECORD")).unwrap();
+    assert!(record.contains("beta/__init__.py,sha256="), "{record}");
+    assert!(t.site_packages().join("beta/__init__.py").is_file());
+}
+
+#[test]
+fn undo_of_a_failed_install_changes_nothing() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    // Nothing serves that project offline: pip fails, and the failure is still recorded.
+    let wheels = t.wheels();
+    let out = t.pip(&[
+        "install",
+        "--no-index",
+        "--find-links",
+        wheels.to_str().unwrap(),
+        "no-such-project",
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    t.assert_set(&["alpha==1.0"]);
+    let (id, _, after) = t.history().pop().unwrap();
+    let after = after.expect("the failed install is recorded");
+    assert_eq!(after["exit_code"], 1, "{after}");
+    t.hide_wheels();
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&["alpha==1.0"]);
+    let (_, undo, _) = t.history().pop().unwrap();
+    assert_eq!(undo["kind"], "undo");
+    assert_eq!(undo["reverts"], serde_json::json!([id]));
+    // The next undo goes past the failed install to the real one.
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&[]);
+}
+
+#[test]
+fn undo_3_then_redo_offline() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.install(&["delta"]);
+    ok("pip uninstall", t.pip(&["uninstall", "-y", "delta"]));
+    t.install(&["beta", "alpha==2.0"]);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    t.hide_wheels();
+    // Back over the install, the uninstall and delta's install.
+    let out = t.pyctl_ok(&["undo", "3"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==1.0"]);
+    assert!(t.pip_check_passes());
+    let out = t.pyctl_ok(&["redo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    assert!(t.pip_check_passes());
+    // Nothing left to redo; one more undo takes the latest install again.
+    let err = t.pyctl_err(&["redo"]);
+    assert!(err.contains("nothing to redo"), "{err}");
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&["alpha==1.0"]);
+    // Undo of an undo is refused as a step but redo brings it back.
+    t.pyctl_ok(&["redo"]);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    let err = t.pyctl_err(&["undo", "9"]);
+    assert!(err.contains("can be undone"), "{err}");
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+}
+
+#[test]
+fn undo_to_an_entry_offline() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    let after_alpha = t.last_id();
+    t.install(&["delta"]);
+    let after_delta = t.last_id();
+    ok(
+        "pip uninstall",
+        t.pip(&["uninstall", "-y", "delta", "alpha"]),
+    );
+    t.install(&["beta"]);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    t.hide_wheels();
+    let out = t.pyctl_ok(&["undo", "--to", &after_delta.to_string()]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==1.0", "delta==1.0"]);
+    assert!(t.pip_check_passes());
+    let out = t.pyctl_ok(&["undo", "--to", &format!("#{after_alpha}")]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==1.0"]);
+    // Forward again to a later state.
+    let latest_install = t
+        .history()
+        .into_iter()
+        .filter(|(_, b, _)| b["command"].as_str().unwrap().contains("beta"))
+        .map(|(id, _, _)| id)
+        .next_back()
+        .unwrap();
+    t.pyctl_ok(&["undo", "--to", &latest_install.to_string()]);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    let err = t.pyctl_err(&["undo", "--to", "999"]);
+    assert!(err.contains("no entry #999"), "{err}");
+}
+
+#[test]
+fn clean_is_recorded_and_undone_offline() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    t.hide_wheels();
+    let out = t.pyctl_ok(&["clean"]);
+    t.assert_from_store(&out);
+    t.assert_set(&[]);
+    assert!(!t.site_packages().join("alpha").exists());
+    assert!(t.pip_check_passes());
+    let (_, clean, _) = t.history().pop().unwrap();
+    assert_eq!(clean["kind"], "clean");
+    // The shims are back in the new venv.
+    let shim = std::fs::read_to_string(t.venv().join("bin/pip")).unwrap();
+    assert!(shim.starts_with("#!/bin/sh"), "{shim}");
+    let out = t.pyctl_ok(&["undo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    assert!(t.pip_check_passes());
+    // And a pip install through the new venv's shim is recorded as usual.
+    t.show_wheels();
+    let wheels = t.wheels();
+    ok(
+        "shim install",
+        t.command(&t.venv().join("bin/pip"))
+            .args(["install", "--no-index", "--find-links"])
+            .arg(&wheels)
+            .arg("delta")
+            .arg("alpha==1.0")
+            .output()
+            .unwrap(),
+    );
+    t.assert_set(&["alpha==1.0", "beta==1.0", "delta==1.0"]);
+}
+
+#[test]
+fn clean_keep_baseline_restores_the_baseline_snapshot() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.pyctl_ok(&["snapshot", "baseline", "--force"]);
+    t.install(&["beta", "alpha==2.0"]);
+    t.hide_wheels();
+    let out = t.pyctl_ok(&["clean", "--keep-baseline"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==1.0"]);
+    assert!(t.pip_check_passes());
+    let out = t.pyctl_ok(&["clean"]);
+    t.assert_from_store(&out);
+    t.assert_set(&[]);
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&["alpha==1.0"]);
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+}
+
+#[test]
+fn snapshot_restores_into_a_cleaned_venv_offline() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    t.pyctl_ok(&["snapshot", "stack"]);
+    let file = std::fs::read_to_string(t.root().join("snapshots/stack.txt")).unwrap();
+    let requirements: Vec<&str> = file.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        requirements,
+        with_base(&t.base, &["alpha==2.0", "beta==1.0"])
+    );
+    t.pyctl_ok(&["clean"]);
+    t.assert_set(&[]);
+    t.hide_wheels();
+    let out = t.pyctl_ok(&["restore", "stack"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    assert!(t.pip_check_passes());
+    // Restoring the same set again is a no-op that says so and records nothing.
+    let before = t.last_id();
+    let out = t.pyctl_ok(&["restore", "stack"]);
+    assert!(out.contains("nothing to do"), "{out}");
+    assert_eq!(t.last_id(), before);
+    // An existing snapshot is not replaced without --force.
+    let err = t.pyctl_err(&["snapshot", "stack"]);
+    assert!(err.contains("--force"), "{err}");
+    // The snapshot is a plain requirements file pip itself can install.
+    t.show_wheels();
+    t.pyctl_ok(&["clean"]);
+    let wheels = t.wheels();
+    let snap = t.root().join("snapshots/stack.txt");
+    ok(
+        "pip install -r snapshot",
+        t.pip(&[
+            "install",
+            "--no-index",
+            "--find-links",
+            wheels.to_str().unwrap(),
+            "-r",
+            snap.to_str().unwrap(),
+        ]),
+    );
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+}
+
+#[test]
+fn list_and_delete_snapshots() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.pyctl_ok(&["snapshot", "one"]);
+    t.install(&["beta", "alpha==2.0"]);
+    t.pyctl_ok(&["snapshot", "two.v2_x-y"]);
+    let out = t.pyctl_ok(&["--json", "list-snapshots"]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["baseline", "one", "two.v2_x-y"]);
+    let counts: Vec<u64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["packages"].as_u64().unwrap())
+        .collect();
+    let n = t.base.len() as u64;
+    assert_eq!(counts, [n, n + 1, n + 2]);
+    let human = t.pyctl_ok(&["list-snapshots"]);
+    assert!(human.contains("two.v2_x-y"), "{human}");
+    t.pyctl_ok(&["delete-snapshot", "one"]);
+    assert!(!t.root().join("snapshots/one.txt").exists());
+    let out = t.pyctl_ok(&["--json", "list-snapshots"]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    let err = t.pyctl_err(&["delete-snapshot", "one"]);
+    assert!(err.contains("no snapshot named \"one\""), "{err}");
+    // Deleting a snapshot changes nothing in the venv.
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+}
+
+#[test]
+fn restore_of_an_unknown_snapshot_lists_the_known_ones() {
+    let t = Tier::new();
+    t.pyctl_ok(&["snapshot", "mine"]);
+    let before = t.last_id();
+    let err = t.pyctl_err(&["restore", "nope"]);
+    assert!(err.contains("no snapshot named \"nope\""), "{err}");
+    assert!(
+        err.contains("baseline") && err.contains("mine"),
+        "the known snapshots are not listed: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(t.last_id(), before);
+}
+
+#[test]
+fn invalid_snapshot_names_are_clear_errors() {
+    let t = Tier::new();
+    let long = "x".repeat(65);
+    for bad in ["..", "a/b", long.as_str(), ".hidden", "a b", "../../escape"] {
+        for cmd in ["snapshot", "restore", "delete-snapshot"] {
+            let out = t.pyctl(&[cmd, bad]);
+            let msg = text(&out);
+            assert_eq!(out.status.code(), Some(1), "{cmd} {bad:?}: {msg}");
+            assert!(
+                msg.contains("invalid snapshot name"),
+                "{cmd} {bad:?}: {msg}"
+            );
+            assert!(!msg.contains("panicked"), "{msg}");
+        }
+    }
+    // Nothing was written outside snapshots/ (nor inside it).
+    let names: Vec<String> = std::fs::read_dir(t.root().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["baseline.txt"]);
+    assert!(!t.root().join("escape.txt").exists());
+    // 64 characters is fine.
+    let longest = "y".repeat(64);
+    t.pyctl_ok(&["snapshot", &longest]);
+    t.pyctl_ok(&["restore", &longest]);
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    t.pyctl_ok(&["snapshot", "full"]);
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&[]);
+    let history_before = t.history().len();
+    let venv_files = file_list(&t.venv());
+    let out = t.pyctl_ok(&["redo", "--dry-run"]);
+    assert!(
+        out.contains("alpha==2.0") && out.contains("beta==1.0"),
+        "{out}"
+    );
+    let out = t.pyctl_ok(&["restore", "full", "--dry-run"]);
+    assert!(out.contains("add") && out.contains("beta==1.0"), "{out}");
+    t.pyctl_ok(&["clean", "--dry-run"]);
+    t.pyctl_ok(&["clean", "--keep-baseline", "--dry-run"]);
+    let out = t.pyctl_ok(&["--json", "redo", "--dry-run"]);
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["dry_run"], true, "{plan}");
+    t.assert_set(&[]);
+    assert_eq!(t.history().len(), history_before);
+    assert_eq!(file_list(&t.venv()), venv_files);
+    t.pyctl_ok(&["redo"]);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+}
+
+/// Every path under `dir`, sorted, without byte-code (pip and python write that at will).
+fn file_list(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().strip_prefix(dir).unwrap().display().to_string())
+        .filter(|p| !p.contains("__pycache__"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The store folder of a distribution (`name-version-key`).
+fn store_entry(t: &Tier, prefix: &str) -> PathBuf {
+    let name = t
+        .store_entries()
+        .into_iter()
+        .find(|n| n.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no store entry {prefix}*: {:?}", t.store_entries()));
+    t.root().join("store").join(name)
+}
+
+#[test]
+fn a_store_file_modified_in_place_is_caught_and_pip_restores_it() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&[]);
+    // Same size, other content: only the hash check can tell.
+    let stored = store_entry(&t, "alpha-1.0-").join(format!(
+        "files/{}/alpha/__init__.py",
+        t.site_packages().strip_prefix(t.venv()).unwrap().display()
+    ));
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), "V = '1.0'\n");
+    std::fs::write(&stored, "V = '6.6'\n").unwrap();
+    let out = t.pyctl_ok(&["redo"]);
+    assert!(
+        out.contains("RECORD hash") && out.contains("falling back to pip"),
+        "the damaged store entry was not reported:\n{out}"
+    );
+    t.assert_set(&["alpha==1.0"]);
+    let installed = std::fs::read_to_string(t.site_packages().join("alpha/__init__.py")).unwrap();
+    assert_eq!(installed, "V = '1.0'\n", "the damaged copy was installed");
+    assert!(t.pip_check_passes());
+    // pip's good copy replaces the damaged entry: later undo/redo work offline again.
+    t.hide_wheels();
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&[]);
+    let out = t.pyctl_ok(&["redo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==1.0"]);
+    let installed = std::fs::read_to_string(t.site_packages().join("alpha/__init__.py")).unwrap();
+    assert_eq!(installed, "V = '1.0'\n");
+}
+
+#[test]
+fn a_damaged_store_entry_with_no_wheel_left_is_named_as_not_restorable() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.pyctl_ok(&["undo"]);
+    let stored = store_entry(&t, "alpha-1.0-").join(format!(
+        "files/{}/alpha/__init__.py",
+        t.site_packages().strip_prefix(t.venv()).unwrap().display()
+    ));
+    std::fs::write(&stored, "V = '6.6'\n").unwrap();
+    t.hide_wheels();
+    let out = t.pyctl(&["redo"]);
+    let msg = text(&out);
+    assert!(!out.status.success(), "{msg}");
+    assert!(
+        msg.contains("could not restore alpha==1.0"),
+        "the distribution that cannot be restored offline is not named:\n{msg}"
+    );
+    // Nothing half-made: alpha is simply not there, and the history says so.
+    t.assert_set(&[]);
+    let (_, _, after) = t.history().pop().unwrap();
+    let after = after.unwrap();
+    assert_eq!(after["exit_code"], 1, "{after}");
+    assert!(!after["freeze"].as_str().unwrap().contains("alpha"));
+}
+
+/// A project with a tiny in-tree PEP 517/660 backend (no setuptools or wheel needed): its
+/// editable wheel holds a `.pth` pointing at the project folder.
+fn editable_project(dir: &Path) -> PathBuf {
+    let proj = dir.join("gamma-src");
+    std::fs::create_dir_all(proj.join("gamma")).unwrap();
+    std::fs::write(proj.join("gamma/__init__.py"), "G = 'editable'\n").unwrap();
+    std::fs::write(
+        proj.join("pyproject.toml"),
+        "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n\n\
+         [project]\nname = \"gamma\"\nversion = \"0.1\"\n",
+    )
+    .unwrap();
+    std::fs::write(proj.join("backend.py"), EDITABLE_BACKEND).unwrap();
+    proj
+}
+
+const EDITABLE_BACKEND: &str = r#"
+import base64, hashlib, os, zipfile
+
+NAME, VERSION = "gamma", "0.1"
+DIST_INFO = NAME + "-" + VERSION + ".dist-info"
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+def _hash(data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    return "sha256=" + digest.decode()
+
+def _wheel(directory, files):
+    files = dict(files)
+    files[DIST_INFO + "/METADATA"] = (
+        "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (NAME, VERSION)).encode()
+    files[DIST_INFO + "/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    record = "".join("%s,%s,%d\n" % (p, _hash(d), len(d)) for p, d in files.items())
+    record += DIST_INFO + "/RECORD,,\n"
+    name = NAME + "-" + VERSION + "-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(directory, name), "w") as z:
+        for p, d in files.items():
+            z.writestr(p, d)
+        z.writestr(DIST_INFO + "/RECORD", record)
+    return name
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def get_requires_for_build_editable(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with open(os.path.join(ROOT, NAME, "__init__.py"), "rb") as f:
+        return _wheel(wheel_directory, {NAME + "/__init__.py": f.read()})
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    return _wheel(wheel_directory, {"__editable__." + NAME + ".pth": (ROOT + "\n").encode()})
+"#;
+
+#[test]
+fn an_editable_install_is_undone_and_redone_offline() {
+    let t = Tier::new();
+    let proj = editable_project(t.path());
+    t.give_away(&proj);
+    let proj_str = proj.to_str().unwrap();
+    ok(
+        "pip install -e",
+        t.pip(&[
+            "install",
+            "--no-index",
+            "--no-build-isolation",
+            "-e",
+            proj_str,
+        ]),
+    );
+    let editable_line = format!("-e {proj_str}");
+    let with_gamma = {
+        let mut v = with_base(&t.base, &[]);
+        v.push("# Editable install with no version control (gamma==0.1)".into());
+        v.push(editable_line.clone());
+        v.sort_by_key(|l| {
+            l.trim_start_matches("# Editable install with no version control (")
+                .to_lowercase()
+        });
+        v
+    };
+    let set = t.set();
+    assert!(set.contains(&editable_line), "{set:?}");
+    let import = |t: &Tier| {
+        t.command(&t.venv().join("bin/python"))
+            .args(["-c", "import gamma; print(gamma.G)"])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(ok("import gamma", import(&t)).trim(), "editable");
+    let out = t.pyctl_ok(&["undo"]);
+    t.assert_set(&[]);
+    assert!(
+        !import(&t).status.success(),
+        "gamma still importable:\n{out}"
+    );
+    let out = t.pyctl_ok(&["redo"]);
+    t.assert_from_store(&out);
+    assert_eq!(t.set(), set);
+    let _ = with_gamma;
+    // Still editable: a change in the source folder shows at once.
+    std::fs::write(proj.join("gamma/__init__.py"), "G = 'changed'\n").unwrap();
+    assert_eq!(ok("import gamma", import(&t)).trim(), "changed");
+    let direct_url: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            t.site_packages()
+                .join("gamma-0.1.dist-info/direct_url.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(direct_url["dir_info"]["editable"], true, "{direct_url}");
+    assert!(t.pip_check_passes());
+}
+
+#[test]
+fn a_direct_url_install_is_undone_and_redone_offline() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    ok(
+        "pip install ./beta.whl",
+        t.pip(&["install", "./wheels/beta-1.0-py3-none-any.whl"]),
+    );
+    let url = format!(
+        "beta @ file://{}/beta-1.0-py3-none-any.whl",
+        t.wheels().display()
+    );
+    t.assert_set(&["alpha==1.0", &url]);
+    t.hide_wheels();
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&["alpha==1.0"]);
+    let out = t.pyctl_ok(&["redo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==1.0", &url]);
+    assert!(t.pip_check_passes());
+    // Same name, same version, another source: a change in the plan, not a no-op.
+    t.show_wheels();
+    t.install(&["--force-reinstall", "--no-deps", "beta==1.0"]);
+    t.assert_set(&["alpha==1.0", "beta==1.0"]);
+    t.hide_wheels();
+    let out = t.pyctl_ok(&["undo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==1.0", &url]);
+    let out = t.pyctl_ok(&["redo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==1.0", "beta==1.0"]);
+    let direct_url = t.site_packages().join("beta-1.0.dist-info/direct_url.json");
+    assert!(
+        !direct_url.exists(),
+        "the index copy came back with a direct URL"
+    );
+}
