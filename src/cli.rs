@@ -124,6 +124,17 @@ pub enum Command {
         #[command(subcommand)]
         manager: HookManager,
     },
+    /// The root-only system tier (/opt/system-python): set it up, repair it, show it.
+    System {
+        #[command(subcommand)]
+        command: SystemCommand,
+    },
+    /// Write man pages or shell completions generated from these definitions (for packagers).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: GenerateWhat,
+    },
     /// Manage pyctl itself.
     #[command(name = "self")]
     SelfCmd {
@@ -149,6 +160,34 @@ pub enum HookManager {
 pub enum SelfCommand {
     /// Remove the PATH lines `pyctl init` added to shell start-up files (tiers are kept).
     Uninstall,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Create or repair the system tier (root only): venv, shims, history, baseline, owner and
+    /// modes. Safe to run again.
+    Init {
+        /// The interpreter to build the venv with (default: /usr/bin/python3).
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
+    },
+    /// Show the system tier and any problem with it (root only); exits 1 when something is
+    /// wrong.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateWhat {
+    /// Man pages: pyctl.1 and one pyctl-COMMAND.1 per subcommand.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Completions for bash (pyctl.bash), zsh (_pyctl) and fish (pyctl.fish).
+    Completions {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// `42` or `#42`.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, HookManager, SelfCommand};
+use crate::cli::{Cli, Command, HookManager, SelfCommand, SystemCommand};
 use crate::context::Context;
 use crate::fsutil::TierLock;
 use crate::history::{self, Changes, Entry};
@@ -52,6 +52,11 @@ pub fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
             HookManager::Pacman => crate::hooks::pacman(ctx, &ui),
         },
         Command::Freeze { path } => freeze(ctx, &ui, path),
+        Command::System { command } => match command {
+            SystemCommand::Init { python } => crate::system::init(ctx, &ui, python),
+            SystemCommand::Status => crate::system::status(ctx, &ui, json),
+        },
+        Command::Generate { what } => crate::generate::run(&ui, what),
         Command::SelfCmd {
             command: SelfCommand::Uninstall,
         } => self_uninstall(ctx, &ui),

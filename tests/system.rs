@@ -1,0 +1,275 @@
+//! `pyctl system init` and `pyctl system status` against a real venv made by the real Python, in
+//! a root-owned temp folder (PYCTL_SYSTEM_PREFIX): owner and modes checked on every path,
+//! idempotency, repair, and refusal for an unprivileged account (pyctltest-a).
+
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const PYCTL: &str = env!("CARGO_BIN_EXE_pyctl");
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A root-owned 0755 folder under the temp dir; the tier goes in `sys/` below it.
+struct Prefix {
+    dir: tempfile::TempDir,
+}
+
+impl Prefix {
+    fn new() -> Prefix {
+        let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
+        Prefix { dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("sys")
+    }
+
+    /// `pyctl ARGS` as root with the given umask, in a clean environment.
+    fn pyctl_umask(&self, umask: &str, args: &[&str]) -> Output {
+        let mut script = format!("umask {umask}; exec \"$0\"");
+        for (i, _) in args.iter().enumerate() {
+            script.push_str(&format!(" \"${}\"", i + 1));
+        }
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .arg(PYCTL)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("PYCTL_SYSTEM_PREFIX", self.root())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    fn pyctl(&self, args: &[&str]) -> Output {
+        self.pyctl_umask("022", args)
+    }
+
+    fn history_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.root().join("history"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "{}", text(&out));
+    out
+}
+
+/// Every path under `root` is root's and not writable by group or others; the lock is 0600.
+fn assert_root_only(root: &Path) {
+    let mut checked = 0;
+    for entry in walkdir::WalkDir::new(root).follow_links(false) {
+        let entry = entry.unwrap();
+        let meta = entry.path().symlink_metadata().unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (0, 0),
+            "{} is not root's",
+            entry.path().display()
+        );
+        if !meta.file_type().is_symlink() {
+            assert_eq!(
+                meta.mode() & 0o022,
+                0,
+                "{} is writable by others ({:o})",
+                entry.path().display(),
+                meta.mode()
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked > 50,
+        "only {checked} paths under {}",
+        root.display()
+    );
+    let lock = root.join(".lock").metadata().unwrap();
+    assert_eq!(lock.mode() & 0o7777, 0o600);
+}
+
+/// Runs as pyctltest-a (the suite's unprivileged account).
+fn as_unprivileged(prefix: &Prefix, args: &[&str]) -> Output {
+    let user = nix::unistd::User::from_name("pyctltest-a")
+        .unwrap()
+        .expect("the test account pyctltest-a (scripts/test creates it)");
+    Command::new(PYCTL)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &user.dir)
+        .env("PYCTL_SYSTEM_PREFIX", prefix.root())
+        .uid(user.uid.as_raw())
+        .gid(user.gid.as_raw())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn system_init_makes_a_root_only_tier_and_is_idempotent() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let prefix = Prefix::new();
+    let before = prefix.pyctl(&["system", "status"]);
+    assert_eq!(before.status.code(), Some(1), "{}", text(&before));
+    assert!(text(&before).contains("not set up"), "{}", text(&before));
+
+    // A permissive umask must not leak into the tier.
+    ok(prefix.pyctl_umask("000", &["system", "init"]));
+    let root = prefix.root();
+    assert!(root.join("venv/pyvenv.cfg").is_file());
+    for dir in ["history", "snapshots", "store"] {
+        assert!(root.join(dir).is_dir(), "{dir}");
+    }
+    assert!(root.join("snapshots/baseline.txt").is_file());
+    let shim = std::fs::read_to_string(root.join("venv/bin/pip")).unwrap();
+    assert!(shim.contains("# pyctl shim"), "{shim}");
+    assert_eq!(root.join("venv").metadata().unwrap().mode() & 0o7777, 0o755);
+    assert_eq!(
+        root.join("venv/pyvenv.cfg").metadata().unwrap().mode() & 0o7777,
+        0o644
+    );
+    assert_root_only(&root);
+    let history = prefix.history_files();
+    assert_eq!(history.len(), 2, "{history:?}");
+    let init: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("history").join(&history[1])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(init["kind"], "init");
+
+    // Again: nothing new is recorded, nothing changes.
+    let again = ok(prefix.pyctl(&["system", "init"]));
+    assert!(text(&again).contains("already set up"), "{}", text(&again));
+    assert_eq!(prefix.history_files(), history);
+    assert_root_only(&root);
+
+    let status = ok(prefix.pyctl(&["--json", "system", "status"]));
+    let st: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(st["provisioned"], true);
+    assert_eq!(st["baseline"], true);
+    assert_eq!(st["shims_ok"], true);
+    assert_eq!(st["problems"].as_array().unwrap().len(), 0, "{st}");
+}
+
+#[test]
+fn system_init_repairs_owner_and_modes() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let prefix = Prefix::new();
+    ok(prefix.pyctl(&["system", "init"]));
+    let root = prefix.root();
+    let user = nix::unistd::User::from_name("pyctltest-a")
+        .unwrap()
+        .expect("the test account pyctltest-a");
+    chmod(&root.join("venv/bin"), 0o777);
+    chmod(&root.join("venv/pyvenv.cfg"), 0o666);
+    chmod(&root.join(".lock"), 0o644);
+    std::os::unix::fs::lchown(
+        root.join("snapshots/baseline.txt"),
+        Some(user.uid.as_raw()),
+        Some(user.gid.as_raw()),
+    )
+    .unwrap();
+    std::fs::remove_file(root.join("venv/bin/pip3")).unwrap();
+
+    let status = prefix.pyctl(&["--json", "system", "status"]);
+    assert_eq!(status.status.code(), Some(1), "{}", text(&status));
+    let st: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(st["bad_paths"].as_array().unwrap().len(), 4, "{st}");
+    assert_eq!(st["shims_ok"], false);
+
+    let fixed = ok(prefix.pyctl(&["system", "init"]));
+    assert!(text(&fixed).contains("repaired"), "{}", text(&fixed));
+    assert_root_only(&root);
+    assert!(std::fs::read_to_string(root.join("venv/bin/pip3"))
+        .unwrap()
+        .contains("# pyctl shim"));
+    ok(prefix.pyctl(&["system", "status"]));
+}
+
+#[test]
+fn system_commands_refuse_unprivileged_callers() {
+    if !is_root() {
+        eprintln!("skipped: needs root to switch to the test account");
+        return;
+    }
+    let prefix = Prefix::new();
+    for args in [&["system", "init"][..], &["system", "status"][..]] {
+        let out = as_unprivileged(&prefix, args);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("must run as root"), "{err}");
+        assert!(err.contains("sudo pyctl system"), "{err}");
+    }
+    assert!(
+        !prefix.root().exists(),
+        "nothing is created for a refused caller"
+    );
+}
+
+#[test]
+fn generated_man_pages_and_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man");
+    let comp = dir.path().join("completions");
+    let out = Command::new(PYCTL)
+        .args(["generate", "man"])
+        .arg(&man)
+        .output()
+        .unwrap();
+    ok(out);
+    let out = Command::new(PYCTL)
+        .args(["generate", "completions"])
+        .arg(&comp)
+        .output()
+        .unwrap();
+    ok(out);
+    assert!(man.join("pyctl.1").is_file());
+    assert!(man.join("pyctl-system-init.1").is_file());
+    for f in ["pyctl.bash", "_pyctl", "pyctl.fish"] {
+        assert!(comp.join(f).is_file(), "{f}");
+    }
+    // The page renders with the system's man (when installed), without warnings.
+    if Path::new("/usr/bin/man").exists() {
+        let out = Command::new("man")
+            .arg("-l")
+            .arg(man.join("pyctl-system-init.1"))
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        let page = String::from_utf8_lossy(&out.stdout);
+        assert!(page.contains("--python"), "{page}");
+    }
+}
