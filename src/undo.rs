@@ -235,15 +235,26 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
         let path = snapshot::snapshot_path(&tier, snapshot::BASELINE)?;
         read_snapshot(&tier, snapshot::BASELINE, &path)?
     } else {
-        // What a new venv holds: the state the first init recorded.
-        log.entries
+        // What a new venv holds: the state the first init recorded, or once pruning has
+        // removed that entry, the baseline snapshot init wrote from the same state.
+        let from_init = log
+            .entries
             .iter()
             .find(|e| e.before.kind == Kind::Init)
             .and_then(|e| e.after.as_ref())
-            .map(|a| a.freeze.clone())
-            .context(
-                "no init entry in the history to tell what a new venv holds; use --keep-baseline",
-            )?
+            .map(|a| a.freeze.clone());
+        match from_init {
+            Some(freeze) => freeze,
+            None => {
+                let path = snapshot::snapshot_path(&tier, snapshot::BASELINE)?;
+                std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "no init entry in the history and no {} to tell what a new venv holds",
+                        path.display()
+                    )
+                })?
+            }
+        }
     };
     let target = Target {
         op: Operation {

@@ -943,3 +943,308 @@ fn a_direct_url_install_is_undone_and_redone_offline() {
         "the index copy came back with a direct URL"
     );
 }
+
+/// `big` 1.0: 2000 modules in 20 packages, so that restoring or removing it takes long enough
+/// to be killed half-way.
+fn big_wheel(dir: &Path) {
+    let files: Vec<(String, String)> = (0..2000)
+        .map(|i| {
+            (
+                format!("big/m{}/f{i}.py", i / 100),
+                format!("X = {i}\n").repeat(20),
+            )
+        })
+        .chain((0..20).map(|m| (format!("big/m{m}/__init__.py"), String::new())))
+        .chain(std::iter::once((
+            "big/__init__.py".to_string(),
+            String::new(),
+        )))
+        .collect();
+    wheel(dir, "big", "1.0", &["alpha"], &files);
+}
+
+/// After a kill: the next command completes the interrupted entry, the venv's set (pyctl and
+/// pip agree) is what the history's latest entry says, and nothing is half-installed.
+fn assert_recovered(t: &Tier, what: &str) {
+    complete_interrupted(t, what);
+    let history = t.history();
+    for (id, _, after) in &history {
+        assert!(after.is_some(), "{what}: entry #{id} still has no after");
+    }
+    let (_, _, after) = history.last().unwrap();
+    let recorded: Vec<String> = after.as_ref().unwrap()["freeze"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let set = t.set();
+    assert_eq!(set, recorded, "{what}: the history claims another set");
+    if set.iter().any(|l| l == "big==1.0") {
+        let modules = walkdir::WalkDir::new(t.site_packages().join("big"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "py"))
+            .count();
+        assert_eq!(modules, 2021, "{what}: big is listed but incomplete");
+    }
+    assert!(t.pip_check_passes(), "{what}: pip check fails");
+}
+
+/// `status` reports an interrupted entry; the next operation (here a snapshot) completes it.
+fn complete_interrupted(t: &Tier, what: &str) {
+    let unfinished = t.history().iter().any(|(_, _, after)| after.is_none());
+    let status = t.pyctl_ok(&["status"]);
+    if unfinished {
+        assert!(
+            status.contains("interrupted"),
+            "{what}: status does not tell:\n{status}"
+        );
+    }
+    t.pyctl_ok(&["snapshot", "after-kill", "--force"]);
+    for (id, _, after) in t.history() {
+        assert!(after.is_some(), "{what}: entry #{id} still has no after");
+    }
+}
+
+/// Runs `args` and kills it with SIGKILL after `delay`; whether it was still running.
+fn kill_after(t: &Tier, args: &[&str], delay: Duration) -> bool {
+    let mut child = t.spawn_pyctl(args);
+    std::thread::sleep(delay);
+    let running = child.try_wait().unwrap().is_none();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .ok();
+    child.wait().unwrap();
+    running
+}
+
+/// How long `args` takes when left alone.
+fn timed(t: &Tier, args: &[&str]) -> Duration {
+    let start = Instant::now();
+    t.pyctl_ok(args);
+    start.elapsed()
+}
+
+/// Whether the history has an entry newer than `id` (the killed command got as far as its
+/// `before`).
+fn recorded_after(t: &Tier, id: u64) -> bool {
+    t.last_id() > id
+}
+
+/// A plain `pyctl undo` works after a recovery and lands exactly on the `before` of the entry
+/// it says it reverts.
+fn undo_still_works(t: &Tier, what: &str) {
+    t.pyctl_ok(&["undo"]);
+    let history = t.history();
+    let (_, undo, _) = history.last().unwrap();
+    let reverted = undo["reverts"][0].as_u64().unwrap();
+    let (_, target, _) = history.iter().find(|(id, _, _)| *id == reverted).unwrap();
+    let expected: Vec<String> = target["freeze"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        t.set(),
+        expected,
+        "{what}: undo of #{reverted} went elsewhere"
+    );
+    assert!(t.pip_check_passes(), "{what}: pip check fails after undo");
+}
+
+/// After the checks: redo until there is nothing left to redo, then (if big is still missing)
+/// `undo --to` the install of big; big must then be whole, and one undo must remove every file
+/// of it.
+fn back_to_full_then_undo(t: &Tier, what: &str, with_big: u64) {
+    for _ in 0..4 {
+        let out = t.pyctl(&["redo"]);
+        if !out.status.success() {
+            assert!(
+                text(&out).contains("nothing to redo"),
+                "{what}: {}",
+                text(&out)
+            );
+            break;
+        }
+        t.assert_from_store(&text(&out));
+    }
+    if !t.set().contains(&"big==1.0".to_string()) {
+        t.pyctl_ok(&["undo", "--to", &with_big.to_string()]);
+    }
+    t.assert_set(&["alpha==1.0", "big==1.0"]);
+    assert_recovered(t, what);
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&["alpha==1.0"]);
+    assert!(
+        !t.site_packages().join("big").exists(),
+        "{what}: big's files were left behind"
+    );
+}
+
+/// Installs alpha, then big; returns the entry id of big's install. The wheels are hidden
+/// afterwards.
+fn alpha_then_big(t: &Tier) -> u64 {
+    big_wheel(&t.wheels());
+    t.install(&["alpha==1.0"]);
+    t.install(&["big"]);
+    t.assert_set(&["alpha==1.0", "big==1.0"]);
+    t.hide_wheels();
+    t.last_id()
+}
+
+const KILL_POINTS: [u32; 8] = [2, 10, 25, 40, 55, 70, 85, 100];
+
+#[test]
+fn sigkill_during_undo_then_recovery() {
+    let t = Tier::new();
+    let with_big = alpha_then_big(&t);
+    // One undo left alone, to time it.
+    let full = timed(&t, &["undo"]);
+    t.assert_set(&["alpha==1.0"]);
+    t.pyctl_ok(&["redo"]);
+    let mut interrupted = 0;
+    for percent in KILL_POINTS {
+        let what = format!("undo killed at {percent}%");
+        let last = t.last_id();
+        let running = kill_after(&t, &["undo"], full * percent / 100);
+        if running && recorded_after(&t, last) && t.history().last().unwrap().2.is_none() {
+            interrupted += 1;
+        }
+        assert_recovered(&t, &what);
+        undo_still_works(&t, &what);
+        back_to_full_then_undo(&t, &what, with_big);
+        t.pyctl_ok(&["redo"]);
+        t.assert_set(&["alpha==1.0", "big==1.0"]);
+    }
+    assert!(
+        interrupted > 0,
+        "no kill landed inside an undo (undo takes {full:?}): nothing was tested"
+    );
+}
+
+#[test]
+fn sigkill_during_redo_then_recovery() {
+    let t = Tier::new();
+    let with_big = alpha_then_big(&t);
+    t.pyctl_ok(&["undo"]);
+    let full = timed(&t, &["redo"]);
+    t.assert_set(&["alpha==1.0", "big==1.0"]);
+    t.pyctl_ok(&["undo"]);
+    let mut interrupted = 0;
+    for percent in KILL_POINTS {
+        let what = format!("redo killed at {percent}%");
+        let last = t.last_id();
+        let running = kill_after(&t, &["redo"], full * percent / 100);
+        if running && recorded_after(&t, last) && t.history().last().unwrap().2.is_none() {
+            interrupted += 1;
+        }
+        assert_recovered(&t, &what);
+        undo_still_works(&t, &what);
+        // Ends on an undo that removed big: the next redo adds it back.
+        back_to_full_then_undo(&t, &what, with_big);
+    }
+    assert!(
+        interrupted > 0,
+        "no kill landed inside a redo (redo takes {full:?}): nothing was tested"
+    );
+}
+
+#[test]
+fn sigkill_during_clean_then_recovery() {
+    let t = Tier::new();
+    big_wheel(&t.wheels());
+    t.install(&["big"]);
+    t.hide_wheels();
+    let full = timed(&t, &["clean"]);
+    t.assert_set(&[]);
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&["alpha==2.0", "big==1.0"]);
+    for percent in [5u32, 20, 40, 60, 80, 100] {
+        let what = format!("clean killed at {percent}%");
+        let last = t.last_id();
+        kill_after(&t, &["clean"], full * percent / 100);
+        // The venv may be gone or half-made: the next undo rebuilds it.
+        complete_interrupted(&t, &what);
+        if recorded_after(&t, last) {
+            t.pyctl_ok(&["undo"]);
+        }
+        t.assert_set(&["alpha==2.0", "big==1.0"]);
+        assert_recovered(&t, &what);
+    }
+}
+
+#[test]
+fn gc_removes_only_unreferenced_store_entries() {
+    let t = Tier::new();
+    simple_wheel(&t.wheels(), "eps", "1.0", &[], "E = 1\n");
+    std::fs::write(t.root().join("config.toml"), "[history]\nmax_entries = 3\n").unwrap();
+    t.give_away(t.path());
+    t.install(&["alpha==1.0", "delta"]);
+    ok(
+        "pip uninstall",
+        t.pip(&["uninstall", "-y", "delta", "alpha"]),
+    );
+    t.install(&["beta"]);
+    t.pyctl_ok(&["snapshot", "with-beta"]);
+    ok(
+        "pip uninstall",
+        t.pip(&["uninstall", "-y", "beta", "alpha"]),
+    );
+    t.install(&["eps"]);
+    ok("pip uninstall", t.pip(&["uninstall", "-y", "eps"]));
+    t.install(&["eps"]);
+    t.assert_set(&["eps==1.0"]);
+    // The three kept entries only know eps; the snapshots know alpha 2.0, beta, pip and
+    // setuptools; alpha 1.0 and delta are referred to by nothing any more.
+    let history = t.history();
+    assert_eq!(history.len(), 3, "pruning kept {}", history.len());
+    for (id, before, after) in &history {
+        for freeze in [&before["freeze"], &after.as_ref().unwrap()["freeze"]] {
+            let freeze = freeze.as_str().unwrap();
+            assert!(
+                !freeze.contains("alpha") && !freeze.contains("delta"),
+                "#{id}: {freeze}"
+            );
+        }
+    }
+    let has = |entries: &[String], p: &str| entries.iter().any(|n| n.starts_with(p));
+    let entries = t.store_entries();
+    for all in [
+        "alpha-1.0-",
+        "delta-1.0-",
+        "alpha-2.0-",
+        "beta-1.0-",
+        "eps-1.0-",
+    ] {
+        assert!(has(&entries, all), "{all} never kept: {entries:?}");
+    }
+    let out = t.pyctl_ok(&["gc"]);
+    let entries = t.store_entries();
+    for gone in ["alpha-1.0-", "delta-1.0-"] {
+        assert!(!has(&entries, gone), "{gone} was kept: {entries:?}\n{out}");
+    }
+    for kept in ["alpha-2.0-", "beta-1.0-", "eps-1.0-", "pip-", "setuptools-"] {
+        assert!(
+            has(&entries, kept),
+            "{kept} was collected: {entries:?}\n{out}"
+        );
+    }
+    // What is kept still works offline.
+    t.hide_wheels();
+    let out = t.pyctl_ok(&["undo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&[]);
+    let out = t.pyctl_ok(&["restore", "with-beta"]);
+    t.assert_from_store(&out);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    assert!(t.pip_check_passes());
+    let out = t.pyctl_ok(&["clean"]);
+    t.assert_from_store(&out);
+    t.assert_set(&[]);
+}
