@@ -273,3 +273,11 @@ fn generated_man_pages_and_completions() {
         assert!(page.contains("--python"), "{page}");
     }
 }
+
+#[test]
+fn shipped_config_file_holds_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/pyctl/config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let shipped: pyctl::config::Config = toml::from_str(&text).unwrap();
+    assert_eq!(shipped, pyctl::config::Config::default());
+}
