@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# pyctl's scenario tests inside a Debian image, one phase per Dockerfile RUN step:
+#   wheels install user-tiers system-tier project-venv measure upgrade remove purge
+# Runs as root; the accounts pyctl-a (A, may sudo) and pyctl-b (B) exist (the Dockerfile makes
+# them). Each check prints PASS or FAIL; the first FAIL ends the step, and so the build.
+set -euo pipefail
+
+A=pyctl-a
+B=pyctl-b
+T=/pyctl-test
+W=$T/wheels
+TIER=.local/python-packages
+SYS=/opt/system-python
+
+pass() { echo "PASS: $*"; }
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+# check WHAT COMMAND...: the command must succeed.
+check() {
+  local what=$1
+  shift
+  if "$@"; then pass "$what"; else fail "$what"; fi
+}
+# refuse WHAT COMMAND...: the command must fail.
+refuse() {
+  local what=$1
+  shift
+  if "$@" >/dev/null 2>&1; then fail "$what (it succeeded)"; else pass "$what"; fi
+}
+# as USER CMD: in a login shell (profile.d applies). as_sh USER CMD: in a plain `sh -c`.
+as() { su - "$1" -c "$2"; }
+as_sh() { su "$1" -s /bin/sh -c "cd && $2"; }
+home_of() { getent passwd "$1" | cut -d: -f6; }
+site_of() { echo "$1"/lib/python3*/site-packages; }
+has_pkg() { [ -d "$(site_of "$1")/$2" ]; }
+minor() { python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
+history_count() { as "$1" 'pyctl history --json' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+system_history_count() { pyctl history --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+wheel() { echo "$W/$1-1.0-py3-none-any.whl"; }
+pyctl_diversions() { dpkg-divert --list | awk '$NF == "pyctl" { print $3 }' | sort; }
+
+# A wheel made by hand (no network, no build backend): one module and its dist-info.
+make_wheel() {
+  python3 - "$W" "$1" <<'EOF'
+import base64, hashlib, sys, zipfile
+out, name = sys.argv[1], sys.argv[2]
+dist = f"{name}-1.0.dist-info"
+files = {
+    f"{name}/__init__.py": f"NAME = {name!r}\n",
+    f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n\n",
+    f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pyctl-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+def digest(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+record = "".join(f"{p},{digest(c.encode())},{len(c.encode())}\n" for p, c in files.items())
+record += f"{dist}/RECORD,,\n"
+with zipfile.ZipFile(f"{out}/{name}-1.0-py3-none-any.whl", "w") as z:
+    for p, c in files.items():
+        z.writestr(p, c)
+    z.writestr(f"{dist}/RECORD", record)
+EOF
+}
+
+phase_wheels() {
+  mkdir -p "$W"
+  for n in demo_login demo_sh demo_root demo_sudo demo_proj demo_pass demo_new demo_bench; do
+    make_wheel "$n"
+  done
+  chmod -R a+rX "$T"
+  pass "test wheels built: $(ls "$W" | wc -l)"
+}
+
+phase_install() {
+  local m
+  m=$(minor)
+  echo "Debian $(cat /etc/debian_version), Python $(python3 --version | cut -d' ' -f2)"
+  check "apt installs the .deb" apt-get install -y -qq "$T/debs/pyctl.deb"
+  for p in pip pip3 "pip$m"; do
+    check "/usr/bin/$p is the wrapper" test "$(readlink "/usr/bin/$p")" = /usr/bin/pyctl
+    check "dpkg-divert --list shows /usr/bin/$p diverted by pyctl" \
+      sh -c "dpkg-divert --list | grep -qx 'diversion of /usr/bin/$p to /usr/bin/$p.distrib by pyctl'"
+  done
+  for p in pip pip3 "pip$m"; do
+    if dpkg -L python3-pip | grep -qx "/usr/bin/$p"; then
+      check "/usr/bin/$p.distrib is the distro's pip" \
+        sh -c "/usr/bin/$p.distrib --version | grep -q 'python $m'"
+    fi
+  done
+  for p in pip pip3 "pip$m"; do
+    check "shim /usr/lib/pyctl/shims/$p" test "$(readlink "/usr/lib/pyctl/shims/$p")" = /usr/bin/pyctl
+  done
+  check "postinst provisioned the system tier (pyctl system status)" pyctl system status
+  check "system tier is root's, nothing group/world-writable" \
+    test -z "$(find "$SYS" \( ! -user root -o ! -group root -o \( ! -type l -perm /022 \) \) -print)"
+  check "system tier lock is 0600" test "$(stat -c %a "$SYS/.lock")" = 600
+  check "root's pip is the system tier's" sh -c "pip --version | grep -q '$SYS/venv'"
+  check "man page installed" sh -c 'man -w pyctl >/dev/null && man -w pyctl-system-init >/dev/null'
+  check "completions installed" test -f /usr/share/bash-completion/completions/pyctl \
+    -a -f /usr/share/zsh/vendor-completions/_pyctl -a -f /usr/share/fish/vendor_completions.d/pyctl.fish
+  check "/etc/pyctl/config.toml is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' pyctl | grep -q /etc/pyctl/config.toml"
+}
+
+phase_user_tiers() {
+  local ha hb out
+  ha=$(home_of $A)
+  hb=$(home_of $B)
+  check "A's login shell finds pip in the shims" test "$(as $A 'command -v pip')" = /usr/lib/pyctl/shims/pip
+  check "A's login PATH puts the tier's venv/bin before /usr/bin" \
+    sh -c "su - $A -c 'echo \$PATH' | grep -q '^/usr/lib/pyctl/shims:$ha/$TIER/venv/bin:'"
+  out=$(as $A "pip install --no-index $(wheel demo_login) 2>&1") || fail "A: pip install in a login shell: $out"
+  case "$out" in *externally-managed*) fail "A got a PEP 668 error: $out" ;; esac
+  check "A (login shell): the wheel landed in A's tier" has_pkg "$ha/$TIER/venv" demo_login
+  out=$(as_sh $A "pip install --no-index $(wheel demo_sh) 2>&1") || fail "A: pip install in sh -c: $out"
+  check "A (plain sh -c): the wheel landed in A's tier" has_pkg "$ha/$TIER/venv" demo_sh
+  check "A's tier is A's alone" test -z "$(find "$ha/$TIER" ! -user $A -print)"
+  check "A's history: init + 2 installs" test "$(history_count $A)" = 3
+  check "B's pip lists none of A's packages" sh -c "! su - $B -c 'pip list --format=freeze' | grep -qi demo"
+  check "B's tier holds none of A's packages" sh -c "! ls $(site_of "$hb/$TIER/venv") | grep -q demo"
+  check "B's history: only its init" test "$(history_count $B)" = 1
+}
+
+# Reads syslog datagrams into a file while the build step runs: on /dev/log, or, where /dev is
+# read-only (podman's chroot isolation binds the host's /dev read-only), on /run/syslog, the
+# next socket pyctl's syslog client tries.
+start_syslog() {
+  rm -f "$T/syslog.txt"
+  for SYSLOG_SOCKET in /dev/log /run/syslog; do
+    rm -f "$SYSLOG_SOCKET" 2>/dev/null || true
+    python3 - "$SYSLOG_SOCKET" "$T/syslog.txt" 2>/dev/null <<'EOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", buffering=0) as out:
+    while True:
+        out.write(s.recv(65536) + b"\n")
+EOF
+    SYSLOG_PID=$!
+    for _ in $(seq 30); do
+      [ -S "$SYSLOG_SOCKET" ] && { echo "syslog listener on $SYSLOG_SOCKET"; return 0; }
+      kill -0 "$SYSLOG_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$SYSLOG_PID" 2>/dev/null || true
+  done
+  return 1
+}
+
+phase_system_tier() {
+  local ha before after cfg
+  ha=$(home_of $A)
+  cfg=$(sha256sum "$SYS/venv/pyvenv.cfg")
+  refuse "A cannot create a file in $SYS" as_sh $A "touch $SYS/intruder"
+  refuse "A cannot create a file in the system venv's site-packages" as_sh $A "touch $(site_of $SYS/venv)/evil.pth"
+  refuse "A cannot make a folder in the system venv" as_sh $A "mkdir $SYS/venv/evil"
+  refuse "A cannot modify $SYS/venv/pyvenv.cfg" as_sh $A "echo x >> $SYS/venv/pyvenv.cfg"
+  refuse "A cannot delete $SYS/venv/pyvenv.cfg" as_sh $A "rm -f $SYS/venv/pyvenv.cfg"
+  refuse "A cannot chmod $SYS/venv" as_sh $A "chmod 777 $SYS/venv"
+  refuse "A cannot chmod a system-tier file" as_sh $A "chmod 666 $SYS/venv/pyvenv.cfg"
+  refuse "A cannot take the system tier lock" as_sh $A "exec 3>>$SYS/.lock"
+  refuse "A cannot pip through the system venv's shim" as_sh $A "$SYS/venv/bin/pip install --no-index $(wheel demo_login)"
+  refuse "A cannot run pyctl system init" as_sh $A "pyctl system init"
+  check "the system tier is unchanged" test "$(sha256sum "$SYS/venv/pyvenv.cfg")" = "$cfg"
+  check "nothing of A's under $SYS" test -z "$(find "$SYS" ! -user root -print)"
+
+  local have_syslog=0
+  if start_syslog; then have_syslog=1; else echo "SKIP: cannot listen on /dev/log or /run/syslog here; syslog not checked"; fi
+  check "root: pip install" pip install --no-index "$(wheel demo_root)"
+  check "root's install landed in the system tier" has_pkg "$SYS/venv" demo_root
+  check "root has no user tier" test ! -e /root/$TIER
+  before=$(as $A 'pyctl freeze')
+  check "A: sudo pip install" as $A "sudo pip install --no-index $(wheel demo_sudo)"
+  check "sudo's install landed in the system tier" has_pkg "$SYS/venv" demo_sudo
+  after=$(as $A 'pyctl freeze')
+  check "sudo pip left A's tier alone" test "$before" = "$after"
+  check "A's tier has no root-owned file" test -z "$(find "$ha/$TIER" ! -user $A -print)"
+  check "the system history names the sudo caller" \
+    sh -c "grep -l '\"sudo_user\": \"$A\"' $SYS/history/*_after.json | grep -q ."
+  if [ "$have_syslog" = 1 ]; then
+    sleep 0.3
+    kill "$SYSLOG_PID" 2>/dev/null || true
+    check "syslog got pyctl's line for root's install" grep -q 'pyctl.*demo.root' "$T/syslog.txt"
+    check "syslog names SUDO_USER for sudo's install" grep -q "SUDO_USER=$A.*demo.sudo" "$T/syslog.txt"
+    rm -f "$SYSLOG_SOCKET"
+  fi
+  check "system tier still root's and not group/world-writable" \
+    test -z "$(find "$SYS" \( ! -user root -o \( ! -type l -perm /022 \) \) -print)"
+  check "pyctl system status is clean" pyctl system status
+}
+
+phase_project_venv() {
+  local ha n
+  ha=$(home_of $A)
+  n=$(history_count $A)
+  check "A makes a project venv" as $A 'python3 -m venv ~/proj'
+  check "A: activated project venv takes pip" \
+    as $A ". ~/proj/bin/activate && pip install --no-index $(wheel demo_proj)"
+  check "the package landed in the project venv" has_pkg "$ha/proj" demo_proj
+  check "and not in A's tier" sh -c "! ls $(site_of "$ha/$TIER/venv") | grep -q demo_proj"
+  check "A: VIRTUAL_ENV through the wrapper (/usr/bin/pip) passes through" \
+    as $A "VIRTUAL_ENV=\$HOME/proj /usr/bin/pip install --no-index $(wheel demo_pass)"
+  check "the pass-through package landed in the project venv" has_pkg "$ha/proj" demo_pass
+  check "nothing recorded for the project venv" test "$(history_count $A)" = "$n"
+}
+
+# Numbers, not pass/fail: printed as MEASURE lines for the run's log.
+phase_measure() {
+  useradd -m -s /bin/bash pyctl-c
+  as pyctl-c "python3 - $(wheel demo_new) $(wheel demo_bench)" <<'EOF'
+import os, shutil, subprocess, sys, tempfile, time
+new, bench = sys.argv[1], sys.argv[2]
+def run(*cmd):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+first = run("pip", "install", "--no-index", new)
+tier = os.path.expanduser("~/.local/python-packages/venv")
+plain = tempfile.mkdtemp()
+run(sys.executable, "-m", "venv", plain + "/v")
+pip_only = run(plain + "/v/bin/python", "-m", "pip", "install", "--no-index", new)
+print(f"MEASURE: first pip install by a new user (tier created): {first:.2f} s; "
+      f"pip alone: {pip_only:.2f} s; pyctl's part: {first - pip_only:.2f} s (target < 5 s)")
+def cycle(pip):
+    return run(*pip, "install", "--no-index", bench) + run(*pip, "uninstall", "-y", "demo_bench")
+wrapped, direct = [], []
+for _ in range(5):
+    wrapped.append(cycle(["pip"]))
+    direct.append(cycle([tier + "/bin/python", "-m", "pip"]))
+wrapped.sort(); direct.sort()
+print(f"MEASURE: install+uninstall median: wrapper {wrapped[2]*1000:.0f} ms, venv pip "
+      f"{direct[2]*1000:.0f} ms, overhead {(wrapped[2]-direct[2])*1000/2:.0f} ms per operation")
+fz = min(run("pyctl", "freeze") for _ in range(5))
+pf = min(run(tier + "/bin/python", "-m", "pip", "freeze", "--all") for _ in range(3))
+print(f"MEASURE: pyctl freeze {fz*1000:.1f} ms, pip freeze --all {pf*1000:.0f} ms ({pf/fz:.0f}x)")
+shutil.rmtree(plain)
+EOF
+}
+
+phase_upgrade() {
+  local ha na ns div old
+  ha=$(home_of $A)
+  na=$(history_count $A)
+  ns=$(system_history_count)
+  div=$(pyctl_diversions)
+  old=$(dpkg-query -W -f='${Version}' pyctl)
+  check "apt upgrades to the newer build" apt-get install -y -qq "$T/debs/pyctl-next.deb"
+  check "the version changed ($old -> $(dpkg-query -W -f='${Version}' pyctl))" \
+    test "$(dpkg-query -W -f='${Version}' pyctl)" != "$old"
+  check "diversions intact" test "$(pyctl_diversions)" = "$div"
+  check "/usr/bin/pip is still the wrapper" test "$(readlink /usr/bin/pip)" = /usr/bin/pyctl
+  check "A's history intact" test "$(history_count $A)" = "$na"
+  check "A's packages intact" has_pkg "$ha/$TIER/venv" demo_login
+  check "system history intact (system init added nothing)" test "$(system_history_count)" = "$ns"
+  check "system packages intact" has_pkg "$SYS/venv" demo_sudo
+  check "pyctl system status is clean" pyctl system status
+  check "A: pip still records after the upgrade" as $A 'pip uninstall -y demo_sh'
+  check "A's history grew by one" test "$(history_count $A)" = "$((na + 1))"
+}
+
+phase_remove() {
+  local ha m
+  ha=$(home_of $A)
+  m=$(minor)
+  check "apt remove pyctl" apt-get remove -y -qq pyctl
+  check "no diversion left" test -z "$(pyctl_diversions)"
+  check "/usr/bin/pyctl gone" test ! -e /usr/bin/pyctl
+  check "/usr/lib/pyctl gone" test ! -e /usr/lib/pyctl
+  for p in pip pip3 "pip$m"; do
+    if dpkg -L python3-pip | grep -qx "/usr/bin/$p"; then
+      check "/usr/bin/$p is the distro's again" sh -c "test ! -L /usr/bin/$p && /usr/bin/$p --version | grep -q 'python $m'"
+      check "no /usr/bin/$p.distrib left" test ! -e "/usr/bin/$p.distrib"
+    else
+      check "no /usr/bin/$p left" test ! -e "/usr/bin/$p"
+    fi
+  done
+  check "apt still works (kept conffiles included)" apt-get install -y -qq --no-install-recommends less
+  check "the system tier stays until purge" test -d "$SYS/venv"
+  check "A's venv pip works without pyctl" as $A "$ha/$TIER/venv/bin/pip --version"
+}
+
+phase_purge() {
+  check "apt purge pyctl" apt-get purge -y -qq pyctl
+  check "dpkg forgot pyctl" sh -c "! dpkg-query -W -f='\${Status}' pyctl 2>/dev/null | grep -q installed"
+  check "$SYS gone" test ! -e "$SYS"
+  check "/etc/pyctl gone" test ! -e /etc/pyctl
+  check "no diversion left" test -z "$(pyctl_diversions)"
+  local left
+  # The test's own fixtures (accounts, sudoers, the image's apt setting) are not pyctl's.
+  left=$(find / -xdev \( -path /proc -o -path /home -o -path "$T" \) -prune -o -name '*pyctl*' -print |
+    grep -vx -e /etc/sudoers.d/pyctl-a -e /etc/apt/apt.conf.d/90pyctl-norecommends || true)
+  check "nothing named pyctl left outside users' homes${left:+: $left}" test -z "$left"
+  check "A's and B's tiers remain" test -d "$(home_of $A)/$TIER/venv" -a -d "$(home_of $B)/$TIER/venv"
+  check "apt still works" apt-get install -y -qq --no-install-recommends file
+}
+
+case "${1:-}" in
+  wheels) phase_wheels ;;
+  install) phase_install ;;
+  user-tiers) phase_user_tiers ;;
+  system-tier) phase_system_tier ;;
+  project-venv) phase_project_venv ;;
+  measure) phase_measure ;;
+  upgrade) phase_upgrade ;;
+  remove) phase_remove ;;
+  purge) phase_purge ;;
+  *)
+    echo "usage: scenario.sh wheels|install|user-tiers|system-tier|project-venv|measure|upgrade|remove|purge" >&2
+    exit 2
+    ;;
+esac
