@@ -39,6 +39,9 @@ minor() { python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
 history_count() { as "$1" 'pyctl history --json' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 system_history_count() { pyctl history --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 wheel() { echo "$W/$1-1.0-py3-none-any.whl"; }
+# Whether python3-pip ships PATH. (No `grep -q` after a pipe under pipefail: grep leaving early
+# makes the writer die of SIGPIPE and the pipeline fail.)
+distro_ships() { dpkg -L python3-pip | grep -x "$1" >/dev/null; }
 pyctl_diversions() { dpkg-divert --list | awk '$NF == "pyctl" { print $3 }' | sort; }
 
 # A wheel made by hand (no network, no build backend): one module and its dist-info.
@@ -83,7 +86,7 @@ phase_install() {
       sh -c "dpkg-divert --list | grep -qx 'diversion of /usr/bin/$p to /usr/bin/$p.distrib by pyctl'"
   done
   for p in pip pip3 "pip$m"; do
-    if dpkg -L python3-pip | grep -qx "/usr/bin/$p"; then
+    if distro_ships "/usr/bin/$p"; then
       check "/usr/bin/$p.distrib is the distro's pip" \
         sh -c "/usr/bin/$p.distrib --version | grep -q 'python $m'"
     fi
@@ -267,7 +270,7 @@ phase_remove() {
   check "/usr/bin/pyctl gone" test ! -e /usr/bin/pyctl
   check "/usr/lib/pyctl gone" test ! -e /usr/lib/pyctl
   for p in pip pip3 "pip$m"; do
-    if dpkg -L python3-pip | grep -qx "/usr/bin/$p"; then
+    if distro_ships "/usr/bin/$p"; then
       check "/usr/bin/$p is the distro's again" sh -c "test ! -L /usr/bin/$p && /usr/bin/$p --version | grep -q 'python $m'"
       check "no /usr/bin/$p.distrib left" test ! -e "/usr/bin/$p.distrib"
     else
