@@ -74,6 +74,7 @@ pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
             ));
         }
     }
+    refuse_foreign_root(&tier)?;
     tier.create_dirs()?;
     // Put owner and modes right before taking the lock, so nothing below runs in a folder
     // another account could still change.
@@ -122,6 +123,25 @@ pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
         ));
     }
     Ok(0)
+}
+
+/// A tier folder that some other account made is not adopted: whatever it put inside (links,
+/// scripts, a venv) would become root's to run.
+fn refuse_foreign_root(tier: &Tier) -> Result<()> {
+    match std::fs::symlink_metadata(&tier.root) {
+        Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => bail!(
+            "{} is not a folder (a symlink or a file); move it aside and run `pyctl system init` \
+             again",
+            tier.root.display()
+        ),
+        Ok(meta) if meta.uid() != 0 => bail!(
+            "{} belongs to uid {}, not root; pyctl will not adopt a system tier another account \
+             made. Check what is inside, move it aside, and run `pyctl system init` again",
+            tier.root.display(),
+            meta.uid()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Writes the `baseline` snapshot of a venv that has none (a tier made before snapshots were
@@ -375,5 +395,29 @@ mod tests {
         assert_eq!(wanted_mode(&tier, Path::new("/opt/x/a"), 0o4755), 0o755);
         assert_eq!(wanted_mode(&tier, Path::new("/opt/x/a"), 0o600), 0o600);
         assert_eq!(wanted_mode(&tier, Path::new("/opt/x/.lock"), 0o644), 0o600);
+    }
+
+    #[test]
+    fn a_tier_folder_another_account_made_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("sys");
+        let tier = Tier::new(TierKind::System, root.clone());
+        assert!(
+            refuse_foreign_root(&tier).is_ok(),
+            "a missing folder is created"
+        );
+        std::fs::create_dir(&root).unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let verdict = refuse_foreign_root(&tier);
+        assert_eq!(verdict.is_ok(), me == 0, "{verdict:?}");
+        if me == 0 {
+            std::os::unix::fs::lchown(&root, Some(1), None).unwrap();
+            let err = refuse_foreign_root(&tier).unwrap_err().to_string();
+            assert!(err.contains("not root"), "{err}");
+        }
+        std::fs::remove_dir(&root).unwrap();
+        std::os::unix::fs::symlink("/", &root).unwrap();
+        let err = refuse_foreign_root(&tier).unwrap_err().to_string();
+        assert!(err.contains("not a folder"), "{err}");
     }
 }
