@@ -183,6 +183,8 @@ struct HistoryRow<'a> {
     changes: Option<&'a Changes>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     reverts: Vec<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reapplies: Vec<u64>,
 }
 
 fn history_cmd(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Result<i32> {
@@ -213,6 +215,7 @@ fn history_cmd(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Resu
                 exit_code: e.after.as_ref().and_then(|a| a.exit_code),
                 changes: e.changes(),
                 reverts: e.before.reverts.clone(),
+                reapplies: e.before.reapplies.clone(),
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -252,6 +255,10 @@ fn history_cmd(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Resu
         if !e.before.reverts.is_empty() {
             let ids: Vec<String> = e.before.reverts.iter().map(|i| format!("#{i}")).collect();
             tail = format!("{tail}; reverts {}", ids.join(" "));
+        }
+        if !e.before.reapplies.is_empty() {
+            let ids: Vec<String> = e.before.reapplies.iter().map(|i| format!("#{i}")).collect();
+            tail = format!("{tail}; brings back {}", ids.join(" "));
         }
         let tail = tail.trim_start_matches("; ").to_string();
         lines.push(format!(

@@ -124,6 +124,9 @@ pub struct Record {
     /// Ids of the entries this one reverts (undo, redo, restore).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reverts: Vec<u64>,
+    /// Ids of undone entries this one brings back (an `undo --to` a later state).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reapplies: Vec<u64>,
     /// For undo, redo, restore and clean: the set the operation goes to, so that one killed
     /// half-way can be finished (`pyctl doctor --fix`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -437,6 +440,7 @@ mod tests {
             venv: "/v".into(),
             freeze: freeze.into(),
             reverts: vec![],
+            reapplies: vec![],
             target: None,
             changes: None,
             exit_code: None,

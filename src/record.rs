@@ -28,6 +28,8 @@ pub struct Operation {
     pub command: String,
     pub pip_args: Vec<String>,
     pub reverts: Vec<u64>,
+    /// Undone entries brought back (`undo --to` a later state).
+    pub reapplies: Vec<u64>,
     /// The set an engine operation goes to (recorded in its before file).
     pub target: Option<String>,
 }
@@ -65,6 +67,7 @@ fn new_record(ctx: &Context, tier: &Tier, id: u64, op: &Operation, freeze: Strin
         venv: tier.venv(),
         freeze,
         reverts: op.reverts.clone(),
+        reapplies: op.reapplies.clone(),
         target: None,
         changes: None,
         exit_code: None,
@@ -147,6 +150,7 @@ fn settle_index(
         command: "changes made outside pyctl".into(),
         pip_args: Vec::new(),
         reverts: Vec::new(),
+        reapplies: Vec::new(),
         target: None,
     };
     let id = idx.next_id();
@@ -337,6 +341,7 @@ pub fn ensure_venv(
         command: format!("pyctl init --python {}", python.display()),
         pip_args: Vec::new(),
         reverts: Vec::new(),
+        reapplies: Vec::new(),
         target: None,
     };
     let outcome = record(ctx, ui, tier, lock, &config, &op, || {

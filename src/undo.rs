@@ -28,18 +28,25 @@ pub struct UndoState {
 
 pub fn undo_state(log: &Log) -> UndoState {
     let mut state = UndoState::default();
-    let mut reverted_by: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    // For each undo: what it reverted and what it brought back, so a redo can swap them back.
+    let mut by_undo: BTreeMap<u64, (&[u64], &[u64])> = BTreeMap::new();
     for e in &log.entries {
         match e.before.kind {
             Kind::Undo => {
                 state.undone.extend(e.before.reverts.iter().copied());
-                reverted_by.insert(e.id, e.before.reverts.clone());
+                for id in &e.before.reapplies {
+                    state.undone.remove(id);
+                }
+                by_undo.insert(e.id, (&e.before.reverts, &e.before.reapplies));
             }
             Kind::Redo => {
                 for undo_id in &e.before.reverts {
                     state.redone_undos.insert(*undo_id);
-                    for id in reverted_by.get(undo_id).into_iter().flatten() {
-                        state.undone.remove(id);
+                    if let Some((reverted, reapplied)) = by_undo.get(undo_id) {
+                        for id in reverted.iter() {
+                            state.undone.remove(id);
+                        }
+                        state.undone.extend(reapplied.iter().copied());
                     }
                 }
             }
@@ -111,7 +118,7 @@ pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool
     let log = read_log(&tier, ui)?;
     let state = undo_state(&log);
     let candidates = undo_candidates(&log, &state);
-    let (freeze, reverts, command) = match to {
+    let (freeze, reverts, reapplies, command) = match to {
         Some(id) => {
             let entry = log
                 .get(id)
@@ -125,9 +132,12 @@ pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool
                 .filter(|e| e.id > id)
                 .map(|e| e.id)
                 .collect();
+            // Going forward: the undone entries up to `id` are in effect again.
+            let reapplies: Vec<u64> = state.undone.iter().copied().filter(|u| *u <= id).collect();
             (
                 after.freeze.clone(),
                 reverts,
+                reapplies,
                 format!("pyctl undo --to {id}"),
             )
         }
@@ -150,7 +160,7 @@ pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool
             } else {
                 format!("pyctl undo {steps}")
             };
-            (oldest.before.freeze.clone(), reverts, command)
+            (oldest.before.freeze.clone(), reverts, Vec::new(), command)
         }
     };
     let target = Target {
@@ -159,6 +169,7 @@ pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool
             command,
             pip_args: Vec::new(),
             reverts,
+            reapplies,
             target: None,
         },
         freeze,
@@ -197,6 +208,7 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<i32> {
             command: "pyctl redo".into(),
             pip_args: Vec::new(),
             reverts: vec![u.id],
+            reapplies: Vec::new(),
             target: None,
         },
         freeze: u.before.freeze.clone(),
@@ -218,6 +230,7 @@ pub fn restore(ctx: &Context, ui: &Ui, name: &str, dry_run: bool) -> Result<i32>
             command: format!("pyctl restore {name}"),
             pip_args: Vec::new(),
             reverts: Vec::new(),
+            reapplies: Vec::new(),
             target: None,
         },
         freeze: text,
@@ -266,6 +279,7 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
             },
             pip_args: Vec::new(),
             reverts: Vec::new(),
+            reapplies: Vec::new(),
             target: None,
         },
         freeze,
@@ -295,6 +309,7 @@ pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entr
             ),
             pip_args: Vec::new(),
             reverts: entry.before.reverts.clone(),
+            reapplies: entry.before.reapplies.clone(),
             target: None,
         },
         freeze,
@@ -331,6 +346,7 @@ pub fn rebuild(
             },
             pip_args: Vec::new(),
             reverts: Vec::new(),
+            reapplies: Vec::new(),
             target: None,
         },
         freeze,

@@ -230,6 +230,7 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
             .join(" "),
         pip_args: str_args,
         reverts: Vec::new(),
+        reapplies: Vec::new(),
         target: None,
     };
     let outcome = record::record(ctx, &ui, tier, &lock, &config, &op, || {
