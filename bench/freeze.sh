@@ -22,14 +22,7 @@ prepare_pyctl
 # The cache is keyed by the requirements file and the interpreter, so changing either rebuilds.
 key=$(cat "$REQUIREMENTS" <("$BENCH_PYTHON" -VV) | sha256sum | cut -c1-16)
 
-if [ "$(cat "$WHEELS/.complete" 2>/dev/null)" != "$key" ]; then
-    log "downloading wheels into $WHEELS (once)"
-    rm -rf "$WHEELS"
-    mkdir -p "$WHEELS"
-    "$(download_python)" -m pip download -q --disable-pip-version-check \
-        --only-binary=:all: -d "$WHEELS" -r "$REQUIREMENTS"
-    echo "$key" >"$WHEELS/.complete"
-fi
+ensure_wheels freeze100 "$REQUIREMENTS" >/dev/null
 
 if [ "$(cat "$VENV/.complete" 2>/dev/null)" != "$key" ]; then
     log "building $VENV offline from the wheels (once)"

@@ -76,3 +76,20 @@ download_python() {
 json_median() {
     "$BENCH_PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["median"])' "$1" "$2"
 }
+
+# Downloads the wheels of a requirements file once into $BENCH_CACHE/wheels/NAME (keyed by the
+# file and the interpreter, so changing either downloads again); prints the folder.
+ensure_wheels() {
+    local name=$1 requirements=$2
+    local wheels=$BENCH_CACHE/wheels/$name key
+    key=$(cat "$requirements" <("$BENCH_PYTHON" -VV) | sha256sum | cut -c1-16)
+    if [ "$(cat "$wheels/.complete" 2>/dev/null)" != "$key" ]; then
+        log "downloading wheels into $wheels (once)"
+        rm -rf "$wheels"
+        mkdir -p "$wheels"
+        "$(download_python)" -m pip download -q --disable-pip-version-check \
+            --only-binary=:all: -d "$wheels" -r "$requirements" >&2
+        echo "$key" >"$wheels/.complete"
+    fi
+    echo "$wheels"
+}

@@ -391,21 +391,31 @@ fn transact(
     .map(|v| tier::minor_version(&v))
     .unwrap_or_default();
     let plan = engine::plan(&store, &current, &target.freeze, &python_minor);
+    // A new venv is filled from nothing, but what people need to see is the change from the
+    // venv they have now: what goes away included.
+    let shown = if fresh_venv && tier.venv_exists() {
+        engine::plan(&store, &current_set(tier)?, &target.freeze, &python_minor)
+    } else {
+        plan.clone()
+    };
     if ui.json {
         let out = PlanJson {
             command: &target.op.command,
             dry_run,
-            plan: &plan,
-            sources: engine::plan_sources(&plan),
+            plan: &shown,
+            sources: engine::plan_sources(&shown),
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if !ui.quiet || dry_run {
         println!(
             "{}: {}",
             ui.out(Style::Bold, &target.op.command),
-            plan.summary()
+            shown.summary()
         );
-        for line in engine::plan_lines(ui, &plan) {
+        if fresh_venv && tier.venv_exists() {
+            println!("  (a new venv, filled from the store)");
+        }
+        for line in engine::plan_lines(ui, &shown) {
             println!("{line}");
         }
     }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pyctl's scenario tests inside a Debian image, one phase per Dockerfile RUN step:
-#   wheels install user-tiers system-tier project-venv measure upgrade remove purge
+#   wheels install user-tiers system-tier project-venv hooks measure upgrade remove purge
 # Runs as root; the accounts pyctl-a (A, may sudo) and pyctl-b (B) exist (the Dockerfile makes
 # them). Each check prints PASS or FAIL; the first FAIL ends the step, and so the build.
 set -euo pipefail
@@ -45,21 +45,22 @@ distro_ships() { dpkg -L python3-pip | grep -x "$1" >/dev/null; }
 pyctl_diversions() { dpkg-divert --list | awk '$NF == "pyctl" { print $3 }' | sort; }
 
 # A wheel made by hand (no network, no build backend): one module and its dist-info.
+# make_wheel NAME [VERSION] (default 1.0).
 make_wheel() {
-  python3 - "$W" "$1" <<'EOF'
+  python3 - "$W" "$1" "${2:-1.0}" <<'EOF'
 import base64, hashlib, sys, zipfile
-out, name = sys.argv[1], sys.argv[2]
-dist = f"{name}-1.0.dist-info"
+out, name, version = sys.argv[1], sys.argv[2], sys.argv[3]
+dist = f"{name}-{version}.dist-info"
 files = {
     f"{name}/__init__.py": f"NAME = {name!r}\n",
-    f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n\n",
+    f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n",
     f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pyctl-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
 }
 def digest(data):
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 record = "".join(f"{p},{digest(c.encode())},{len(c.encode())}\n" for p, c in files.items())
 record += f"{dist}/RECORD,,\n"
-with zipfile.ZipFile(f"{out}/{name}-1.0-py3-none-any.whl", "w") as z:
+with zipfile.ZipFile(f"{out}/{name}-{version}-py3-none-any.whl", "w") as z:
     for p, c in files.items():
         z.writestr(p, c)
     z.writestr(f"{dist}/RECORD", record)
@@ -71,6 +72,8 @@ phase_wheels() {
   for n in demo_login demo_sh demo_root demo_sudo demo_proj demo_pass demo_new demo_bench; do
     make_wheel "$n"
   done
+  # A requests far from any Debian's, for the apt hook's conflict.
+  make_wheel requests 0.0.1
   chmod -R a+rX "$T"
   pass "test wheels built: $(ls "$W" | wc -l)"
 }
@@ -207,6 +210,38 @@ phase_project_venv() {
   check "nothing recorded for the project venv" test "$(history_count $A)" = "$n"
 }
 
+# The apt hook (issue 5): the system venv holds requests 0.0.1; Debian's python3-requests is
+# another version. Refused with hooks.on_conflict = "block", reported and let through with the
+# default "warn"; a transaction without Python packages hears nothing from pyctl.
+phase_hooks() {
+  local cfg=/etc/pyctl/config.toml out
+  check "root: requests 0.0.1 into the system tier" \
+    pip install -q --no-index "$W/requests-0.0.1-py3-none-any.whl"
+  cp "$cfg" "$T/config.toml.orig"
+  printf '\n[hooks]\non_conflict = "block"\n' >>"$cfg"
+  apt-get update -qq
+  if out=$(apt-get install -y -q python3-requests 2>&1); then
+    fail "block: apt-get install python3-requests went through: $out"
+  fi
+  echo "$out" | grep -E 'pyctl|hook' | sed 's/^/  apt: /'
+  case "$out" in *"python3-requests ships requests"*"system venv has requests 0.0.1"*) pass "block: apt printed the conflict" ;;
+    *) fail "block: no conflict line in apt's output: $out" ;; esac
+  case "$out" in *"refusing the transaction"*) pass "block: apt printed the refusal" ;;
+    *) fail "block: no refusal in apt's output: $out" ;; esac
+  check "block: python3-requests is not installed" \
+    sh -c "! dpkg-query -W -f='\${Status}' python3-requests 2>/dev/null | grep -q 'ok installed'"
+  cp "$T/config.toml.orig" "$cfg"
+  out=$(apt-get install -y -q python3-requests 2>&1) || fail "warn: apt-get install python3-requests failed: $out"
+  case "$out" in *"python3-requests ships requests"*"system venv has requests 0.0.1"*) pass "warn: apt printed the conflict and went on" ;;
+    *) fail "warn: no conflict line in apt's output: $out" ;; esac
+  check "warn: python3-requests is installed" \
+    sh -c "dpkg-query -W -f='\${Status}' python3-requests | grep -q 'ok installed'"
+  out=$(apt-get install -y -q --no-install-recommends bzip2 2>&1) || fail "apt-get install bzip2: $out"
+  case "$out" in *pyctl*) fail "a transaction without Python packages got pyctl output: $out" ;;
+    *) pass "a transaction without Python packages: no output from pyctl" ;; esac
+  check "root: requests out of the system tier again" pip uninstall -q -y requests
+}
+
 # Numbers, not pass/fail: printed as MEASURE lines for the run's log.
 phase_measure() {
   useradd -m -s /bin/bash pyctl-c
@@ -303,12 +338,13 @@ case "${1:-}" in
   user-tiers) phase_user_tiers ;;
   system-tier) phase_system_tier ;;
   project-venv) phase_project_venv ;;
+  hooks) phase_hooks ;;
   measure) phase_measure ;;
   upgrade) phase_upgrade ;;
   remove) phase_remove ;;
   purge) phase_purge ;;
   *)
-    echo "usage: scenario.sh wheels|install|user-tiers|system-tier|project-venv|measure|upgrade|remove|purge" >&2
+    echo "usage: scenario.sh wheels|install|user-tiers|system-tier|project-venv|hooks|measure|upgrade|remove|purge" >&2
     exit 2
     ;;
 esac
