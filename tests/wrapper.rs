@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
@@ -169,17 +170,29 @@ fn install_upgrade_downgrade_uninstall_are_recorded() {
     t.assert_set(&["alpha==1.0", "beta==1.0"]);
     assert_entry(&t, 5, 0, &["beta==1.0"], &[], &[]);
 
-    // Another of the wrapper's names: pip3.
+    // Another of the wrapper's names, pip3, and pip's questions answered on the wrapper's
+    // stdin.
     std::os::unix::fs::symlink(PYCTL, t.path().join("bin/pip3")).unwrap();
-    let out = t
+    let mut child = t
         .command(&t.path().join("bin/pip3"))
-        .args(["uninstall", "-y", "beta", "alpha"])
-        .output()
+        .args(["uninstall", "beta", "alpha"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    child.stdin.take().unwrap().write_all(b"y\ny\n").unwrap();
+    let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        stdout(&out).matches("Proceed (Y/n)?").count(),
+        2,
+        "{}",
+        text(&out)
+    );
     t.assert_set(&[]);
     assert_entry(&t, 6, 0, &[], &["alpha==1.0", "beta==1.0"], &[]);
-    assert_eq!(diff(&t, 6)["command"], "pip3 uninstall -y beta alpha");
+    assert_eq!(diff(&t, 6)["command"], "pip3 uninstall beta alpha");
 
     // The whole list, newest first, all pip entries after init, none external.
     let history = t.pyctl_json(&["history"]);
@@ -202,7 +215,7 @@ fn install_upgrade_downgrade_uninstall_are_recorded() {
     let limited = t.pyctl_json(&["history", "--limit", "2"]);
     assert_eq!(limited.as_array().unwrap().len(), 2);
     let human = t.pyctl_ok(&["history"]);
-    for needle in ["#6", "pip3 uninstall -y beta alpha", "(2 removed)", "#1"] {
+    for needle in ["#6", "pip3 uninstall beta alpha", "(2 removed)", "#1"] {
         assert!(human.contains(needle), "{needle:?} not in:\n{human}");
     }
     assert_history_chain(&t);
@@ -250,6 +263,83 @@ fn a_failed_install_keeps_pips_exit_code_and_is_recorded() {
     assert_eq!(status["last_operation"]["id"], 5, "{status}");
     assert_eq!(status["last_operation"]["state"], "failed", "{status}");
     assert_history_chain(&t);
+}
+
+#[test]
+fn read_only_pip_commands_run_unrecorded() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    let history_files = file_list(&t.history_dir());
+    let wheels = t.wheels();
+    let wheels = wheels.to_str().unwrap();
+
+    let out = t.pip(&["freeze", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(lines, t.set());
+    let out = t.pip(&["show", "alpha"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout(&out).contains("Version: 1.0"), "{}", text(&out));
+    let out = t.pip(&["--version"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).contains(&t.venv().display().to_string()),
+        "not the tier's pip: {}",
+        text(&out)
+    );
+    let out = t.pip(&t.install_args(wheels, &["--dry-run", "beta"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout(&out).contains("Would install"), "{}", text(&out));
+    let out = t.pip(&["install", "--help"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // pip's own failure comes through unchanged.
+    let out = t.pip(&["show", "no-such-project"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    t.assert_set(&["alpha==1.0"]);
+    assert_eq!(
+        file_list(&t.history_dir()),
+        history_files,
+        "a read-only command was recorded"
+    );
+
+    // pip3.X of the tier's own Python is the same tier; a Python that is not installed is a
+    // clear error.
+    let minor = t.pyctl_json(&["status"])["python"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    let versioned = t.path().join(format!("bin/pip{minor}"));
+    std::os::unix::fs::symlink(PYCTL, &versioned).unwrap();
+    let out = t
+        .command(&versioned)
+        .args(t.install_args(wheels, &["delta"]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    t.assert_set(&["alpha==1.0", "delta==1.0"]);
+    assert_entry(&t, 3, 0, &["delta==1.0"], &[], &[]);
+    let missing = t.path().join("bin/pip3.99");
+    std::os::unix::fs::symlink(PYCTL, &missing).unwrap();
+    let out = t
+        .command(&missing)
+        .args(t.install_args(wheels, &["beta"]))
+        .output()
+        .unwrap();
+    assert_no_panic("pip3.99", &out);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("pyctl: error: Python 3.99 is not installed"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !t.root().join("py399").exists(),
+        "a tier folder was left behind for a Python that is not installed"
+    );
+    t.assert_set(&["alpha==1.0", "delta==1.0"]);
 }
 
 /// A setuptools project (metadata in pyproject.toml, a one-line setup.py) installed in
