@@ -703,6 +703,27 @@ fn a_corrupt_history_file_is_reported_and_skipped() {
         ["delta==1.0"],
         "{newest}"
     );
+    // #3 finished (its after file is there, only unreadable): not an interrupted operation
+    // that some next operation would complete, neither in status nor in the listing.
+    let status = t.pyctl_json(&["status"]);
+    let problems = strings(&status["problems"]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains(&corrupt.display().to_string())),
+        "{problems:?}"
+    );
+    assert!(
+        !problems.iter().any(|p| p.contains("interrupted")),
+        "{problems:?}"
+    );
+    let row3 = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == 3)
+        .unwrap_or_else(|| panic!("#3 is not listed: {history}"));
+    assert_eq!(row3["state"], "unreadable", "{row3}");
     let newest_after = t
         .history_dir()
         .join(format!("{:03}_after.json", newest["id"].as_u64().unwrap()));
