@@ -1102,7 +1102,14 @@ fn init_adds_one_path_block_per_shell_and_self_uninstall_removes_them() {
 #[test]
 fn the_first_pip_install_creates_the_tier() {
     let t = Tier::bare();
-    assert!(!t.root().exists());
+    let out = t.pyctl(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("state     not created yet"),
+        "{}",
+        text(&out)
+    );
+    assert!(!t.root().exists(), "status made the tier");
     let out = t.pip(&t.install_args(t.wheels().to_str().unwrap(), &["alpha==1.0"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let history = t.pyctl_json(&["history"]);
@@ -1121,6 +1128,88 @@ fn the_first_pip_install_creates_the_tier() {
     // No --no-modify-path on a first install: PATH goes into ~/.profile.
     let profile = std::fs::read_to_string(t.home().join(".profile")).unwrap();
     assert!(profile.contains("$HOME/tier/venv/bin"), "{profile}");
+}
+
+/// Where Debian's python3-venv keeps the pip wheel ensurepip installs (python3-pip-whl).
+const DISTRO_WHEELS: &str = "/usr/share/python-wheels";
+
+#[test]
+fn the_venvs_own_pip_scripts_record_and_are_remade_after_pip_rewrites_them() {
+    let t = Tier::new();
+    let bin = t.venv().join("bin");
+    let minor = t.pyctl_json(&["status"])["python"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    let names = ["pip".to_string(), "pip3".to_string(), format!("pip{minor}")];
+    let assert_shims = |when: &str| {
+        for name in &names {
+            let script = std::fs::read_to_string(bin.join(name)).unwrap();
+            assert!(
+                script.starts_with("#!/bin/sh\n# pyctl shim"),
+                "{when}: bin/{name} is not pyctl's shim:\n{script}"
+            );
+        }
+    };
+    assert_shims("after init");
+
+    // A PATH that finds the venv's bin first still records.
+    let wheels = t.wheels();
+    let wheels = wheels.to_str().unwrap();
+    let out = t
+        .command(&bin.join("pip3"))
+        .args(t.install_args(wheels, &["alpha==1.0"]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    t.assert_set(&["alpha==1.0"]);
+    assert_entry(&t, 2, 0, &["alpha==1.0"], &[], &[]);
+    assert_eq!(
+        diff(&t, 2)["command"],
+        format!("pip3 install --no-index --find-links {wheels} alpha==1.0")
+    );
+
+    // pip reinstalling itself writes its own console scripts over the shims.
+    assert!(
+        Path::new(DISTRO_WHEELS).is_dir(),
+        "{DISTRO_WHEELS} (python3-venv's pip wheel) is missing"
+    );
+    let before = std::fs::metadata(bin.join("pip")).unwrap();
+    let out = t.pip(&[
+        "install",
+        "--no-index",
+        "--find-links",
+        DISTRO_WHEELS,
+        "--force-reinstall",
+        "pip",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("Successfully installed pip"),
+        "{}",
+        text(&out)
+    );
+    use std::os::unix::fs::MetadataExt as _;
+    assert_ne!(
+        std::fs::metadata(bin.join("pip")).unwrap().ino(),
+        before.ino(),
+        "pip did not rewrite bin/pip: nothing was tested"
+    );
+    assert_shims("after pip reinstalled itself");
+    t.assert_set(&["alpha==1.0"]);
+    assert_entry(&t, 3, 0, &[], &[], &[]);
+    let out = t
+        .command(&bin.join(&names[2]))
+        .args(["uninstall", "-y", "alpha"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    t.assert_set(&[]);
+    assert_entry(&t, 4, 0, &[], &["alpha==1.0"], &[]);
+    assert_history_chain(&t);
 }
 
 #[test]
