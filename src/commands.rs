@@ -151,6 +151,7 @@ fn self_uninstall(ctx: &Context, ui: &Ui) -> Result<i32> {
 /// The state of a history entry, for listings.
 fn entry_state(entry: &Entry, lock_held: bool) -> &'static str {
     match &entry.after {
+        None if entry.after_unreadable => "unreadable",
         None if lock_held => "running",
         None => "interrupted",
         Some(a) if a.interrupted => "interrupted",

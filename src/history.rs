@@ -147,11 +147,15 @@ pub struct Entry {
     pub id: u64,
     pub before: Record,
     pub after: Option<Record>,
+    /// Its after file exists but cannot be read (a `Problem` of the log): the operation
+    /// finished, with an outcome unknown. No later operation rewrites that file.
+    pub after_unreadable: bool,
 }
 
 impl Entry {
+    /// Whether the operation finished (its after file exists, readable or not).
     pub fn is_complete(&self) -> bool {
-        self.after.is_some()
+        self.after.is_some() || self.after_unreadable
     }
 
     pub fn changes(&self) -> Option<&Changes> {
@@ -324,6 +328,7 @@ pub fn read_log(dir: &Path) -> Result<Log> {
         Err(e) => return Err(e).with_context(|| format!("{}: cannot read", dir.display())),
     };
     let mut halves: BTreeMap<u64, (Option<Record>, Option<Record>)> = BTreeMap::new();
+    let mut unreadable_afters = std::collections::BTreeSet::new();
     for item in read_dir {
         let item = item.with_context(|| format!("{}: cannot read", dir.display()))?;
         let path = item.path();
@@ -347,18 +352,29 @@ pub fn read_log(dir: &Path) -> Result<Log> {
                     Half::After => slot.1 = Some(record),
                 }
             }
-            Err(message) => log.problems.push(Problem { path, message }),
+            Err(message) => {
+                if half == Half::After {
+                    unreadable_afters.insert(id);
+                }
+                log.problems.push(Problem { path, message })
+            }
         }
     }
     for (id, (before, after)) in halves {
         match (before, after) {
-            (Some(before), after) => log.entries.push(Entry { id, before, after }),
+            (Some(before), after) => log.entries.push(Entry {
+                id,
+                before,
+                after,
+                after_unreadable: unreadable_afters.contains(&id),
+            }),
             (None, Some(after)) => {
                 // An after whose before is unreadable: keep the entry, using the after as both.
                 log.entries.push(Entry {
                     id,
                     before: after.clone(),
                     after: Some(after),
+                    after_unreadable: false,
                 });
             }
             (None, None) => {}
@@ -475,6 +491,20 @@ mod tests {
             .problems
             .iter()
             .any(|p| p.path.ends_with("002_before.json")));
+    }
+
+    #[test]
+    fn an_unreadable_after_is_a_finished_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        write_record(dir.path(), Half::Before, &record(1, "a==1\n")).unwrap();
+        std::fs::write(dir.path().join("001_after.json"), b"garbage").unwrap();
+        write_record(dir.path(), Half::Before, &record(2, "a==1\n")).unwrap();
+        let log = read_log(dir.path()).unwrap();
+        let first = log.get(1).unwrap();
+        assert!(first.after.is_none() && first.after_unreadable && first.is_complete());
+        let second = log.get(2).unwrap();
+        assert!(!second.after_unreadable && !second.is_complete());
+        assert_eq!(log.problems.len(), 1);
     }
 
     #[test]

@@ -210,11 +210,18 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         return exec_pip(ctx, &tier.venv(), &args);
     }
 
+    // The interpreter of a tier to be made is found first, so that a `pip3.X` for a Python that
+    // is not installed fails without leaving an empty tier folder behind.
+    let python = if tier.venv_exists() {
+        None
+    } else {
+        Some(record::choose_python(ctx, tier)?)
+    };
     tier.create_dirs()?;
     let lock = tier.lock(ctx, || {
         ui.info("waiting for another pip in this tier to finish...")
     })?;
-    let created = record::ensure_venv(ctx, &ui, tier, &lock, None)?;
+    let created = record::ensure_venv(ctx, &ui, tier, &lock, python.as_deref())?;
     if created && tier.kind == TierKind::User {
         crate::commands::setup_path(ctx, &ui, tier)?;
     }

@@ -2,195 +2,15 @@
 //! pip, offline: wheels the tests build, an index URL nobody answers, and the wheel folder moved
 //! away before each undo/redo so that only the store can serve them.
 
-use std::collections::BTreeSet;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A user tier of its own in a temp dir, with the standard wheels in `wheels/`, initialised.
-struct Tier {
-    dir: tempfile::TempDir,
-    /// The account the binary runs as (the unprivileged test account when the suite is root).
-    ids: Option<(u32, u32)>,
-    /// `pyctl freeze` right after init: pip and setuptools.
-    base: Vec<String>,
-}
+use common::{file_list, ok, simple_wheel, text, wheel, with_base, Tier};
 
-const PYCTL: &str = env!("CARGO_BIN_EXE_pyctl");
-/// Nothing listens there: any attempt to reach an index fails at once.
-const DEAD_INDEX: &str = "http://127.0.0.1:9/simple";
-
+/// What only the undo tests need: the wheel folder hidden, the store looked at.
 impl Tier {
-    fn new() -> Tier {
-        let dir = tempfile::Builder::new()
-            .prefix("pyctl-undo-")
-            .tempdir()
-            .unwrap();
-        let ids = if nix::unistd::geteuid().is_root() {
-            let user = nix::unistd::User::from_name("pyctltest-a")
-                .unwrap()
-                .expect("the test account pyctltest-a");
-            Some((user.uid.as_raw(), user.gid.as_raw()))
-        } else {
-            None
-        };
-        let mut tier = Tier {
-            dir,
-            ids,
-            base: Vec::new(),
-        };
-        for sub in ["home", "wheels", "bin"] {
-            std::fs::create_dir_all(tier.path().join(sub)).unwrap();
-        }
-        std::os::unix::fs::symlink(PYCTL, tier.path().join("bin/pip")).unwrap();
-        standard_wheels(&tier.wheels());
-        tier.give_away(tier.path());
-        tier.pyctl_ok(&["init", "--no-modify-path"]);
-        tier.base = tier.set();
-        assert!(
-            tier.base.iter().any(|l| l.starts_with("pip==")),
-            "{:?}",
-            tier.base
-        );
-        tier
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn root(&self) -> PathBuf {
-        self.path().join("home/tier")
-    }
-
-    fn venv(&self) -> PathBuf {
-        self.root().join("venv")
-    }
-
-    fn wheels(&self) -> PathBuf {
-        self.path().join("wheels")
-    }
-
-    fn site_packages(&self) -> PathBuf {
-        let lib = self.venv().join("lib");
-        let minor = std::fs::read_dir(&lib)
-            .unwrap()
-            .filter_map(Result::ok)
-            .find(|e| e.file_name().to_string_lossy().starts_with("python3"))
-            .unwrap();
-        minor.path().join("site-packages")
-    }
-
-    /// Hands a tree to the test account.
-    fn give_away(&self, path: &Path) {
-        if let Some((uid, gid)) = self.ids {
-            for e in walkdir::WalkDir::new(path)
-                .into_iter()
-                .filter_map(Result::ok)
-            {
-                std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid)).unwrap();
-            }
-        }
-    }
-
-    fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.env_clear()
-            .env("HOME", self.path().join("home"))
-            .env("PYCTL_HOME", self.root())
-            .env(
-                "PATH",
-                format!("{}:/usr/bin:/bin", self.path().join("bin").display()),
-            )
-            .env("PIP_INDEX_URL", DEAD_INDEX)
-            .env("PIP_CONFIG_FILE", "/dev/null")
-            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-            .env("PIP_NO_CACHE_DIR", "1")
-            .env("PIP_RETRIES", "0")
-            .env("PIP_TIMEOUT", "2")
-            .env("NO_COLOR", "1")
-            .env("LANG", "C.UTF-8")
-            .current_dir(self.path())
-            .stdin(Stdio::null());
-        if let Some((uid, gid)) = self.ids {
-            use std::os::unix::process::CommandExt;
-            cmd.uid(uid).gid(gid);
-        }
-        cmd
-    }
-
-    fn pyctl(&self, args: &[&str]) -> Output {
-        self.command(Path::new(PYCTL)).args(args).output().unwrap()
-    }
-
-    fn pyctl_ok(&self, args: &[&str]) -> String {
-        ok(&format!("pyctl {args:?}"), self.pyctl(args))
-    }
-
-    fn pyctl_err(&self, args: &[&str]) -> String {
-        let out = self.pyctl(args);
-        let text = text(&out);
-        assert!(!out.status.success(), "pyctl {args:?} succeeded:\n{text}");
-        text
-    }
-
-    fn spawn_pyctl(&self, args: &[&str]) -> Child {
-        self.command(Path::new(PYCTL))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    }
-
-    /// The wrapper, as `pip`.
-    fn pip(&self, args: &[&str]) -> Output {
-        self.command(&self.path().join("bin/pip"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// `pip install --no-index --find-links WHEELS ARGS...` through the wrapper.
-    fn install(&self, args: &[&str]) -> String {
-        let wheels = self.wheels();
-        let mut all = vec![
-            "install",
-            "--no-index",
-            "--find-links",
-            wheels.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        ok(&format!("pip {all:?}"), self.pip(&all))
-    }
-
-    /// The venv's own pip, bypassing pyctl.
-    fn venv_pip(&self, args: &[&str]) -> Output {
-        self.command(&self.venv().join("bin/python"))
-            .args(["-m", "pip"])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// The installed set, as `pyctl freeze` prints it; asserted equal to `pip freeze --all`.
-    fn set(&self) -> Vec<String> {
-        let ours = self.pyctl_ok(&["-q", "freeze"]);
-        let pips = ok("pip freeze --all", self.venv_pip(&["freeze", "--all"]));
-        let ours: Vec<String> = stdout_lines(&ours);
-        let pips: Vec<String> = stdout_lines(&pips);
-        assert_eq!(ours, pips, "pyctl freeze and pip freeze --all disagree");
-        ours
-    }
-
-    fn assert_set(&self, extra: &[&str]) {
-        assert_eq!(self.set(), with_base(&self.base, extra));
-    }
-
-    fn pip_check_passes(&self) -> bool {
-        self.venv_pip(&["check"]).status.success()
-    }
-
     /// Moves the wheel folder away: from now on only the store can give distributions back.
     fn hide_wheels(&self) {
         std::fs::rename(self.wheels(), self.path().join("wheels.hidden")).unwrap();
@@ -198,38 +18,6 @@ impl Tier {
 
     fn show_wheels(&self) {
         std::fs::rename(self.path().join("wheels.hidden"), self.wheels()).unwrap();
-    }
-
-    fn history_dir(&self) -> PathBuf {
-        self.root().join("history")
-    }
-
-    /// (id, before, after) of every history entry, oldest first.
-    fn history(&self) -> Vec<(u64, serde_json::Value, Option<serde_json::Value>)> {
-        let mut ids = BTreeSet::new();
-        for e in std::fs::read_dir(self.history_dir()).unwrap() {
-            let name = e.unwrap().file_name().to_string_lossy().into_owned();
-            if let Some((id, _)) = name.split_once('_') {
-                if let Ok(id) = id.parse::<u64>() {
-                    ids.insert(id);
-                }
-            }
-        }
-        ids.into_iter()
-            .map(|id| {
-                let read = |half: &str| {
-                    let p = self.history_dir().join(format!("{id:03}_{half}.json"));
-                    std::fs::read(&p)
-                        .ok()
-                        .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
-                };
-                (id, read("before").unwrap(), read("after"))
-            })
-            .collect()
-    }
-
-    fn last_id(&self) -> u64 {
-        self.history().last().unwrap().0
     }
 
     fn store_entries(&self) -> Vec<String> {
@@ -250,90 +38,6 @@ impl Tier {
             "pip was needed:\n{output}"
         );
     }
-}
-
-fn with_base(base: &[String], extra: &[&str]) -> Vec<String> {
-    let mut set: BTreeSet<String> = base.iter().cloned().collect();
-    set.extend(extra.iter().map(|s| s.to_string()));
-    set.into_iter().collect()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(what: &str, out: Output) -> String {
-    let t = text(&out);
-    assert!(out.status.success(), "{what} failed ({}):\n{t}", out.status);
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn stdout_lines(s: &str) -> Vec<String> {
-    s.lines()
-        .filter(|l| !l.starts_with("pyctl:"))
-        .map(str::to_string)
-        .collect()
-}
-
-/// A wheel built in the test: name, version, requirements and `(path, content)` files.
-fn wheel(dir: &Path, name: &str, version: &str, requires: &[&str], files: &[(String, String)]) {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    use std::io::Write as _;
-    let dist_info = format!("{name}-{version}.dist-info");
-    let mut all: Vec<(String, Vec<u8>)> = files
-        .iter()
-        .map(|(p, c)| (p.clone(), c.clone().into_bytes()))
-        .collect();
-    let mut metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
-    for r in requires {
-        metadata.push_str(&format!("Requires-Dist: {r}\n"));
-    }
-    all.push((format!("{dist_info}/METADATA"), metadata.into_bytes()));
-    all.push((
-        format!("{dist_info}/WHEEL"),
-        b"Wheel-Version: 1.0\nGenerator: pyctl-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-            .to_vec(),
-    ));
-    let mut record = String::new();
-    for (p, data) in &all {
-        let digest = sha2::Sha256::digest(data);
-        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-        record.push_str(&format!("{p},sha256={hash},{}\n", data.len()));
-    }
-    record.push_str(&format!("{dist_info}/RECORD,,\n"));
-    all.push((format!("{dist_info}/RECORD"), record.into_bytes()));
-    let path = dir.join(format!("{name}-{version}-py3-none-any.whl"));
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (p, data) in &all {
-        zip.start_file(p.as_str(), opts).unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
-}
-
-fn simple_wheel(dir: &Path, name: &str, version: &str, requires: &[&str], module: &str) {
-    wheel(
-        dir,
-        name,
-        version,
-        requires,
-        &[(format!("{name}/__init__.py"), module.to_string())],
-    );
-}
-
-/// alpha 1.0 and 2.0, beta 1.0 (needs alpha>=1), delta 1.0 (needs alpha<2).
-fn standard_wheels(dir: &Path) {
-    simple_wheel(dir, "alpha", "1.0", &[], "V = '1.0'\n");
-    simple_wheel(dir, "alpha", "2.0", &[], "V = '2.0'\n");
-    simple_wheel(dir, "beta", "1.0", &["alpha>=1"], "import alpha\n");
-    simple_wheel(dir, "delta", "1.0", &["alpha<2"], "import alpha\n");
 }
 
 #[test]
@@ -706,18 +410,6 @@ fn dry_run_changes_nothing() {
     assert_eq!(file_list(&t.venv()), venv_files);
     t.pyctl_ok(&["redo"]);
     t.assert_set(&["alpha==2.0", "beta==1.0"]);
-}
-
-/// Every path under `dir`, sorted, without byte-code (pip and python write that at will).
-fn file_list(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .map(|e| e.path().strip_prefix(dir).unwrap().display().to_string())
-        .filter(|p| !p.contains("__pycache__"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// The store folder of a distribution (`name-version-key`).
