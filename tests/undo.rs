@@ -410,6 +410,15 @@ fn dry_run_changes_nothing() {
     assert_eq!(file_list(&t.venv()), venv_files);
     t.pyctl_ok(&["redo"]);
     t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    // clean's plan is the change from the venv as it is: what goes away is listed.
+    let out = t.pyctl_ok(&["clean", "--dry-run"]);
+    assert!(
+        out.contains("2 to remove")
+            && out.contains("remove  alpha==2.0")
+            && out.contains("remove  beta==1.0"),
+        "{out}"
+    );
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
 }
 
 /// The store folder of a distribution (`name-version-key`).
