@@ -14,6 +14,7 @@ pub mod depcheck;
 pub mod doctor;
 pub mod engine;
 pub mod exit_codes;
+pub mod export;
 pub mod fsutil;
 pub mod generate;
 pub mod history;

@@ -1,0 +1,508 @@
+//! Everyday commands (issue 6): `config`, `export`, `info`, with the real binary, real venvs and
+//! the real pip, offline: wheels the tests build, and an index URL nobody answers unless a test
+//! starts its own server on loopback.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const PYCTL: &str = env!("CARGO_BIN_EXE_pyctl");
+/// Nothing listens there: any attempt to reach an index fails at once.
+const DEAD_INDEX: &str = "http://127.0.0.1:9/simple";
+
+/// A user tier of its own in a temp dir, with the test wheels in `wheels/`.
+struct Tier {
+    dir: tempfile::TempDir,
+    /// The account the binary runs as (the unprivileged test account when the suite is root).
+    ids: Option<(u32, u32)>,
+    index_url: String,
+}
+
+impl Tier {
+    /// A tier folder with wheels, not yet initialised.
+    fn bare() -> Tier {
+        let dir = tempfile::Builder::new()
+            .prefix("pyctl-everyday-")
+            .tempdir()
+            .unwrap();
+        let ids = nix::unistd::geteuid().is_root().then(|| {
+            let user = nix::unistd::User::from_name("pyctltest-a")
+                .unwrap()
+                .expect("the test account pyctltest-a");
+            (user.uid.as_raw(), user.gid.as_raw())
+        });
+        let tier = Tier {
+            dir,
+            ids,
+            index_url: DEAD_INDEX.to_string(),
+        };
+        for sub in ["home", "wheels", "bin"] {
+            std::fs::create_dir_all(tier.path().join(sub)).unwrap();
+        }
+        std::os::unix::fs::symlink(PYCTL, tier.path().join("bin/pip")).unwrap();
+        test_wheels(&tier.wheels());
+        tier.give_away(tier.path());
+        tier
+    }
+
+    fn new() -> Tier {
+        let tier = Tier::bare();
+        tier.pyctl_ok(&["init", "--no-modify-path"]);
+        tier
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.path().join("home/tier")
+    }
+
+    fn venv(&self) -> PathBuf {
+        self.root().join("venv")
+    }
+
+    fn wheels(&self) -> PathBuf {
+        self.path().join("wheels")
+    }
+
+    fn config_file(&self) -> PathBuf {
+        self.root().join("config.toml")
+    }
+
+    fn give_away(&self, path: &Path) {
+        if let Some((uid, gid)) = self.ids {
+            for e in walkdir::WalkDir::new(path)
+                .into_iter()
+                .filter_map(Result::ok)
+            {
+                std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid)).unwrap();
+            }
+        }
+    }
+
+    /// Writes a file the test account owns.
+    fn write(&self, path: &Path, content: &str) {
+        std::fs::write(path, content).unwrap();
+        self.give_away(path);
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("HOME", self.path().join("home"))
+            .env("PYCTL_HOME", self.root())
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", self.path().join("bin").display()),
+            )
+            .env("PIP_INDEX_URL", &self.index_url)
+            .env("PIP_CONFIG_FILE", "/dev/null")
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("PIP_NO_CACHE_DIR", "1")
+            .env("PIP_RETRIES", "0")
+            .env("PIP_TIMEOUT", "2")
+            .env("NO_COLOR", "1")
+            .env("LANG", "C.UTF-8")
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = self.ids {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    }
+
+    fn pyctl(&self, args: &[&str]) -> Output {
+        self.command(Path::new(PYCTL)).args(args).output().unwrap()
+    }
+
+    /// Stdout of a successful run.
+    fn pyctl_ok(&self, args: &[&str]) -> String {
+        let out = self.pyctl(args);
+        assert!(
+            out.status.success(),
+            "pyctl {args:?} failed ({}):\n{}",
+            out.status,
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stderr of a failed run, which must have exited 1 and said `pyctl: error:`.
+    fn pyctl_err(&self, args: &[&str]) -> String {
+        let out = self.pyctl(args);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "pyctl {args:?}:\n{all}");
+        assert!(!all.contains("panicked"), "{all}");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains("pyctl: error:"), "{err}");
+        err
+    }
+
+    fn pip(&self, args: &[&str]) -> Output {
+        self.command(&self.path().join("bin/pip"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `pip install --no-index --find-links WHEELS ARGS...` through the wrapper; its stderr.
+    fn install(&self, args: &[&str]) -> String {
+        let wheels = self.wheels();
+        let mut all = vec![
+            "install",
+            "--no-index",
+            "--find-links",
+            wheels.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let out = self.pip(&all);
+        assert!(out.status.success(), "pip {all:?}:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// The installed set as the venv's own `pip freeze --all` prints it.
+    fn pip_freeze(&self) -> Vec<String> {
+        let out = self
+            .command(&self.venv().join("bin/python"))
+            .args(["-m", "pip", "freeze", "--all"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        lines(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// Ids of the history entries on disk.
+    fn history_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = std::fs::read_dir(self.root().join("history"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.split_once('_')?.0.parse().ok()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Runs pyctl with stdout on a pseudo-terminal, colour left to `--color auto`, NO_COLOR
+    /// unset; returns what the terminal received.
+    fn pyctl_on_tty(&self, args: &[&str]) -> String {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let mut cmd = self.command(Path::new(PYCTL));
+        cmd.env_remove("NO_COLOR")
+            .args(args)
+            .stdout(Stdio::from(pty.slave))
+            .stderr(Stdio::null());
+        let status = cmd.spawn().unwrap().wait().unwrap();
+        // The command holds the terminal's other end until dropped; reads end when it is.
+        drop(cmd);
+        assert!(status.success(), "pyctl {args:?} on a tty: {status}");
+        let mut master = std::fs::File::from(pty.master);
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Linux answers EIO once the last writer is gone.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&received).into_owned()
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines().map(str::to_string).collect()
+}
+
+/// A wheel built in the test: name, version, summary, requirements, one module.
+fn wheel(dir: &Path, name: &str, version: &str, summary: &str, requires: &[&str]) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let dist_info = format!("{name}-{version}.dist-info");
+    let mut metadata =
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {summary}\n");
+    for r in requires {
+        metadata.push_str(&format!("Requires-Dist: {r}\n"));
+    }
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        (
+            format!("{name}/__init__.py"),
+            format!("V = {version:?}\n").into_bytes(),
+        ),
+        (format!("{dist_info}/METADATA"), metadata.into_bytes()),
+        (
+            format!("{dist_info}/WHEEL"),
+            b"Wheel-Version: 1.0\nGenerator: pyctl-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+                .to_vec(),
+        ),
+    ];
+    let mut record = String::new();
+    for (p, data) in &files {
+        let hash =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(data));
+        record.push_str(&format!("{p},sha256={hash},{}\n", data.len()));
+    }
+    record.push_str(&format!("{dist_info}/RECORD,,\n"));
+    files.push((format!("{dist_info}/RECORD"), record.into_bytes()));
+    let path = dir.join(format!("{name}-{version}-py3-none-any.whl"));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (p, data) in &files {
+        zip.start_file(p.as_str(), opts).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// alpha 1.0 and 2.0; beta (needs alpha>=1); gamma, eps and zeta on their own.
+fn test_wheels(dir: &Path) {
+    wheel(dir, "alpha", "1.0", "The first letter", &[]);
+    wheel(dir, "alpha", "2.0", "The first letter", &[]);
+    wheel(dir, "beta", "1.0", "Needs alpha", &["alpha>=1"]);
+    wheel(dir, "gamma", "1.0", "Third", &[]);
+    wheel(dir, "eps", "1.0", "Fifth", &[]);
+    wheel(dir, "zeta", "1.0", "Sixth", &[]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// config
+
+#[test]
+fn config_lists_every_key_with_its_source_and_sets_bare_keys_keeping_comments() {
+    let t = Tier::new();
+    let listing = t.pyctl_ok(&["config"]);
+    for key in [
+        "history.max_entries",
+        "history.auto_snapshot",
+        "history.show_diff_after_install",
+        "snapshots.auto_baseline",
+        "ui.color",
+        "ui.verbose",
+        "venv.inherit_system_packages",
+        "store.link_mode",
+        "hooks.on_conflict",
+    ] {
+        assert!(listing.contains(key), "{key} missing:\n{listing}");
+    }
+    let line = |listing: &str, key: &str| {
+        listing
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(line(&listing, "history.max_entries")[1], "100");
+
+    t.write(
+        &t.config_file(),
+        "# my settings\n[ui]\ncolor = true  # keep me\n",
+    );
+    t.pyctl_ok(&["config", "max_entries", "50"]);
+    t.pyctl_ok(&["config", "store.link_mode", "copy"]);
+    assert_eq!(
+        std::fs::read_to_string(t.config_file()).unwrap(),
+        "# my settings\n[ui]\ncolor = true  # keep me\n\n[history]\nmax_entries = 50\n\n\
+         [store]\nlink_mode = \"copy\"\n"
+    );
+    let listing = t.pyctl_ok(&["config"]);
+    let file = format!("({})", t.config_file().display());
+    assert_eq!(line(&listing, "history.max_entries")[1..], ["50", &file]);
+    assert_eq!(line(&listing, "ui.color")[1..], ["true", &file]);
+    assert_eq!(
+        line(&listing, "history.auto_snapshot")[1..],
+        ["true", "(default)"]
+    );
+    assert_eq!(t.pyctl_ok(&["config", "max_entries"]), "50\n");
+    assert_eq!(t.pyctl_ok(&["config", "link_mode"]), "copy\n");
+
+    let json: serde_json::Value = serde_json::from_str(&t.pyctl_ok(&["--json", "config"])).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 9);
+    let max = rows
+        .iter()
+        .find(|r| r["key"] == "history.max_entries")
+        .unwrap();
+    assert_eq!(max["value"], 50);
+    assert_eq!(max["source"], "tier");
+    assert_eq!(max["file"], t.config_file().to_str().unwrap());
+}
+
+#[test]
+fn config_errors_name_the_key_the_value_the_file_and_the_line() {
+    let t = Tier::bare();
+    let err = t.pyctl_err(&["config", "max_entriez", "5"]);
+    assert!(err.contains("\"max_entriez\""), "{err}");
+    assert!(err.contains("did you mean history.max_entries"), "{err}");
+    assert!(
+        err.contains("hooks.on_conflict"),
+        "allowed keys listed: {err}"
+    );
+    let err = t.pyctl_err(&["config", "max_entries", "-3"]);
+    assert!(
+        err.contains("history.max_entries takes a whole number") && err.contains("\"-3\""),
+        "{err}"
+    );
+    let err = t.pyctl_err(&["config", "link_mode", "symlink"]);
+    assert!(
+        err.contains("hardlink or copy") && err.contains("\"symlink\""),
+        "{err}"
+    );
+    let err = t.pyctl_err(&["config", "ui.color", "yes"]);
+    assert!(err.contains("true or false"), "{err}");
+    assert!(!t.config_file().exists(), "nothing written on a bad value");
+
+    std::fs::create_dir_all(t.root()).unwrap();
+    t.give_away(t.path());
+    t.write(
+        &t.config_file(),
+        "[ui]\ncolor = true\n[hooks]\non_conflict = \"stop\"\n",
+    );
+    let err = t.pyctl_err(&["config"]);
+    let file = t.config_file().display().to_string();
+    assert!(err.contains(&file) && err.contains("line 4"), "{err}");
+    assert!(err.contains("`warn`") && err.contains("`block`"), "{err}");
+    // Setting the key at fault mends the file.
+    t.pyctl_ok(&["config", "on_conflict", "block"]);
+    assert_eq!(t.pyctl_ok(&["config", "hooks.on_conflict"]), "block\n");
+
+    t.write(&t.config_file(), "[ui]\ncolor = true\n[history\n");
+    for args in [
+        &["config"][..],
+        &["config", "ui.color"],
+        &["config", "color", "false"],
+    ] {
+        let err = t.pyctl_err(args);
+        assert!(err.contains(&file) && err.contains("line 3"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(t.config_file()).unwrap(),
+        "[ui]\ncolor = true\n[history\n",
+        "a malformed file is left alone"
+    );
+}
+
+#[test]
+fn config_history_max_entries_prunes_the_oldest_entries() {
+    let t = Tier::new();
+    t.pyctl_ok(&["config", "max_entries", "3"]);
+    for spec in ["alpha==1.0", "alpha==2.0", "gamma", "eps"] {
+        t.install(&[spec]);
+    }
+    let ids = t.history_ids();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let history = t.pyctl_ok(&["history"]);
+    assert_eq!(history.lines().count(), 3, "{history}");
+    assert!(history.contains("install --no-index") && history.contains(" eps"));
+    assert!(
+        !history.contains("alpha==1.0"),
+        "the oldest are gone:\n{history}"
+    );
+}
+
+#[test]
+fn config_ui_color_turns_colour_off_on_a_terminal() {
+    let t = Tier::new();
+    let coloured = t.pyctl_on_tty(&["history"]);
+    assert!(
+        coloured.contains("\x1b["),
+        "colour on a tty by default: {coloured:?}"
+    );
+    t.pyctl_ok(&["config", "color", "false"]);
+    let plain = t.pyctl_on_tty(&["history"]);
+    assert!(plain.contains("#1"), "{plain:?}");
+    assert!(
+        !plain.contains("\x1b["),
+        "no colour with ui.color = false: {plain:?}"
+    );
+    // --color always still wins.
+    let forced = t.pyctl_on_tty(&["--color", "always", "history"]);
+    assert!(forced.contains("\x1b["), "{forced:?}");
+}
+
+#[test]
+fn config_show_diff_after_install_silences_the_summary() {
+    let t = Tier::new();
+    let said = t.install(&["gamma"]);
+    assert!(
+        said.contains("recorded #") && said.contains("1 added"),
+        "{said}"
+    );
+    t.pyctl_ok(&["config", "show_diff_after_install", "false"]);
+    let said = t.install(&["eps"]);
+    assert!(!said.contains("recorded #"), "{said}");
+    assert!(t.pip_freeze().contains(&"eps==1.0".to_string()));
+}
+
+#[test]
+fn config_auto_baseline_false_makes_no_baseline_snapshot() {
+    let with = Tier::new();
+    assert!(with.root().join("snapshots/baseline.txt").is_file());
+    let without = Tier::bare();
+    // Set before the tier exists: the file is made, the tier is not.
+    without.pyctl_ok(&["config", "auto_baseline", "false"]);
+    assert!(!without.root().join(".lock").exists());
+    without.pyctl_ok(&["init", "--no-modify-path"]);
+    assert!(without.venv().join("pyvenv.cfg").is_file());
+    assert!(!without.root().join("snapshots/baseline.txt").exists());
+}
+
+#[test]
+fn config_inherit_system_packages_reaches_a_recreated_venv() {
+    let t = Tier::new();
+    let cfg = || std::fs::read_to_string(t.venv().join("pyvenv.cfg")).unwrap();
+    assert!(
+        cfg().contains("include-system-site-packages = false"),
+        "{}",
+        cfg()
+    );
+    t.pyctl_ok(&["config", "inherit_system_packages", "true"]);
+    t.pyctl_ok(&["clean"]);
+    assert!(
+        cfg().contains("include-system-site-packages = true"),
+        "{}",
+        cfg()
+    );
+}
+
+#[test]
+fn config_store_link_mode_copy_restores_copies_not_links() {
+    use std::os::unix::fs::MetadataExt;
+    let links_after_undo_redo = |mode: Option<&str>| {
+        let t = Tier::new();
+        if let Some(mode) = mode {
+            t.pyctl_ok(&["config", "link_mode", mode]);
+        }
+        t.install(&["gamma"]);
+        t.pyctl_ok(&["undo"]);
+        t.pyctl_ok(&["redo"]);
+        let site = std::fs::read_dir(t.venv().join("lib"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+            .join("site-packages");
+        let module = site.join("gamma/__init__.py");
+        assert_eq!(std::fs::read_to_string(&module).unwrap(), "V = \"1.0\"\n");
+        std::fs::metadata(&module).unwrap().nlink()
+    };
+    assert!(links_after_undo_redo(None) > 1, "hardlink by default");
+    assert_eq!(links_after_undo_redo(Some("copy")), 1);
+}
