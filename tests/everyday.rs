@@ -506,3 +506,80 @@ fn config_store_link_mode_copy_restores_copies_not_links() {
     assert!(links_after_undo_redo(None) > 1, "hardlink by default");
     assert_eq!(links_after_undo_redo(Some("copy")), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// export
+
+#[test]
+fn export_round_trip_reinstalls_the_same_set() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    t.install(&["gamma==1.0"]);
+    let before = t.pip_freeze();
+    let exported = t.pyctl_ok(&["export"]);
+    assert_eq!(exported, t.pyctl_ok(&["freeze"]));
+    assert_eq!(lines(&exported), before);
+    // -o with a bare file name: written in the current folder.
+    t.pyctl_ok(&["export", "-o", "reqs.txt"]);
+    let file = t.path().join("reqs.txt");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), exported);
+    t.pyctl_ok(&["clean"]);
+    assert!(!t.pip_freeze().contains(&"beta==1.0".to_string()));
+    t.install(&["-r", file.to_str().unwrap()]);
+    assert_eq!(t.pip_freeze(), before);
+}
+
+#[test]
+fn export_requested_keeps_what_was_asked_for_pinned_and_reinstalls_it() {
+    let t = Tier::new();
+    let zeta = t.wheels().join("zeta-1.0-py3-none-any.whl");
+    let reqs = t.path().join("reqs.txt");
+    t.write(&reqs, "eps\n");
+    t.install(&["-U", "beta"]);
+    t.install(&["gamma[extra]>=1"]);
+    t.install(&[zeta.to_str().unwrap()]);
+    // Named only in a requirements file: not counted as asked for by name.
+    t.install(&["-r", reqs.to_str().unwrap()]);
+    let out = t.pip(&["uninstall", "-y", "gamma"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // A failed install asks for nothing.
+    let out = t.pip(&["install", "--no-index", "no-such-project"]);
+    assert!(!out.status.success());
+
+    let requested = t.pyctl_ok(&["export", "--requested"]);
+    // A wheel given by path is pinned as pip freeze pins it: a direct reference to that file.
+    let zeta_line = format!("zeta @ file://{}", zeta.display());
+    assert_eq!(lines(&requested), ["beta==1.0", zeta_line.as_str()]);
+
+    t.pyctl_ok(&["export", "--requested", "-o", "requested.txt"]);
+    let file = t.path().join("requested.txt");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), requested);
+    t.pyctl_ok(&["clean"]);
+    t.install(&["-r", file.to_str().unwrap()]);
+    let set = t.pip_freeze();
+    for line in ["alpha==2.0", "beta==1.0", zeta_line.as_str()] {
+        assert!(set.contains(&line.to_string()), "{line} missing: {set:?}");
+    }
+    for gone in ["eps", "gamma"] {
+        assert!(!set.iter().any(|l| l.starts_with(gone)), "{set:?}");
+    }
+}
+
+#[test]
+fn export_requested_forgets_what_is_no_longer_installed() {
+    let t = Tier::new();
+    t.install(&["gamma"]);
+    t.install(&["eps"]);
+    t.pyctl_ok(&["undo"]);
+    assert_eq!(
+        lines(&t.pyctl_ok(&["export", "--requested"])),
+        ["gamma==1.0"]
+    );
+}
+
+#[test]
+fn export_to_a_folder_that_does_not_exist_is_an_error() {
+    let t = Tier::new();
+    let err = t.pyctl_err(&["export", "-o", "/nonexistent-dir/x.txt"]);
+    assert!(err.contains("/nonexistent-dir"), "{err}");
+}
