@@ -57,7 +57,7 @@ pub fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
         Command::Export { requested, output } => {
             crate::export::run(ctx, &ui, requested, output.as_deref())
         }
-        Command::Info { .. } => bail!("not yet"),
+        Command::Info { package, offline } => crate::info::run(ctx, &ui, &package, offline, json),
         Command::System { command } => match command {
             SystemCommand::Init { python } => crate::system::init(ctx, &ui, python),
             SystemCommand::Status => crate::system::status(ctx, &ui, json),
@@ -165,7 +165,7 @@ fn entry_state(entry: &Entry, lock_held: bool) -> &'static str {
     }
 }
 
-fn local_time(timestamp: &str) -> String {
+pub(crate) fn local_time(timestamp: &str) -> String {
     timestamp
         .parse::<jiff::Timestamp>()
         .map(|ts| {

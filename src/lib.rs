@@ -19,6 +19,8 @@ pub mod fsutil;
 pub mod generate;
 pub mod history;
 pub mod hooks;
+pub mod index;
+pub mod info;
 pub mod inventory;
 pub mod parallel;
 pub mod record;

@@ -583,3 +583,146 @@ fn export_to_a_folder_that_does_not_exist_is_an_error() {
     let err = t.pyctl_err(&["export", "-o", "/nonexistent-dir/x.txt"]);
     assert!(err.contains("/nonexistent-dir"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// info
+
+/// A PEP 691 index on loopback, started by the test: `/simple/alpha/` lists alpha's files (2.1
+/// the newest final release not yanked), `/simple/beta/` answers malformed JSON, anything else
+/// 404. Returns its `/simple` URL; the server lives as long as the test process.
+fn start_index() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/simple", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&request);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let json = "application/vnd.pypi.simple.v1+json";
+            let (status, body) = match path {
+                "/simple/alpha/" => (
+                    "200 OK",
+                    r#"{"meta": {"api-version": "1.1"}, "name": "alpha", "versions": ["1.0", "2.0", "2.1", "3.0", "4.0rc1"],
+                        "files": [
+                          {"filename": "alpha-1.0-py3-none-any.whl", "url": "a", "hashes": {}},
+                          {"filename": "alpha-2.0-py3-none-any.whl", "url": "b", "hashes": {}},
+                          {"filename": "alpha-2.1.tar.gz", "url": "c", "hashes": {}},
+                          {"filename": "alpha-3.0-py3-none-any.whl", "url": "d", "hashes": {}, "yanked": true},
+                          {"filename": "alpha-4.0rc1-py3-none-any.whl", "url": "e", "hashes": {}}
+                        ]}"#,
+                ),
+                "/simple/beta/" => ("200 OK", "{\"files\": [ oops"),
+                _ => ("404 Not Found", "{}"),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: {json}\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn info_shows_metadata_files_requirements_and_the_operation_that_brought_it_in() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.install(&["beta"]);
+    let out = t.pyctl_ok(&["info", "Alpha", "--offline"]);
+    let field = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{out}"))[15..]
+            .to_string()
+    };
+    assert_eq!(field("name"), "alpha");
+    // beta's install left alpha 1.0 alone (it satisfies alpha>=1).
+    assert_eq!(field("version"), "1.0");
+    assert_eq!(field("summary"), "The first letter");
+    assert!(field("location").ends_with("site-packages"), "{out}");
+    // __init__.py, METADATA, WHEEL, RECORD, plus pip's INSTALLER (and REQUESTED).
+    assert!(
+        field("files").starts_with(|c: char| c.is_ascii_digit()),
+        "{out}"
+    );
+    let files: usize = field("files").split(' ').next().unwrap().parse().unwrap();
+    assert!((5..=7).contains(&files), "{out}");
+    assert_eq!(field("requires"), "(none)");
+    assert_eq!(field("required by"), "beta");
+    assert!(
+        field("brought in by").starts_with("#2 pip install"),
+        "{out}"
+    );
+    assert!(field("brought in by").contains("alpha==1.0"), "{out}");
+    assert_eq!(field("latest"), "not checked (--offline)");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&t.pyctl_ok(&["--json", "info", "beta", "--offline"])).unwrap();
+    assert_eq!(json["name"], "beta");
+    assert_eq!(json["version"], "1.0");
+    assert_eq!(json["requires"], serde_json::json!(["alpha>=1"]));
+    assert_eq!(json["required_by"], serde_json::json!([]));
+    assert_eq!(json["brought_in_by"]["id"], 3);
+    assert!(json["brought_in_by"]["timestamp"]
+        .as_str()
+        .unwrap()
+        .contains('T'));
+    let size = json["size_bytes"].as_u64().unwrap();
+    assert!(size > 0, "{json}");
+}
+
+#[test]
+fn info_on_a_missing_or_misspelled_name_suggests_close_ones() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    let err = t.pyctl_err(&["info", "alhpa", "--offline"]);
+    assert!(err.contains("\"alhpa\" is not installed"), "{err}");
+    assert!(err.contains("did you mean alpha"), "{err}");
+    let err = t.pyctl_err(&["info", "setuptool", "--offline"]);
+    assert!(err.contains("did you mean setuptools"), "{err}");
+    let err = t.pyctl_err(&["info", "zzzzzzzz", "--offline"]);
+    assert!(!err.contains("did you mean"), "{err}");
+}
+
+#[test]
+fn info_asks_the_index_for_the_latest_version() {
+    let mut t = Tier::new();
+    t.install(&["beta"]);
+    t.index_url = start_index();
+    let out = t.pyctl_ok(&["info", "alpha"]);
+    let latest = out.lines().find(|l| l.starts_with("latest")).unwrap();
+    assert_eq!(
+        latest,
+        format!("latest         2.1 (newer) on {}", t.index_url)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&t.pyctl_ok(&["--json", "info", "alpha"])).unwrap();
+    assert_eq!(json["latest"]["status"], "found");
+    assert_eq!(json["latest"]["version"], "2.1");
+    // Not on the index, and a malformed reply: said, not fatal.
+    let json: serde_json::Value =
+        serde_json::from_str(&t.pyctl_ok(&["--json", "info", "setuptools"])).unwrap();
+    assert_eq!(json["latest"]["status"], "not-on-index");
+    let out = t.pyctl_ok(&["info", "beta"]);
+    assert!(
+        out.contains("unknown (") && out.contains("malformed reply"),
+        "{out}"
+    );
+    // Nobody answering: offline, at once.
+    t.index_url = DEAD_INDEX.to_string();
+    let started = std::time::Instant::now();
+    let out = t.pyctl_ok(&["info", "alpha"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let latest = out.lines().find(|l| l.starts_with("latest")).unwrap();
+    assert!(latest.starts_with("latest         offline ("), "{latest}");
+}
