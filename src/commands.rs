@@ -19,11 +19,9 @@ use crate::tier::{self, Tier, TierKind};
 use crate::ui::{Style, Ui};
 use crate::undo;
 
-pub fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
-    let config_color = tier::tier_for(ctx, None)
-        .ok()
-        .and_then(|t| t.config().ok())
-        .is_none_or(|c| c.ui.color);
+/// Runs a subcommand; `config` is the tier's configuration when it could be read.
+pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Result<i32> {
+    let config_color = config.is_none_or(|c| c.ui.color);
     let mut ui = Ui::new(cli.color, ctx.no_color(), config_color, cli.quiet);
     ui.json = cli.json;
     let json = cli.json;

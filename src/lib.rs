@@ -63,8 +63,17 @@ pub fn run(ctx: Context, args: Vec<OsString>) -> i32 {
                 return e.exit_code();
             }
         };
-        init_logging(&ctx, cli.verbose);
-        commands::dispatch(&ctx, cli)
+        // Read once here: `ui.verbose` sets the log level before anything logs, `ui.color` is
+        // for the output. A broken file is reported by the commands that need it.
+        let config = tier::tier_for(&ctx, None)
+            .ok()
+            .and_then(|t| t.config().ok());
+        let verbose = match config {
+            Some(ref c) if c.ui.verbose && cli.verbose == 0 && !cli.quiet => 1,
+            _ => cli.verbose,
+        };
+        init_logging(&ctx, verbose);
+        commands::dispatch(&ctx, cli, config.as_ref())
     };
     match result {
         Ok(code) => code,

@@ -726,3 +726,20 @@ fn info_asks_the_index_for_the_latest_version() {
     let latest = out.lines().find(|l| l.starts_with("latest")).unwrap();
     assert!(latest.starts_with("latest         offline ("), "{latest}");
 }
+
+#[test]
+fn config_ui_verbose_logs_as_with_dash_v() {
+    let quiet = Tier::bare();
+    let out = quiet.pyctl(&["init", "--no-modify-path"]);
+    assert!(out.status.success());
+    assert!(
+        !text(&out).contains("init recorded as #1"),
+        "{}",
+        text(&out)
+    );
+    let verbose = Tier::bare();
+    verbose.pyctl_ok(&["config", "verbose", "true"]);
+    let out = verbose.pyctl(&["init", "--no-modify-path"]);
+    assert!(out.status.success());
+    assert!(text(&out).contains("init recorded as #1"), "{}", text(&out));
+}
