@@ -104,9 +104,8 @@ pub fn run(ctx: &Context, ui: &Ui, package: &str, offline: bool, json: bool) -> 
             .unwrap_or_default(),
         editable_location: dist
             .is_editable()
-            .then(|| dist.freeze_lines().pop())
-            .flatten()
-            .and_then(|l| l.strip_prefix("-e ").map(PathBuf::from)),
+            .then(|| dist.editable_location())
+            .flatten(),
         files,
         size_bytes,
         requires: applying_requirements(dist, env.as_ref())
