@@ -64,6 +64,39 @@ pub enum Command {
         #[arg(long, value_name = "VENV")]
         path: Option<PathBuf>,
     },
+    /// Show the effective configuration and where each value comes from; show or set one key.
+    #[command(after_help = "Keys: history.max_entries, history.auto_snapshot, \
+                            history.show_diff_after_install, snapshots.auto_baseline, ui.color, \
+                            ui.verbose, venv.inherit_system_packages, store.link_mode, \
+                            hooks.on_conflict. A bare name works when unique: \
+                            `pyctl config max_entries 50`.")]
+    Config {
+        /// The key, `section.name` or a unique bare `name`.
+        #[arg(value_name = "KEY")]
+        key: Option<String>,
+        /// The new value, written to the tier's config.toml.
+        #[arg(value_name = "VALUE", requires = "key", allow_negative_numbers = true)]
+        value: Option<String>,
+    },
+    /// Print the installed set as requirements (as `pyctl freeze`), or only what you asked for.
+    Export {
+        /// Only the packages named in recorded `pip install` commands (not later uninstalled,
+        /// still installed), pinned to the installed versions.
+        #[arg(long)]
+        requested: bool,
+        /// Write to FILE (atomically) instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Show an installed package: version, files, requirements, which operation brought it in,
+    /// and the latest version on the index.
+    Info {
+        #[arg(value_name = "PACKAGE")]
+        package: String,
+        /// Do not ask the index for the latest version.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Return the venv to the state before the last N operations not yet undone.
     Undo {
         /// How many operations to undo.

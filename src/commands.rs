@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
 use crate::cli::{Cli, Command, HookManager, SelfCommand, SystemCommand};
+use crate::config;
 use crate::context::Context;
 use crate::fsutil::TierLock;
 use crate::history::{self, Changes, Entry};
@@ -18,11 +19,9 @@ use crate::tier::{self, Tier, TierKind};
 use crate::ui::{Style, Ui};
 use crate::undo;
 
-pub fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
-    let config_color = tier::tier_for(ctx, None)
-        .ok()
-        .and_then(|t| t.config().ok())
-        .is_none_or(|c| c.ui.color);
+/// Runs a subcommand; `config` is the tier's configuration when it could be read.
+pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Result<i32> {
+    let config_color = config.is_none_or(|c| c.ui.color);
     let mut ui = Ui::new(cli.color, ctx.no_color(), config_color, cli.quiet);
     ui.json = cli.json;
     let json = cli.json;
@@ -52,6 +51,11 @@ pub fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
             HookManager::Pacman => crate::hooks::pacman(ctx, &ui),
         },
         Command::Freeze { path } => freeze(ctx, &ui, path),
+        Command::Config { key, value } => config_cmd(ctx, &ui, key, value, json),
+        Command::Export { requested, output } => {
+            crate::export::run(ctx, &ui, requested, output.as_deref())
+        }
+        Command::Info { package, offline } => crate::info::run(ctx, &ui, &package, offline, json),
         Command::System { command } => match command {
             SystemCommand::Init { python } => crate::system::init(ctx, &ui, python),
             SystemCommand::Status => crate::system::status(ctx, &ui, json),
@@ -160,7 +164,7 @@ fn entry_state(entry: &Entry, lock_held: bool) -> &'static str {
     }
 }
 
-fn local_time(timestamp: &str) -> String {
+pub(crate) fn local_time(timestamp: &str) -> String {
     timestamp
         .parse::<jiff::Timestamp>()
         .map(|ts| {
@@ -551,4 +555,118 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
         }
     }
     print_or_pipe(ui, &lines)
+}
+
+#[derive(Serialize)]
+struct SettingJson<'a> {
+    key: &'static str,
+    value: &'a toml::Value,
+    source: &'static str,
+    file: Option<&'a std::path::Path>,
+    allowed: String,
+}
+
+impl<'a> SettingJson<'a> {
+    fn new(s: &'a config::Setting) -> Self {
+        SettingJson {
+            key: s.key.name,
+            value: &s.value,
+            source: s.source.kind(),
+            file: s.source.file(),
+            allowed: s.key.kind.allowed(),
+        }
+    }
+}
+
+/// A value as people write it in `pyctl config KEY VALUE`: words unquoted.
+fn value_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `pyctl config [KEY [VALUE]]`.
+fn config_cmd(
+    ctx: &Context,
+    ui: &Ui,
+    key: Option<String>,
+    value: Option<String>,
+    json: bool,
+) -> Result<i32> {
+    let tier = current_tier(ctx)?;
+    let system = std::path::Path::new(config::SYSTEM_CONFIG);
+    let key = key.as_deref().map(config::find_key).transpose()?;
+    let Some(key) = key else {
+        let settings = config::effective(system, &tier.config_path())?;
+        if json {
+            let rows: Vec<SettingJson> = settings.iter().map(SettingJson::new).collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(0);
+        }
+        let key_width = settings.iter().map(|s| s.key.name.len()).max().unwrap_or(0);
+        let value_width = settings
+            .iter()
+            .map(|s| value_text(&s.value).len())
+            .max()
+            .unwrap_or(0);
+        let lines: Vec<String> = settings
+            .iter()
+            .map(|s| {
+                let source = match s.source.file() {
+                    Some(file) => file.display().to_string(),
+                    None => "default".to_string(),
+                };
+                format!(
+                    "{}  {:<value_width$}  {}",
+                    ui.out(Style::Bold, &format!("{:<key_width$}", s.key.name)),
+                    value_text(&s.value),
+                    ui.out(Style::Dim, &format!("({source})"))
+                )
+            })
+            .collect();
+        return print_or_pipe(ui, &lines);
+    };
+    let Some(value) = value else {
+        let settings = config::effective(system, &tier.config_path())?;
+        let setting = settings
+            .iter()
+            .find(|s| s.key == key)
+            .context("the key is missing from the effective configuration")?;
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&SettingJson::new(setting))?
+            );
+        } else {
+            print_or_pipe(ui, &[value_text(&setting.value)])?;
+        }
+        return Ok(0);
+    };
+    let new_value = key.parse_value(&value)?;
+    if tier.kind == TierKind::System && !tier.is_provisioned() {
+        bail!(
+            "the system tier {} is not set up yet; `sudo pyctl system init` sets it up (with its \
+             owner and modes) before its configuration can be changed",
+            tier.root.display()
+        );
+    }
+    tier.check_owner(ctx)?;
+    std::fs::create_dir_all(&tier.root)
+        .with_context(|| format!("{}: cannot create folder", tier.root.display()))?;
+    // A tier not set up yet has no lock to take, and taking one would mark it as set up.
+    let _lock = if tier.is_provisioned() {
+        Some(tier.lock(ctx, || {
+            ui.info("waiting for another pip in this tier to finish...")
+        })?)
+    } else {
+        None
+    };
+    config::set_in_file(&tier.config_path(), key, new_value)?;
+    ui.info(&format!(
+        "{} = {value} in {}",
+        key.name,
+        tier.config_path().display()
+    ));
+    Ok(0)
 }

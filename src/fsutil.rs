@@ -11,9 +11,12 @@ use nix::fcntl::{Flock, FlockArg};
 /// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename, so a
 /// crash leaves either the old file or the new one, never a torn one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .with_context(|| format!("{}: no parent folder", path.display()))?;
+    let dir = match path.parent() {
+        // A bare file name: the current folder.
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => anyhow::bail!("{}: no parent folder", path.display()),
+    };
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)

@@ -168,7 +168,8 @@ impl Distribution {
         self.direct_url.as_ref().is_some_and(DirectUrl::is_editable) || self.egg_link.is_some()
     }
 
-    fn editable_location(&self) -> Option<PathBuf> {
+    /// The project folder of an editable install.
+    pub fn editable_location(&self) -> Option<PathBuf> {
         if let Some(du) = self.direct_url.as_ref().filter(|d| d.is_editable()) {
             return file_url_to_path(&du.url);
         }

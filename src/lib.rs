@@ -14,10 +14,13 @@ pub mod depcheck;
 pub mod doctor;
 pub mod engine;
 pub mod exit_codes;
+pub mod export;
 pub mod fsutil;
 pub mod generate;
 pub mod history;
 pub mod hooks;
+pub mod index;
+pub mod info;
 pub mod inventory;
 pub mod parallel;
 pub mod record;
@@ -60,8 +63,17 @@ pub fn run(ctx: Context, args: Vec<OsString>) -> i32 {
                 return e.exit_code();
             }
         };
-        init_logging(&ctx, cli.verbose);
-        commands::dispatch(&ctx, cli)
+        // Read once here: `ui.verbose` sets the log level before anything logs, `ui.color` is
+        // for the output. A broken file is reported by the commands that need it.
+        let config = tier::tier_for(&ctx, None)
+            .ok()
+            .and_then(|t| t.config().ok());
+        let verbose = match config {
+            Some(ref c) if c.ui.verbose && cli.verbose == 0 && !cli.quiet => 1,
+            _ => cli.verbose,
+        };
+        init_logging(&ctx, verbose);
+        commands::dispatch(&ctx, cli, config.as_ref())
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,252 @@
+//! `pyctl export`: the installed set as a requirements file, or with `--requested` only the
+//! projects the user asked for in recorded `pip install` commands, pinned to what is installed.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+
+use crate::context::Context;
+use crate::history::{self, Kind, Log};
+use crate::inventory::{canonical_name, PackageSet};
+use crate::tier;
+use crate::ui::Ui;
+
+/// pip options (global, `install` and `uninstall`) that take a value as the next argument, so
+/// that value is not read as a requirement.
+const OPTIONS_WITH_VALUE: &[&str] = &[
+    "-r",
+    "--requirement",
+    "-c",
+    "--constraint",
+    "-e",
+    "--editable",
+    "-t",
+    "--target",
+    "--platform",
+    "--python-version",
+    "--implementation",
+    "--abi",
+    "--root",
+    "--prefix",
+    "--src",
+    "--upgrade-strategy",
+    "--progress-bar",
+    "--root-user-action",
+    "--report",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "--no-binary",
+    "--only-binary",
+    "-C",
+    "--config-settings",
+    "--global-option",
+    "--install-option",
+    "--log",
+    "--log-file",
+    "--proxy",
+    "--retries",
+    "--timeout",
+    "--exists-action",
+    "--trusted-host",
+    "--cert",
+    "--client-cert",
+    "--cache-dir",
+    "--use-feature",
+    "--use-deprecated",
+    "--keyring-provider",
+    "--python",
+    "--group",
+];
+
+/// A pip command line split into its subcommand and its positional arguments (options and
+/// their values left out).
+fn split_pip_args(args: &[String]) -> (Option<&str>, Vec<&str>) {
+    let mut command = None;
+    let mut positional = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--" {
+            positional.extend(iter.by_ref().map(String::as_str));
+            break;
+        }
+        if arg.starts_with('-') {
+            if OPTIONS_WITH_VALUE.contains(&arg.as_str()) {
+                iter.next();
+            }
+            continue;
+        }
+        if command.is_none() {
+            command = Some(arg.as_str());
+        } else {
+            positional.push(arg.as_str());
+        }
+    }
+    (command, positional)
+}
+
+/// The canonical project name an install argument asks for: a PEP 508 requirement
+/// (`name[extra]>=1`, `name @ url`) or a wheel or sdist file name. `None` for what names no
+/// project by itself (a folder, a VCS URL without `#egg=`).
+pub fn requested_name(arg: &str) -> Option<String> {
+    if let Ok(req) = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(arg) {
+        return Some(canonical_name(req.name.as_ref()));
+    }
+    let file = arg.rsplit('/').next().unwrap_or(arg);
+    if let Some(stem) = file.strip_suffix(".whl") {
+        // Wheel file names: {name}-{version}(-{build})?-{python}-{abi}-{platform}.whl
+        return stem.split('-').next().map(canonical_name);
+    }
+    if let Some((_, egg)) = arg.split_once("#egg=") {
+        return Some(canonical_name(egg.split('&').next().unwrap_or(egg)));
+    }
+    for ext in [".tar.gz", ".zip", ".tar.bz2"] {
+        if let Some(stem) = file.strip_suffix(ext) {
+            // sdists: {name}-{version}{ext}; the version is after the last dash.
+            return stem.rsplit_once('-').map(|(name, _)| canonical_name(name));
+        }
+    }
+    None
+}
+
+/// What the user asked for: names from successful recorded `pip install` commands, less those
+/// a later `pip uninstall` removed, in history order.
+pub fn requested_names(log: &Log) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for entry in &log.entries {
+        if entry.before.kind != Kind::Pip
+            || entry.after.as_ref().and_then(|a| a.exit_code) != Some(0)
+        {
+            continue;
+        }
+        let (command, positional) = split_pip_args(&entry.before.pip_args);
+        match command {
+            Some("install") => names.extend(positional.into_iter().filter_map(requested_name)),
+            Some("uninstall") => {
+                for name in positional.into_iter().filter_map(requested_name) {
+                    names.remove(&name);
+                }
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+/// The requirements text: every installed distribution, or the requested ones still installed,
+/// each as `pip freeze` writes it.
+pub fn export_text(set: &PackageSet, only: Option<&BTreeSet<String>>) -> String {
+    let Some(only) = only else {
+        return set.freeze();
+    };
+    let mut dists: Vec<_> = set
+        .dists
+        .iter()
+        .filter(|(canonical, _)| only.contains(*canonical))
+        .map(|(_, d)| d)
+        .collect();
+    dists.sort_by_key(|d| d.name.to_lowercase());
+    let mut out = String::new();
+    for dist in dists {
+        for line in dist.freeze_lines() {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+pub fn run(ctx: &Context, ui: &Ui, requested: bool, output: Option<&Path>) -> Result<i32> {
+    let tier = tier::tier_for(ctx, None)?;
+    if !tier.venv_exists() {
+        bail!(
+            "no venv at {} yet; `pyctl init` or a first `pip install` creates it",
+            tier.venv().display()
+        );
+    }
+    let set = PackageSet::scan(&tier.venv())?;
+    let only = if requested {
+        let log = history::read_log(&tier.history_dir())?;
+        for problem in &log.problems {
+            ui.warn(&format!("skipping {problem}"));
+        }
+        if log.entries.first().is_some_and(|e| e.id > 1) {
+            ui.warn(&format!(
+                "the history starts at #{}: what was asked for in pruned entries is not known",
+                log.entries[0].id
+            ));
+        }
+        Some(requested_names(&log))
+    } else {
+        None
+    };
+    let text = export_text(&set, only.as_ref());
+    match output {
+        Some(path) => {
+            crate::fsutil::write_atomic(path, text.as_bytes())?;
+            ui.info(&format!(
+                "wrote {} requirements to {}",
+                text.lines().filter(|l| !l.starts_with('#')).count(),
+                path.display()
+            ));
+        }
+        None => {
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            if let Err(e) = ui.print_lines(&lines) {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn options_and_their_values_are_not_requirements() {
+        let a = args(
+            "--isolated install -r req.txt -c c.txt --find-links /w -i http://x/simple \
+             --no-index -U Foo_Bar[extra]>=1 baz==2 --index-url=http://y",
+        );
+        let (command, positional) = split_pip_args(&a);
+        assert_eq!(command, Some("install"));
+        assert_eq!(positional, vec!["Foo_Bar[extra]>=1", "baz==2"]);
+    }
+
+    #[test]
+    fn names_from_requirements_and_files() {
+        assert_eq!(
+            requested_name("Foo_Bar[extra]>=1").as_deref(),
+            Some("foo-bar")
+        );
+        assert_eq!(
+            requested_name("name @ https://x/y.whl").as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            requested_name("/w/My_Pkg-1.0-py3-none-any.whl").as_deref(),
+            Some("my-pkg")
+        );
+        assert_eq!(
+            requested_name("./dist/my-pkg-2.0.tar.gz").as_deref(),
+            Some("my-pkg")
+        );
+        assert_eq!(
+            requested_name("git+https://h/r.git#egg=thing").as_deref(),
+            Some("thing")
+        );
+        assert_eq!(requested_name("./some/folder/"), None);
+    }
+}

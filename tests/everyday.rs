@@ -1,0 +1,745 @@
+//! Everyday commands (issue 6): `config`, `export`, `info`, with the real binary, real venvs and
+//! the real pip, offline: wheels the tests build, and an index URL nobody answers unless a test
+//! starts its own server on loopback.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const PYCTL: &str = env!("CARGO_BIN_EXE_pyctl");
+/// Nothing listens there: any attempt to reach an index fails at once.
+const DEAD_INDEX: &str = "http://127.0.0.1:9/simple";
+
+/// A user tier of its own in a temp dir, with the test wheels in `wheels/`.
+struct Tier {
+    dir: tempfile::TempDir,
+    /// The account the binary runs as (the unprivileged test account when the suite is root).
+    ids: Option<(u32, u32)>,
+    index_url: String,
+}
+
+impl Tier {
+    /// A tier folder with wheels, not yet initialised.
+    fn bare() -> Tier {
+        let dir = tempfile::Builder::new()
+            .prefix("pyctl-everyday-")
+            .tempdir()
+            .unwrap();
+        let ids = nix::unistd::geteuid().is_root().then(|| {
+            let user = nix::unistd::User::from_name("pyctltest-a")
+                .unwrap()
+                .expect("the test account pyctltest-a");
+            (user.uid.as_raw(), user.gid.as_raw())
+        });
+        let tier = Tier {
+            dir,
+            ids,
+            index_url: DEAD_INDEX.to_string(),
+        };
+        for sub in ["home", "wheels", "bin"] {
+            std::fs::create_dir_all(tier.path().join(sub)).unwrap();
+        }
+        std::os::unix::fs::symlink(PYCTL, tier.path().join("bin/pip")).unwrap();
+        test_wheels(&tier.wheels());
+        tier.give_away(tier.path());
+        tier
+    }
+
+    fn new() -> Tier {
+        let tier = Tier::bare();
+        tier.pyctl_ok(&["init", "--no-modify-path"]);
+        tier
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.path().join("home/tier")
+    }
+
+    fn venv(&self) -> PathBuf {
+        self.root().join("venv")
+    }
+
+    fn wheels(&self) -> PathBuf {
+        self.path().join("wheels")
+    }
+
+    fn config_file(&self) -> PathBuf {
+        self.root().join("config.toml")
+    }
+
+    fn give_away(&self, path: &Path) {
+        if let Some((uid, gid)) = self.ids {
+            for e in walkdir::WalkDir::new(path)
+                .into_iter()
+                .filter_map(Result::ok)
+            {
+                std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid)).unwrap();
+            }
+        }
+    }
+
+    /// Writes a file the test account owns.
+    fn write(&self, path: &Path, content: &str) {
+        std::fs::write(path, content).unwrap();
+        self.give_away(path);
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("HOME", self.path().join("home"))
+            .env("PYCTL_HOME", self.root())
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", self.path().join("bin").display()),
+            )
+            .env("PIP_INDEX_URL", &self.index_url)
+            .env("PIP_CONFIG_FILE", "/dev/null")
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("PIP_NO_CACHE_DIR", "1")
+            .env("PIP_RETRIES", "0")
+            .env("PIP_TIMEOUT", "2")
+            .env("NO_COLOR", "1")
+            .env("LANG", "C.UTF-8")
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = self.ids {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    }
+
+    fn pyctl(&self, args: &[&str]) -> Output {
+        self.command(Path::new(PYCTL)).args(args).output().unwrap()
+    }
+
+    /// Stdout of a successful run.
+    fn pyctl_ok(&self, args: &[&str]) -> String {
+        let out = self.pyctl(args);
+        assert!(
+            out.status.success(),
+            "pyctl {args:?} failed ({}):\n{}",
+            out.status,
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stderr of a failed run, which must have exited 1 and said `pyctl: error:`.
+    fn pyctl_err(&self, args: &[&str]) -> String {
+        let out = self.pyctl(args);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "pyctl {args:?}:\n{all}");
+        assert!(!all.contains("panicked"), "{all}");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains("pyctl: error:"), "{err}");
+        err
+    }
+
+    fn pip(&self, args: &[&str]) -> Output {
+        self.command(&self.path().join("bin/pip"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `pip install --no-index --find-links WHEELS ARGS...` through the wrapper; its stderr.
+    fn install(&self, args: &[&str]) -> String {
+        let wheels = self.wheels();
+        let mut all = vec![
+            "install",
+            "--no-index",
+            "--find-links",
+            wheels.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let out = self.pip(&all);
+        assert!(out.status.success(), "pip {all:?}:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// The installed set as the venv's own `pip freeze --all` prints it.
+    fn pip_freeze(&self) -> Vec<String> {
+        let out = self
+            .command(&self.venv().join("bin/python"))
+            .args(["-m", "pip", "freeze", "--all"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        lines(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// Ids of the history entries on disk.
+    fn history_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = std::fs::read_dir(self.root().join("history"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.split_once('_')?.0.parse().ok()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Runs pyctl with stdout on a pseudo-terminal, colour left to `--color auto`, NO_COLOR
+    /// unset; returns what the terminal received.
+    fn pyctl_on_tty(&self, args: &[&str]) -> String {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let mut cmd = self.command(Path::new(PYCTL));
+        cmd.env_remove("NO_COLOR")
+            .args(args)
+            .stdout(Stdio::from(pty.slave))
+            .stderr(Stdio::null());
+        let status = cmd.spawn().unwrap().wait().unwrap();
+        // The command holds the terminal's other end until dropped; reads end when it is.
+        drop(cmd);
+        assert!(status.success(), "pyctl {args:?} on a tty: {status}");
+        let mut master = std::fs::File::from(pty.master);
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Linux answers EIO once the last writer is gone.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&received).into_owned()
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines().map(str::to_string).collect()
+}
+
+/// A wheel built in the test: name, version, summary, requirements, one module.
+fn wheel(dir: &Path, name: &str, version: &str, summary: &str, requires: &[&str]) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let dist_info = format!("{name}-{version}.dist-info");
+    let mut metadata =
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {summary}\n");
+    for r in requires {
+        metadata.push_str(&format!("Requires-Dist: {r}\n"));
+    }
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        (
+            format!("{name}/__init__.py"),
+            format!("V = {version:?}\n").into_bytes(),
+        ),
+        (format!("{dist_info}/METADATA"), metadata.into_bytes()),
+        (
+            format!("{dist_info}/WHEEL"),
+            b"Wheel-Version: 1.0\nGenerator: pyctl-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+                .to_vec(),
+        ),
+    ];
+    let mut record = String::new();
+    for (p, data) in &files {
+        let hash =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(data));
+        record.push_str(&format!("{p},sha256={hash},{}\n", data.len()));
+    }
+    record.push_str(&format!("{dist_info}/RECORD,,\n"));
+    files.push((format!("{dist_info}/RECORD"), record.into_bytes()));
+    let path = dir.join(format!("{name}-{version}-py3-none-any.whl"));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (p, data) in &files {
+        zip.start_file(p.as_str(), opts).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// alpha 1.0 and 2.0; beta (needs alpha>=1); gamma, eps and zeta on their own.
+fn test_wheels(dir: &Path) {
+    wheel(dir, "alpha", "1.0", "The first letter", &[]);
+    wheel(dir, "alpha", "2.0", "The first letter", &[]);
+    wheel(dir, "beta", "1.0", "Needs alpha", &["alpha>=1"]);
+    wheel(dir, "gamma", "1.0", "Third", &[]);
+    wheel(dir, "eps", "1.0", "Fifth", &[]);
+    wheel(dir, "zeta", "1.0", "Sixth", &[]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// config
+
+#[test]
+fn config_lists_every_key_with_its_source_and_sets_bare_keys_keeping_comments() {
+    let t = Tier::new();
+    let listing = t.pyctl_ok(&["config"]);
+    for key in [
+        "history.max_entries",
+        "history.auto_snapshot",
+        "history.show_diff_after_install",
+        "snapshots.auto_baseline",
+        "ui.color",
+        "ui.verbose",
+        "venv.inherit_system_packages",
+        "store.link_mode",
+        "hooks.on_conflict",
+    ] {
+        assert!(listing.contains(key), "{key} missing:\n{listing}");
+    }
+    let line = |listing: &str, key: &str| {
+        listing
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(line(&listing, "history.max_entries")[1], "100");
+
+    t.write(
+        &t.config_file(),
+        "# my settings\n[ui]\ncolor = true  # keep me\n",
+    );
+    t.pyctl_ok(&["config", "max_entries", "50"]);
+    t.pyctl_ok(&["config", "store.link_mode", "copy"]);
+    assert_eq!(
+        std::fs::read_to_string(t.config_file()).unwrap(),
+        "# my settings\n[ui]\ncolor = true  # keep me\n\n[history]\nmax_entries = 50\n\n\
+         [store]\nlink_mode = \"copy\"\n"
+    );
+    let listing = t.pyctl_ok(&["config"]);
+    let file = format!("({})", t.config_file().display());
+    assert_eq!(line(&listing, "history.max_entries")[1..], ["50", &file]);
+    assert_eq!(line(&listing, "ui.color")[1..], ["true", &file]);
+    assert_eq!(
+        line(&listing, "history.auto_snapshot")[1..],
+        ["true", "(default)"]
+    );
+    assert_eq!(t.pyctl_ok(&["config", "max_entries"]), "50\n");
+    assert_eq!(t.pyctl_ok(&["config", "link_mode"]), "copy\n");
+
+    let json: serde_json::Value = serde_json::from_str(&t.pyctl_ok(&["--json", "config"])).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 9);
+    let max = rows
+        .iter()
+        .find(|r| r["key"] == "history.max_entries")
+        .unwrap();
+    assert_eq!(max["value"], 50);
+    assert_eq!(max["source"], "tier");
+    assert_eq!(max["file"], t.config_file().to_str().unwrap());
+}
+
+#[test]
+fn config_errors_name_the_key_the_value_the_file_and_the_line() {
+    let t = Tier::bare();
+    let err = t.pyctl_err(&["config", "max_entriez", "5"]);
+    assert!(err.contains("\"max_entriez\""), "{err}");
+    assert!(err.contains("did you mean history.max_entries"), "{err}");
+    assert!(
+        err.contains("hooks.on_conflict"),
+        "allowed keys listed: {err}"
+    );
+    let err = t.pyctl_err(&["config", "max_entries", "-3"]);
+    assert!(
+        err.contains("history.max_entries takes a whole number") && err.contains("\"-3\""),
+        "{err}"
+    );
+    let err = t.pyctl_err(&["config", "link_mode", "symlink"]);
+    assert!(
+        err.contains("hardlink or copy") && err.contains("\"symlink\""),
+        "{err}"
+    );
+    let err = t.pyctl_err(&["config", "ui.color", "yes"]);
+    assert!(err.contains("true or false"), "{err}");
+    assert!(!t.config_file().exists(), "nothing written on a bad value");
+
+    std::fs::create_dir_all(t.root()).unwrap();
+    t.give_away(t.path());
+    t.write(
+        &t.config_file(),
+        "[ui]\ncolor = true\n[hooks]\non_conflict = \"stop\"\n",
+    );
+    let err = t.pyctl_err(&["config"]);
+    let file = t.config_file().display().to_string();
+    assert!(err.contains(&file) && err.contains("line 4"), "{err}");
+    assert!(err.contains("`warn`") && err.contains("`block`"), "{err}");
+    // Setting the key at fault mends the file.
+    t.pyctl_ok(&["config", "on_conflict", "block"]);
+    assert_eq!(t.pyctl_ok(&["config", "hooks.on_conflict"]), "block\n");
+
+    t.write(&t.config_file(), "[ui]\ncolor = true\n[history\n");
+    for args in [
+        &["config"][..],
+        &["config", "ui.color"],
+        &["config", "color", "false"],
+    ] {
+        let err = t.pyctl_err(args);
+        assert!(err.contains(&file) && err.contains("line 3"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(t.config_file()).unwrap(),
+        "[ui]\ncolor = true\n[history\n",
+        "a malformed file is left alone"
+    );
+}
+
+#[test]
+fn config_history_max_entries_prunes_the_oldest_entries() {
+    let t = Tier::new();
+    t.pyctl_ok(&["config", "max_entries", "3"]);
+    for spec in ["alpha==1.0", "alpha==2.0", "gamma", "eps"] {
+        t.install(&[spec]);
+    }
+    let ids = t.history_ids();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let history = t.pyctl_ok(&["history"]);
+    assert_eq!(history.lines().count(), 3, "{history}");
+    assert!(history.contains("install --no-index") && history.contains(" eps"));
+    assert!(
+        !history.contains("alpha==1.0"),
+        "the oldest are gone:\n{history}"
+    );
+}
+
+#[test]
+fn config_ui_color_turns_colour_off_on_a_terminal() {
+    let t = Tier::new();
+    let coloured = t.pyctl_on_tty(&["history"]);
+    assert!(
+        coloured.contains("\x1b["),
+        "colour on a tty by default: {coloured:?}"
+    );
+    t.pyctl_ok(&["config", "color", "false"]);
+    let plain = t.pyctl_on_tty(&["history"]);
+    assert!(plain.contains("#1"), "{plain:?}");
+    assert!(
+        !plain.contains("\x1b["),
+        "no colour with ui.color = false: {plain:?}"
+    );
+    // --color always still wins.
+    let forced = t.pyctl_on_tty(&["--color", "always", "history"]);
+    assert!(forced.contains("\x1b["), "{forced:?}");
+}
+
+#[test]
+fn config_show_diff_after_install_silences_the_summary() {
+    let t = Tier::new();
+    let said = t.install(&["gamma"]);
+    assert!(
+        said.contains("recorded #") && said.contains("1 added"),
+        "{said}"
+    );
+    t.pyctl_ok(&["config", "show_diff_after_install", "false"]);
+    let said = t.install(&["eps"]);
+    assert!(!said.contains("recorded #"), "{said}");
+    assert!(t.pip_freeze().contains(&"eps==1.0".to_string()));
+}
+
+#[test]
+fn config_auto_baseline_false_makes_no_baseline_snapshot() {
+    let with = Tier::new();
+    assert!(with.root().join("snapshots/baseline.txt").is_file());
+    let without = Tier::bare();
+    // Set before the tier exists: the file is made, the tier is not.
+    without.pyctl_ok(&["config", "auto_baseline", "false"]);
+    assert!(!without.root().join(".lock").exists());
+    without.pyctl_ok(&["init", "--no-modify-path"]);
+    assert!(without.venv().join("pyvenv.cfg").is_file());
+    assert!(!without.root().join("snapshots/baseline.txt").exists());
+}
+
+#[test]
+fn config_inherit_system_packages_reaches_a_recreated_venv() {
+    let t = Tier::new();
+    let cfg = || std::fs::read_to_string(t.venv().join("pyvenv.cfg")).unwrap();
+    assert!(
+        cfg().contains("include-system-site-packages = false"),
+        "{}",
+        cfg()
+    );
+    t.pyctl_ok(&["config", "inherit_system_packages", "true"]);
+    t.pyctl_ok(&["clean"]);
+    assert!(
+        cfg().contains("include-system-site-packages = true"),
+        "{}",
+        cfg()
+    );
+}
+
+#[test]
+fn config_store_link_mode_copy_restores_copies_not_links() {
+    use std::os::unix::fs::MetadataExt;
+    let links_after_undo_redo = |mode: Option<&str>| {
+        let t = Tier::new();
+        if let Some(mode) = mode {
+            t.pyctl_ok(&["config", "link_mode", mode]);
+        }
+        t.install(&["gamma"]);
+        t.pyctl_ok(&["undo"]);
+        t.pyctl_ok(&["redo"]);
+        let site = std::fs::read_dir(t.venv().join("lib"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+            .join("site-packages");
+        let module = site.join("gamma/__init__.py");
+        assert_eq!(std::fs::read_to_string(&module).unwrap(), "V = \"1.0\"\n");
+        std::fs::metadata(&module).unwrap().nlink()
+    };
+    assert!(links_after_undo_redo(None) > 1, "hardlink by default");
+    assert_eq!(links_after_undo_redo(Some("copy")), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// export
+
+#[test]
+fn export_round_trip_reinstalls_the_same_set() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    t.install(&["gamma==1.0"]);
+    let before = t.pip_freeze();
+    let exported = t.pyctl_ok(&["export"]);
+    assert_eq!(exported, t.pyctl_ok(&["freeze"]));
+    assert_eq!(lines(&exported), before);
+    // -o with a bare file name: written in the current folder.
+    t.pyctl_ok(&["export", "-o", "reqs.txt"]);
+    let file = t.path().join("reqs.txt");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), exported);
+    t.pyctl_ok(&["clean"]);
+    assert!(!t.pip_freeze().contains(&"beta==1.0".to_string()));
+    t.install(&["-r", file.to_str().unwrap()]);
+    assert_eq!(t.pip_freeze(), before);
+}
+
+#[test]
+fn export_requested_keeps_what_was_asked_for_pinned_and_reinstalls_it() {
+    let t = Tier::new();
+    let zeta = t.wheels().join("zeta-1.0-py3-none-any.whl");
+    let reqs = t.path().join("reqs.txt");
+    t.write(&reqs, "eps\n");
+    t.install(&["-U", "beta"]);
+    t.install(&["gamma[extra]>=1"]);
+    t.install(&[zeta.to_str().unwrap()]);
+    // Named only in a requirements file: not counted as asked for by name.
+    t.install(&["-r", reqs.to_str().unwrap()]);
+    let out = t.pip(&["uninstall", "-y", "gamma"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // A failed install asks for nothing.
+    let out = t.pip(&["install", "--no-index", "no-such-project"]);
+    assert!(!out.status.success());
+
+    let requested = t.pyctl_ok(&["export", "--requested"]);
+    // A wheel given by path is pinned as pip freeze pins it: a direct reference to that file.
+    let zeta_line = format!("zeta @ file://{}", zeta.display());
+    assert_eq!(lines(&requested), ["beta==1.0", zeta_line.as_str()]);
+
+    t.pyctl_ok(&["export", "--requested", "-o", "requested.txt"]);
+    let file = t.path().join("requested.txt");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), requested);
+    t.pyctl_ok(&["clean"]);
+    t.install(&["-r", file.to_str().unwrap()]);
+    let set = t.pip_freeze();
+    for line in ["alpha==2.0", "beta==1.0", zeta_line.as_str()] {
+        assert!(set.contains(&line.to_string()), "{line} missing: {set:?}");
+    }
+    for gone in ["eps", "gamma"] {
+        assert!(!set.iter().any(|l| l.starts_with(gone)), "{set:?}");
+    }
+}
+
+#[test]
+fn export_requested_forgets_what_is_no_longer_installed() {
+    let t = Tier::new();
+    t.install(&["gamma"]);
+    t.install(&["eps"]);
+    t.pyctl_ok(&["undo"]);
+    assert_eq!(
+        lines(&t.pyctl_ok(&["export", "--requested"])),
+        ["gamma==1.0"]
+    );
+}
+
+#[test]
+fn export_to_a_folder_that_does_not_exist_is_an_error() {
+    let t = Tier::new();
+    let err = t.pyctl_err(&["export", "-o", "/nonexistent-dir/x.txt"]);
+    assert!(err.contains("/nonexistent-dir"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// info
+
+/// A PEP 691 index on loopback, started by the test: `/simple/alpha/` lists alpha's files (2.1
+/// the newest final release not yanked), `/simple/beta/` answers malformed JSON, anything else
+/// 404. Returns its `/simple` URL; the server lives as long as the test process.
+fn start_index() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/simple", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&request);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let json = "application/vnd.pypi.simple.v1+json";
+            let (status, body) = match path {
+                "/simple/alpha/" => (
+                    "200 OK",
+                    r#"{"meta": {"api-version": "1.1"}, "name": "alpha", "versions": ["1.0", "2.0", "2.1", "3.0", "4.0rc1"],
+                        "files": [
+                          {"filename": "alpha-1.0-py3-none-any.whl", "url": "a", "hashes": {}},
+                          {"filename": "alpha-2.0-py3-none-any.whl", "url": "b", "hashes": {}},
+                          {"filename": "alpha-2.1.tar.gz", "url": "c", "hashes": {}},
+                          {"filename": "alpha-3.0-py3-none-any.whl", "url": "d", "hashes": {}, "yanked": true},
+                          {"filename": "alpha-4.0rc1-py3-none-any.whl", "url": "e", "hashes": {}}
+                        ]}"#,
+                ),
+                "/simple/beta/" => ("200 OK", "{\"files\": [ oops"),
+                _ => ("404 Not Found", "{}"),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: {json}\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn info_shows_metadata_files_requirements_and_the_operation_that_brought_it_in() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.install(&["beta"]);
+    let out = t.pyctl_ok(&["info", "Alpha", "--offline"]);
+    let field = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{out}"))[15..]
+            .to_string()
+    };
+    assert_eq!(field("name"), "alpha");
+    // beta's install left alpha 1.0 alone (it satisfies alpha>=1).
+    assert_eq!(field("version"), "1.0");
+    assert_eq!(field("summary"), "The first letter");
+    assert!(field("location").ends_with("site-packages"), "{out}");
+    // __init__.py, METADATA, WHEEL, RECORD, plus pip's INSTALLER (and REQUESTED).
+    assert!(
+        field("files").starts_with(|c: char| c.is_ascii_digit()),
+        "{out}"
+    );
+    let files: usize = field("files").split(' ').next().unwrap().parse().unwrap();
+    assert!((5..=7).contains(&files), "{out}");
+    assert_eq!(field("requires"), "(none)");
+    assert_eq!(field("required by"), "beta");
+    assert!(
+        field("brought in by").starts_with("#2 pip install"),
+        "{out}"
+    );
+    assert!(field("brought in by").contains("alpha==1.0"), "{out}");
+    assert_eq!(field("latest"), "not checked (--offline)");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&t.pyctl_ok(&["--json", "info", "beta", "--offline"])).unwrap();
+    assert_eq!(json["name"], "beta");
+    assert_eq!(json["version"], "1.0");
+    assert_eq!(json["requires"], serde_json::json!(["alpha>=1"]));
+    assert_eq!(json["required_by"], serde_json::json!([]));
+    assert_eq!(json["brought_in_by"]["id"], 3);
+    assert!(json["brought_in_by"]["timestamp"]
+        .as_str()
+        .unwrap()
+        .contains('T'));
+    let size = json["size_bytes"].as_u64().unwrap();
+    assert!(size > 0, "{json}");
+}
+
+#[test]
+fn info_on_a_missing_or_misspelled_name_suggests_close_ones() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    let err = t.pyctl_err(&["info", "alhpa", "--offline"]);
+    assert!(err.contains("\"alhpa\" is not installed"), "{err}");
+    assert!(err.contains("did you mean alpha"), "{err}");
+    let err = t.pyctl_err(&["info", "setuptool", "--offline"]);
+    assert!(err.contains("did you mean setuptools"), "{err}");
+    let err = t.pyctl_err(&["info", "zzzzzzzz", "--offline"]);
+    assert!(!err.contains("did you mean"), "{err}");
+}
+
+#[test]
+fn info_asks_the_index_for_the_latest_version() {
+    let mut t = Tier::new();
+    t.install(&["beta"]);
+    t.index_url = start_index();
+    let out = t.pyctl_ok(&["info", "alpha"]);
+    let latest = out.lines().find(|l| l.starts_with("latest")).unwrap();
+    assert_eq!(
+        latest,
+        format!("latest         2.1 (newer) on {}", t.index_url)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&t.pyctl_ok(&["--json", "info", "alpha"])).unwrap();
+    assert_eq!(json["latest"]["status"], "found");
+    assert_eq!(json["latest"]["version"], "2.1");
+    // Not on the index, and a malformed reply: said, not fatal.
+    let json: serde_json::Value =
+        serde_json::from_str(&t.pyctl_ok(&["--json", "info", "setuptools"])).unwrap();
+    assert_eq!(json["latest"]["status"], "not-on-index");
+    let out = t.pyctl_ok(&["info", "beta"]);
+    assert!(
+        out.contains("unknown (") && out.contains("malformed reply"),
+        "{out}"
+    );
+    // Nobody answering: offline, at once.
+    t.index_url = DEAD_INDEX.to_string();
+    let started = std::time::Instant::now();
+    let out = t.pyctl_ok(&["info", "alpha"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let latest = out.lines().find(|l| l.starts_with("latest")).unwrap();
+    assert!(latest.starts_with("latest         offline ("), "{latest}");
+}
+
+#[test]
+fn config_ui_verbose_logs_as_with_dash_v() {
+    let quiet = Tier::bare();
+    let out = quiet.pyctl(&["init", "--no-modify-path"]);
+    assert!(out.status.success());
+    assert!(
+        !text(&out).contains("init recorded as #1"),
+        "{}",
+        text(&out)
+    );
+    let verbose = Tier::bare();
+    verbose.pyctl_ok(&["config", "verbose", "true"]);
+    let out = verbose.pyctl(&["init", "--no-modify-path"]);
+    assert!(out.status.success());
+    assert!(text(&out).contains("init recorded as #1"), "{}", text(&out));
+}
