@@ -199,7 +199,8 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "history.auto_snapshot",
         kind: KeyType::Bool,
-        help: "snapshot the set automatically",
+        help: "keep each operation's files in the store, so undo is exact and offline (false: \
+               undo reinstalls what the store lacks with pip)",
     },
     Key {
         name: "history.show_diff_after_install",

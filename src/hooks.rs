@@ -124,16 +124,22 @@ fn read_stdin() -> String {
 }
 
 /// The system tier's package set, if there is one to compare against.
-fn system_set(ctx: &Context) -> Option<(PackageSet, OnConflict)> {
+fn system_set(ctx: &Context, ui: &Ui) -> Option<(PackageSet, OnConflict)> {
     let root = tier::system_root(ctx);
     let tier = tier::Tier::new(TierKind::System, root);
     if !tier.venv_exists() {
         return None;
     }
-    let on_conflict = tier
-        .config()
-        .map(|c| c.hooks.on_conflict)
-        .unwrap_or_default();
+    // A broken configuration must not break the package manager: say so, and warn only.
+    let on_conflict = match tier.config() {
+        Ok(c) => c.hooks.on_conflict,
+        Err(e) => {
+            ui.warn(&format!(
+                "hook: {e:#}; using hooks.on_conflict = \"warn\" until that is fixed"
+            ));
+            OnConflict::default()
+        }
+    };
     PackageSet::scan(&tier.venv())
         .ok()
         .map(|s| (s, on_conflict))
@@ -166,7 +172,7 @@ fn report(
 pub fn apt(ctx: &Context, ui: &Ui) -> Result<i32> {
     let input = read_stdin();
     let actions = parse_apt_input(&input);
-    let Some((set, on_conflict)) = system_set(ctx) else {
+    let Some((set, on_conflict)) = system_set(ctx, ui) else {
         return Ok(0);
     };
     // Each .deb once, only those that exist; dpkg-deb runs on all cores.
@@ -202,7 +208,7 @@ pub fn apt(ctx: &Context, ui: &Ui) -> Result<i32> {
 
 /// dnf's post-transaction actions pass package names; their files come from `rpm -ql`.
 pub fn dnf(ctx: &Context, ui: &Ui, packages: &[String]) -> Result<i32> {
-    let Some((set, on_conflict)) = system_set(ctx) else {
+    let Some((set, on_conflict)) = system_set(ctx, ui) else {
         return Ok(0);
     };
     let mut conflicts = Vec::new();
@@ -223,7 +229,7 @@ pub fn dnf(ctx: &Context, ui: &Ui, packages: &[String]) -> Result<i32> {
 /// pacman's hook passes the target package names on standard input (`NeedsTargets`).
 pub fn pacman(ctx: &Context, ui: &Ui) -> Result<i32> {
     let input = read_stdin();
-    let Some((set, on_conflict)) = system_set(ctx) else {
+    let Some((set, on_conflict)) = system_set(ctx, ui) else {
         return Ok(0);
     };
     let targets: Vec<&str> = input

@@ -274,8 +274,10 @@ pub fn store_of(tier: &Tier, config: &Config) -> Store {
 
 /// Keeps every distribution of `set` in the store (those already there cost one RECORD read).
 /// A failure here never fails the operation: the store is a cache, pip is the fallback.
+/// `history.auto_snapshot = false` turns this off: history still records every set, and undo
+/// gets what the store lacks from pip (local wheel folders first, then the index).
 fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet) {
-    if set.is_empty() {
+    if set.is_empty() || !config.history.auto_snapshot {
         return;
     }
     let Ok(venv) = tier.venv().canonicalize() else {

@@ -967,3 +967,32 @@ fn undo_after_undo_to_a_later_state_goes_back_one_step() {
     t.pyctl_ok(&["undo", "2"]);
     t.assert_set(&[]);
 }
+
+#[test]
+fn auto_snapshot_off_keeps_nothing_new_in_the_store_and_undo_falls_back_to_pip() {
+    let t = Tier::new();
+    t.pyctl_ok(&["config", "auto_snapshot", "false"]);
+    t.install(&["alpha==1.0"]);
+    assert!(
+        !t.store_entries().iter().any(|n| n.starts_with("alpha-")),
+        "{:?}",
+        t.store_entries()
+    );
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&[]);
+    // The wheel folder is where the install found alpha: redo gets it from there with pip.
+    let out = t.pyctl_ok(&["redo"]);
+    assert!(out.contains("pip"), "{out}");
+    t.assert_set(&["alpha==1.0"]);
+    // Back on: the next operation keeps the set in the store again.
+    t.pyctl_ok(&["config", "auto_snapshot", "true"]);
+    t.install(&["beta"]);
+    assert!(
+        t.store_entries()
+            .iter()
+            .any(|n| n.starts_with("alpha-1.0-"))
+            && t.store_entries().iter().any(|n| n.starts_with("beta-1.0-")),
+        "{:?}",
+        t.store_entries()
+    );
+}

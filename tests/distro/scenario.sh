@@ -218,7 +218,8 @@ phase_hooks() {
   check "root: requests 0.0.1 into the system tier" \
     pip install -q --no-index "$W/requests-0.0.1-py3-none-any.whl"
   cp "$cfg" "$T/config.toml.orig"
-  printf '\n[hooks]\non_conflict = "block"\n' >>"$cfg"
+  sed -i 's/^on_conflict = .*/on_conflict = "block"/' "$cfg"
+  check "pyctl config reads block from $cfg" test "$(pyctl config hooks.on_conflict)" = block
   apt-get update -qq
   if out=$(apt-get install -y -q python3-requests 2>&1); then
     fail "block: apt-get install python3-requests went through: $out"
