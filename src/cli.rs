@@ -97,6 +97,19 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Search the index's project names (pip's index URL; the list is cached in the tier for a
+    /// day): exact, prefix, substring and close matches, marking what is installed.
+    Search {
+        #[arg(value_name = "TERM")]
+        term: String,
+        /// Show at most this many results.
+        #[arg(long, short = 'n', value_name = "N", default_value_t = 20,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
+        /// Fetch the project list again even when the cached one is fresh.
+        #[arg(long)]
+        refresh: bool,
+    },
     /// Return the venv to the state before the last N operations not yet undone.
     Undo {
         /// How many operations to undo.

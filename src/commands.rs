@@ -56,6 +56,19 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
             crate::export::run(ctx, &ui, requested, output.as_deref())
         }
         Command::Info { package, offline } => crate::info::run(ctx, &ui, &package, offline, json),
+        Command::Search {
+            term,
+            limit,
+            refresh,
+        } => crate::search::run(
+            ctx,
+            &ui,
+            &current_tier(ctx)?,
+            &term,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+            refresh,
+            json,
+        ),
         Command::System { command } => match command {
             SystemCommand::Init { python } => crate::system::init(ctx, &ui, python),
             SystemCommand::Status => crate::system::status(ctx, &ui, json),

@@ -83,7 +83,7 @@ pub fn run(ctx: &Context, ui: &Ui, package: &str, offline: bool, json: bool) -> 
         .python_version()
         .and_then(|v| depcheck::marker_environment(&v));
     let (files, size_bytes) = files_and_size(&tier.venv(), dist);
-    let index_url = index::index_url(ctx);
+    let index_url = index::index_url(ctx, Some(&tier.venv()));
     let latest = if offline {
         None
     } else {

@@ -24,6 +24,7 @@ pub mod info;
 pub mod inventory;
 pub mod parallel;
 pub mod record;
+pub mod search;
 pub mod shell;
 pub mod shims;
 pub mod snapshot;

@@ -591,6 +591,29 @@ fn export_to_a_folder_that_does_not_exist_is_an_error() {
 /// the newest final release not yanked), `/simple/beta/` answers malformed JSON, anything else
 /// 404. Returns its `/simple` URL; the server lives as long as the test process.
 fn start_index() -> String {
+    serve_index(|path| {
+        match path {
+        "/simple/alpha/" => (
+            "200 OK",
+            r#"{"meta": {"api-version": "1.1"}, "name": "alpha", "versions": ["1.0", "2.0", "2.1", "3.0", "4.0rc1"],
+                "files": [
+                  {"filename": "alpha-1.0-py3-none-any.whl", "url": "a", "hashes": {}},
+                  {"filename": "alpha-2.0-py3-none-any.whl", "url": "b", "hashes": {}},
+                  {"filename": "alpha-2.1.tar.gz", "url": "c", "hashes": {}},
+                  {"filename": "alpha-3.0-py3-none-any.whl", "url": "d", "hashes": {}, "yanked": true},
+                  {"filename": "alpha-4.0rc1-py3-none-any.whl", "url": "e", "hashes": {}}
+                ]}"#
+            .to_string(),
+        ),
+        "/simple/beta/" => ("200 OK", "{\"files\": [ oops".to_string()),
+        _ => ("404 Not Found", "{}".to_string()),
+    }
+    })
+}
+
+/// A PEP 691 index on loopback answering each request path with `reply(path)` (status line and
+/// JSON body). Returns its `/simple` URL; the server lives as long as the test process.
+fn serve_index(reply: impl Fn(&str) -> (&'static str, String) + Send + 'static) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/simple", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -607,21 +630,7 @@ fn start_index() -> String {
             let request = String::from_utf8_lossy(&request);
             let path = request.split_whitespace().nth(1).unwrap_or("");
             let json = "application/vnd.pypi.simple.v1+json";
-            let (status, body) = match path {
-                "/simple/alpha/" => (
-                    "200 OK",
-                    r#"{"meta": {"api-version": "1.1"}, "name": "alpha", "versions": ["1.0", "2.0", "2.1", "3.0", "4.0rc1"],
-                        "files": [
-                          {"filename": "alpha-1.0-py3-none-any.whl", "url": "a", "hashes": {}},
-                          {"filename": "alpha-2.0-py3-none-any.whl", "url": "b", "hashes": {}},
-                          {"filename": "alpha-2.1.tar.gz", "url": "c", "hashes": {}},
-                          {"filename": "alpha-3.0-py3-none-any.whl", "url": "d", "hashes": {}, "yanked": true},
-                          {"filename": "alpha-4.0rc1-py3-none-any.whl", "url": "e", "hashes": {}}
-                        ]}"#,
-                ),
-                "/simple/beta/" => ("200 OK", "{\"files\": [ oops"),
-                _ => ("404 Not Found", "{}"),
-            };
+            let (status, body) = reply(path);
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status}\r\nContent-Type: {json}\r\nContent-Length: {}\r\n\
@@ -742,4 +751,268 @@ fn config_ui_verbose_logs_as_with_dash_v() {
     let out = verbose.pyctl(&["init", "--no-modify-path"]);
     assert!(out.status.success());
     assert!(text(&out).contains("init recorded as #1"), "{}", text(&out));
+}
+
+// ---------------------------------------------------------------------------------------------
+// search
+
+/// An index whose root lists `projects` (or answers `malformed` when set), counting the requests
+/// for the root.
+struct ListIndex {
+    url: String,
+    root_requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    malformed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ListIndex {
+    fn start(projects: &[&str]) -> ListIndex {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let root_requests = Arc::new(AtomicUsize::new(0));
+        let malformed = Arc::new(AtomicBool::new(false));
+        let list: Vec<serde_json::Value> = projects
+            .iter()
+            .map(|p| serde_json::json!({ "name": p }))
+            .collect();
+        let body =
+            serde_json::json!({"meta": {"api-version": "1.1"}, "projects": list}).to_string();
+        let (count, bad) = (root_requests.clone(), malformed.clone());
+        let url = serve_index(move |path| match path {
+            "/simple/" => {
+                count.fetch_add(1, Ordering::SeqCst);
+                if bad.load(Ordering::SeqCst) {
+                    ("200 OK", "{\"projects\": [ nope".to_string())
+                } else {
+                    ("200 OK", body.clone())
+                }
+            }
+            _ => ("404 Not Found", "{}".to_string()),
+        });
+        ListIndex {
+            url,
+            root_requests,
+            malformed,
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.root_requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+const PROJECTS: &[&str] = &[
+    "zeta",
+    "the_alpha_project",
+    "Alpha.Tools",
+    "beta",
+    "alpah",
+    "alphabet",
+    "alpha",
+    "omega",
+];
+
+fn search_json(t: &Tier, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json", "search"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&t.pyctl_ok(&all)).unwrap()
+}
+
+fn result_rows(json: &serde_json::Value) -> Vec<(String, String, Option<String>)> {
+    json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["match"].as_str().unwrap().to_string(),
+                r["installed"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn search_ranks_names_marks_what_is_installed_and_caches_the_list() {
+    let mut t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    let index = ListIndex::start(PROJECTS);
+    t.index_url = index.url.clone();
+    let json = search_json(&t, &["ALPHA"]);
+    let row =
+        |n: &str, m: &str, i: Option<&str>| (n.to_string(), m.to_string(), i.map(str::to_string));
+    assert_eq!(
+        result_rows(&json),
+        vec![
+            row("alpha", "exact", Some("1.0")),
+            row("alphabet", "prefix", None),
+            row("Alpha.Tools", "prefix", None),
+            row("the_alpha_project", "substring", None),
+            row("alpah", "fuzzy", None),
+        ]
+    );
+    assert_eq!(json["total_matches"], 5);
+    assert_eq!(json["source"]["from"], "index");
+    assert_eq!(json["source"]["index"], index.url.as_str());
+    assert_eq!(index.requests(), 1);
+    let cache = t.root().join("cache/projects.json");
+    let cached: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    assert_eq!(cached["index"], index.url.as_str());
+    assert_eq!(cached["projects"].as_array().unwrap().len(), PROJECTS.len());
+
+    // The fresh cache answers; the index is not asked again.
+    let out = t.pyctl(&["search", "alpha", "--limit", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        lines(&stdout),
+        vec!["alpha     exact      installed 1.0", "alphabet  prefix"]
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 of 5 matches shown"), "{stderr}");
+    assert!(stderr.contains("list cached"), "{stderr}");
+    assert_eq!(index.requests(), 1);
+    // --refresh asks the index again.
+    let json = search_json(&t, &["omega", "--refresh"]);
+    assert_eq!(result_rows(&json), vec![row("omega", "exact", None)]);
+    assert_eq!(json["source"]["from"], "index");
+    assert_eq!(index.requests(), 2);
+    // No match: said, not an error.
+    let json = search_json(&t, &["qqqqqqqq"]);
+    assert_eq!(json["total_matches"], 0);
+}
+
+/// Writes a cache of `index` fetched `hours` ago, as the test account.
+fn write_cache(t: &Tier, index: &str, hours: i64, projects: &[&str]) {
+    let fetched = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(hours);
+    let cache = serde_json::json!({
+        "schema": 1,
+        "index": index,
+        "fetched": fetched.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "projects": projects,
+    });
+    let dir = t.root().join("cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    t.give_away(&dir);
+    t.write(&dir.join("projects.json"), &cache.to_string());
+}
+
+#[test]
+fn search_offline_uses_the_cache_and_says_how_old_it_is() {
+    let t = Tier::new();
+    // No cache and nobody answering: a clear error, exit 1, at once.
+    let started = std::time::Instant::now();
+    let err = t.pyctl_err(&["search", "alpha"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(err.contains("cannot reach the index"), "{err}");
+    assert!(
+        err.contains("no cached project list of http://127.0.0.1:9/simple"),
+        "{err}"
+    );
+    // A stale cache of that index: used, with its age.
+    write_cache(&t, DEAD_INDEX, 50, PROJECTS);
+    let out = t.pyctl(&["search", "beta"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "beta  exact");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach the index"), "{stderr}");
+    assert!(
+        stderr.contains("using the list cached 2 days ago"),
+        "{stderr}"
+    );
+    let json = search_json(&t, &["beta"]);
+    assert_eq!(json["source"]["from"], "cache");
+    assert!(json["source"]["age_seconds"].as_u64().unwrap() >= 50 * 3600);
+    // A cache of another index is not this index's list.
+    write_cache(&t, "http://elsewhere.invalid/simple", 1, PROJECTS);
+    let err = t.pyctl_err(&["search", "beta"]);
+    assert!(err.contains("no cached project list"), "{err}");
+}
+
+#[test]
+fn search_with_a_malformed_reply_falls_back_to_the_cache_or_fails_clearly() {
+    let mut t = Tier::new();
+    let index = ListIndex::start(PROJECTS);
+    index
+        .malformed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    t.index_url = index.url.clone();
+    let err = t.pyctl_err(&["search", "alpha"]);
+    assert!(err.contains("the index gave no project list"), "{err}");
+    assert!(err.contains("malformed reply"), "{err}");
+    assert!(!t.root().join("cache/projects.json").exists());
+    write_cache(&t, &index.url, 30, &["alpha", "alpine"]);
+    let out = t.pyctl(&["search", "alp"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        lines(&String::from_utf8_lossy(&out.stdout)),
+        vec!["alpha   prefix", "alpine  prefix"]
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("using the list cached 30 hours ago"),
+        "{}",
+        text(&out)
+    );
+    // The stale cache stays as it was (not replaced by the bad reply).
+    let cached = std::fs::read_to_string(t.root().join("cache/projects.json")).unwrap();
+    assert!(cached.contains("alpine"), "{cached}");
+}
+
+#[test]
+fn search_and_info_follow_the_index_url_of_pip_conf() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    let index = ListIndex::start(PROJECTS);
+    let info_index = start_index();
+    // ~/.config/pip/pip.conf, with no PIP_INDEX_URL and no PIP_CONFIG_FILE.
+    let conf_dir = t.path().join("home/.config/pip");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    t.give_away(&t.path().join("home/.config"));
+    t.write(
+        &conf_dir.join("pip.conf"),
+        &format!(
+            "[install]\nindex-url = http://127.0.0.1:9/nope\n[global]\nindex-url = {}\n",
+            index.url
+        ),
+    );
+    let run = |args: &[&str], config_file: Option<&Path>| {
+        let mut cmd = t.command(Path::new(PYCTL));
+        cmd.env_remove("PIP_INDEX_URL")
+            .env_remove("PIP_CONFIG_FILE");
+        if let Some(f) = config_file {
+            cmd.env("PIP_CONFIG_FILE", f);
+        }
+        let out = cmd.args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let json = run(&["--json", "search", "alpha"], None);
+    assert_eq!(json["source"]["index"], index.url.as_str());
+    assert_eq!(json["results"][0]["name"], "alpha");
+    assert_eq!(index.requests(), 1);
+    // PIP_CONFIG_FILE is read last and wins.
+    let env_conf = t.path().join("pip-env.conf");
+    t.write(&env_conf, &format!("[global]\nindex-url = {info_index}\n"));
+    let json = run(&["--json", "info", "alpha"], Some(&env_conf));
+    assert_eq!(json["latest"]["index"], info_index.as_str());
+    assert_eq!(json["latest"]["version"], "2.1");
+    // PIP_CONFIG_FILE=/dev/null turns every file off, as in pip: PyPI (not asked: --offline).
+    let json = run(
+        &["--json", "info", "alpha", "--offline"],
+        Some(Path::new("/dev/null")),
+    );
+    assert_eq!(json["latest"]["index"], "https://pypi.org/simple");
+}
+
+#[test]
+fn search_rejects_terms_that_are_not_names_and_a_zero_limit() {
+    let t = Tier::new();
+    let err = t.pyctl_err(&["search", "a b"]);
+    assert!(err.contains("\"a b\" is not a project name"), "{err}");
+    let err = t.pyctl_err(&["search", "--", "-._"]);
+    assert!(err.contains("\"-._\" has no letter or digit"), "{err}");
+    let out = t.pyctl(&["search", "alpha", "--limit", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("'0'"), "{}", text(&out));
 }
