@@ -43,7 +43,7 @@ struct Report<'a> {
 }
 
 pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
-    let tier = tier::tier_for(ctx, None)?;
+    let tier = tier::current(ctx)?;
     let mut findings = Vec::new();
     let config = match tier.config() {
         Ok(c) => c,

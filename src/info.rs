@@ -55,7 +55,7 @@ struct LatestJson {
 }
 
 pub fn run(ctx: &Context, ui: &Ui, package: &str, offline: bool, json: bool) -> Result<i32> {
-    let tier = tier::tier_for(ctx, None)?;
+    let tier = tier::current(ctx)?;
     if !tier.venv_exists() {
         bail!(
             "no venv at {} yet; `pyctl init` or a first `pip install` creates it",

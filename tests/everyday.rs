@@ -1016,3 +1016,126 @@ fn search_rejects_terms_that_are_not_names_and_a_zero_limit() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("'0'"), "{}", text(&out));
 }
+
+// ---------------------------------------------------------------------------------------------
+// several Python versions
+
+#[test]
+fn python_option_of_the_default_version_is_the_default_tier() {
+    let t = Tier::new();
+    t.install(&["gamma"]);
+    let version = t.pyctl_ok(&["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&version).unwrap();
+    let minor: String = status["python"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    let with = t.pyctl_ok(&["--python", &minor, "history"]);
+    assert_eq!(with, t.pyctl_ok(&["history"]));
+    assert!(with.contains("gamma"), "{with}");
+    let status: serde_json::Value =
+        serde_json::from_str(&t.pyctl_ok(&["--python", &minor, "--json", "status"])).unwrap();
+    assert_eq!(status["venv"], t.venv().to_str().unwrap());
+    assert_eq!(status["tiers"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn python_option_for_a_python_that_is_not_installed_is_an_error() {
+    let t = Tier::new();
+    for args in [
+        vec!["--python", "3.99", "status"],
+        vec!["--python", "3.99", "init", "--no-modify-path"],
+        vec!["init", "--python", "3.99", "--no-modify-path"],
+        vec!["--python", "3.99", "history"],
+    ] {
+        let err = t.pyctl_err(&args);
+        assert!(
+            err.contains("Python 3.99 is not installed"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!t.root().join("py399").exists());
+    let out = t.pyctl(&["--python", "three", "status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("\"three\" is not a Python version"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// With a default interpreter of another version (a stand-in that only answers the version
+/// question as 3.12), `--python 3.11` is the `py311/` tier: created by init, reached by
+/// `pip3.11`, listed by status, undone through `pyctl --python 3.11 undo`.
+#[test]
+fn python_option_works_on_the_py3x_tier_and_status_lists_every_tier() {
+    let t = Tier::bare();
+    let fake = t.path().join("bin/default-python");
+    t.write(&fake, "#!/bin/sh\necho 3.12.0\n");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(PYCTL, t.path().join("bin/pip3.11")).unwrap();
+    t.give_away(&t.path().join("bin"));
+    let run = |program: &Path, args: &[&str]| {
+        let out = t
+            .command(program)
+            .env("PYCTL_PYTHON", &fake)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let pyctl = Path::new(PYCTL);
+    run(pyctl, &["--python", "3.11", "init"]);
+    let py311 = t.root().join("py311");
+    assert!(py311.join("venv/bin/python3.11").exists());
+    assert!(!t.root().join("venv").exists());
+    // No PATH lines for a version tier: its bin has a python3 of another version.
+    assert!(!t.path().join("home/.profile").exists());
+    let wheels = t.wheels();
+    run(
+        &t.path().join("bin/pip3.11"),
+        &[
+            "install",
+            "--no-index",
+            "--find-links",
+            wheels.to_str().unwrap(),
+            "zeta",
+        ],
+    );
+    let history = run(pyctl, &["--python", "3.11", "history"]);
+    assert!(history.contains("pip3.11 install"), "{history}");
+    assert!(history.contains("zeta"), "{history}");
+    let freeze = run(pyctl, &["--python", "3.11", "freeze"]);
+    assert!(freeze.contains("zeta==1.0"), "{freeze}");
+
+    let status = run(pyctl, &["status"]);
+    let tiers: Vec<&str> = status
+        .lines()
+        .skip_while(|l| !l.starts_with("tiers"))
+        .collect();
+    assert_eq!(tiers.len(), 2, "{status}");
+    assert!(
+        tiers[0].contains(&format!("* {} (no venv yet)", t.root().display())),
+        "{status}"
+    );
+    assert!(
+        tiers[1].contains(&format!("{} (python 3.11.", py311.display())),
+        "{status}"
+    );
+    assert!(tiers[1].contains(", 3 packages)"), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run(pyctl, &["--python", "3.11", "--json", "status"])).unwrap();
+    assert_eq!(json["venv"], py311.join("venv").to_str().unwrap());
+    assert_eq!(json["packages"], 3);
+    assert_eq!(json["tiers"][1]["version_dir"], "3.11");
+    assert_eq!(json["tiers"][1]["selected"], true);
+    assert_eq!(json["tiers"][0]["selected"], false);
+
+    run(pyctl, &["--python", "3.11", "undo"]);
+    let freeze = run(pyctl, &["--python", "3.11", "freeze"]);
+    assert!(!freeze.contains("zeta"), "{freeze}");
+}
