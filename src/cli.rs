@@ -114,6 +114,17 @@ pub enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Move what `pip install --user` put in ~/.local into the tier: installed there at the same
+    /// versions (recorded: `pyctl undo` takes them out of the tier again), then removed from the
+    /// user site.
+    Migrate {
+        /// Show what would move and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// A folder of wheels pip may install from, besides the index.
+        #[arg(long, value_name = "DIR")]
+        find_links: Option<PathBuf>,
+    },
     /// Return the venv to the state before the last N operations not yet undone.
     Undo {
         /// How many operations to undo.

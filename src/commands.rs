@@ -69,6 +69,10 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
             refresh,
             json,
         ),
+        Command::Migrate {
+            dry_run,
+            find_links,
+        } => crate::migrate::run(ctx, &ui, dry_run, find_links),
         Command::System { command } => match command {
             SystemCommand::Init { python } => crate::system::init(ctx, &ui, python),
             SystemCommand::Status => crate::system::status(ctx, &ui, json),
@@ -107,6 +111,17 @@ fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>, no_modify_path: bool) -
     })?;
     let created = record::ensure_venv(ctx, ui, &tier, &lock, python.as_deref())?;
     drop(lock);
+    if let (Some(site), names) = crate::migrate::user_site_packages(ctx, &tier) {
+        if !names.is_empty() {
+            ui.info(&format!(
+                "{} distributions were installed with `pip install --user` in {}: {}; \
+                 `pyctl migrate` moves them into this tier (`--dry-run` shows the plan)",
+                names.len(),
+                site.site.display(),
+                names.join(", ")
+            ));
+        }
+    }
     if created {
         ui.info(&format!(
             "user tier ready: {} (python {})",

@@ -22,6 +22,7 @@ pub mod hooks;
 pub mod index;
 pub mod info;
 pub mod inventory;
+pub mod migrate;
 pub mod parallel;
 pub mod record;
 pub mod search;

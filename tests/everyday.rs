@@ -230,6 +230,18 @@ fn lines(s: &str) -> Vec<String> {
 
 /// A wheel built in the test: name, version, summary, requirements, one module.
 fn wheel(dir: &Path, name: &str, version: &str, summary: &str, requires: &[&str]) {
+    wheel_with(dir, name, version, summary, requires, Vec::new());
+}
+
+/// `wheel` with extra files in the wheel (an `entry_points.txt`, say).
+fn wheel_with(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    summary: &str,
+    requires: &[&str],
+    extra: Vec<(String, Vec<u8>)>,
+) {
     use base64::Engine as _;
     use sha2::Digest as _;
     let dist_info = format!("{name}-{version}.dist-info");
@@ -250,6 +262,7 @@ fn wheel(dir: &Path, name: &str, version: &str, summary: &str, requires: &[&str]
                 .to_vec(),
         ),
     ];
+    files.extend(extra);
     let mut record = String::new();
     for (p, data) in &files {
         let hash =
@@ -1138,4 +1151,180 @@ fn python_option_works_on_the_py3x_tier_and_status_lists_every_tier() {
     run(pyctl, &["--python", "3.11", "undo"]);
     let freeze = run(pyctl, &["--python", "3.11", "freeze"]);
     assert!(!freeze.contains("zeta"), "{freeze}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// migrate
+
+/// Installs `names` from `wheels` into the user site of the tier's home with the system
+/// Python's own pip (`pip install --user`), as the test account.
+fn pip_install_user(t: &Tier, wheels: &Path, names: &[&str]) {
+    let out = t
+        .command(Path::new("/usr/bin/python3"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--user",
+            "--no-index",
+            "--break-system-packages",
+            "--find-links",
+            wheels.to_str().unwrap(),
+        ])
+        .args(names)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pip install --user: {}", text(&out));
+}
+
+fn user_site(t: &Tier) -> PathBuf {
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .unwrap();
+    let minor = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    t.path()
+        .join(format!("home/.local/lib/python{minor}/site-packages"))
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn migrate_moves_user_site_packages_into_the_tier_recorded_and_undoable() {
+    let t = Tier::bare();
+    // migtool has a console script (in ~/.local/bin once installed --user); orphan's wheel is
+    // in a folder migrate is not told about, so pip cannot get it.
+    let orphans = t.path().join("orphans");
+    std::fs::create_dir_all(&orphans).unwrap();
+    wheel_with(
+        &t.wheels(),
+        "migtool",
+        "1.0",
+        "Has a script",
+        &[],
+        vec![(
+            "migtool-1.0.dist-info/entry_points.txt".to_string(),
+            b"[console_scripts]\nmigtool = migtool:main\n".to_vec(),
+        )],
+    );
+    wheel(&orphans, "orphan", "1.0", "Nowhere else", &[]);
+    t.give_away(t.path());
+    pip_install_user(&t, &t.wheels(), &["migtool", "gamma"]);
+    pip_install_user(&t, &orphans, &["orphan"]);
+    let site = user_site(&t);
+    let local_bin = t.path().join("home/.local/bin");
+    assert!(local_bin.join("migtool").exists());
+
+    // init and doctor notice them.
+    let out = t.pyctl(&["init", "--no-modify-path"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("3 distributions were installed with `pip install --user`")
+            && said.contains("gamma==1.0, migtool==1.0, orphan==1.0")
+            && said.contains("`pyctl migrate`"),
+        "{said}"
+    );
+    let doctor = text(&t.pyctl(&["doctor"]));
+    assert!(
+        doctor.contains("note [user-site] 3 distributions installed with `pip install --user`"),
+        "{doctor}"
+    );
+    // The tier already has gamma 1.0: only the user site's copy goes.
+    t.install(&["gamma==1.0"]);
+    let ids_before = t.history_ids();
+
+    let wheels = t.wheels();
+    let wheels = wheels.to_str().unwrap();
+    let plan = t.pyctl_ok(&["migrate", "--dry-run", "--find-links", wheels]);
+    let plan_lines = lines(&plan);
+    assert!(plan_lines[0].starts_with("remove  gamma==1.0"), "{plan}");
+    assert!(plan_lines[1].starts_with("move    migtool==1.0"), "{plan}");
+    assert!(plan_lines[2].starts_with("move    orphan==1.0"), "{plan}");
+    assert_eq!(t.history_ids(), ids_before, "a dry run recorded something");
+    assert!(site.join("migtool-1.0.dist-info").is_dir());
+
+    let out = t.pyctl(&["migrate", "--find-links", wheels]);
+    // orphan could not be moved: said, and exit 1.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("removed gamma==1.0"), "{stdout}");
+    assert!(
+        stdout.contains("moved   migtool==1.0  into the tier"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "kept    orphan==1.0   in the user site: pip could not install orphan==1.0 in the \
+             tier (from the index or {wheels})"
+        )),
+        "{stdout}"
+    );
+    let freeze = t.pip_freeze();
+    assert!(freeze.contains(&"migtool==1.0".to_string()), "{freeze:?}");
+    assert!(freeze.contains(&"gamma==1.0".to_string()), "{freeze:?}");
+    assert!(
+        !freeze.iter().any(|l| l.starts_with("orphan")),
+        "{freeze:?}"
+    );
+    assert!(t.venv().join("bin/migtool").exists());
+    // Gone from the user site (module, metadata, script); orphan stays whole.
+    assert_eq!(
+        names_in(&site)
+            .into_iter()
+            .filter(|n| !n.starts_with("__"))
+            .collect::<Vec<_>>(),
+        vec!["orphan", "orphan-1.0.dist-info"]
+    );
+    assert!(!local_bin.join("migtool").exists());
+
+    // One history entry of kind migrate, with what it added.
+    let history: serde_json::Value =
+        serde_json::from_str(&t.pyctl_ok(&["--json", "history", "-n", "1"])).unwrap();
+    assert_eq!(history[0]["kind"], "migrate");
+    assert_eq!(
+        history[0]["command"],
+        format!("pyctl migrate --find-links {wheels}")
+    );
+    assert_eq!(
+        history[0]["changes"]["added"],
+        serde_json::json!(["migtool==1.0"])
+    );
+    // undo takes it out of the tier again; gamma, installed before, stays.
+    t.pyctl_ok(&["undo"]);
+    let freeze = t.pip_freeze();
+    assert!(
+        !freeze.iter().any(|l| l.starts_with("migtool")),
+        "{freeze:?}"
+    );
+    assert!(freeze.contains(&"gamma==1.0".to_string()), "{freeze:?}");
+    assert!(!t.venv().join("bin/migtool").exists());
+    // Nothing left to notice but orphan.
+    let doctor = text(&t.pyctl(&["doctor"]));
+    assert!(doctor.contains("1 distributions installed"), "{doctor}");
+}
+
+#[test]
+fn migrate_with_an_empty_user_site_or_a_bad_folder() {
+    let t = Tier::new();
+    let ids = t.history_ids();
+    let out = t.pyctl(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("nothing to migrate"), "{}", text(&out));
+    assert_eq!(t.history_ids(), ids);
+    let err = t.pyctl_err(&["migrate", "--find-links", "/nonexistent-wheels"]);
+    assert!(
+        err.contains("--find-links /nonexistent-wheels: not a folder"),
+        "{err}"
+    );
 }
