@@ -29,6 +29,10 @@ pub struct Cli {
     /// Print listings and plans as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Work on the tier of this Python version (`py3X/` under your tier folder) instead of the
+    /// default interpreter's: `pyctl --python 3.12 history`.
+    #[arg(long, value_name = "3.X", value_parser = parse_python_version)]
+    pub python: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -96,6 +100,30 @@ pub enum Command {
         /// Do not ask the index for the latest version.
         #[arg(long)]
         offline: bool,
+    },
+    /// Search the index's project names (pip's index URL; the list is cached in the tier for a
+    /// day): exact, prefix, substring and close matches, marking what is installed.
+    Search {
+        #[arg(value_name = "TERM")]
+        term: String,
+        /// Show at most this many results.
+        #[arg(long, short = 'n', value_name = "N", default_value_t = 20,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
+        /// Fetch the project list again even when the cached one is fresh.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Move what `pip install --user` put in ~/.local into the tier: installed there at the same
+    /// versions (recorded: `pyctl undo` takes them out of the tier again), then removed from the
+    /// user site.
+    Migrate {
+        /// Show what would move and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// A folder of wheels pip may install from, besides the index.
+        #[arg(long, value_name = "DIR")]
+        find_links: Option<PathBuf>,
     },
     /// Return the venv to the state before the last N operations not yet undone.
     Undo {
@@ -223,6 +251,23 @@ pub enum GenerateWhat {
     },
 }
 
+/// `3.12`: a Python 3 minor version.
+pub fn parse_python_version(s: &str) -> Result<String, String> {
+    match s.split_once('.') {
+        Some(("3", minor)) if minor.len() <= 3 && minor.bytes().all(|b| b.is_ascii_digit()) => {
+            match minor.parse::<u32>() {
+                Ok(n) => Ok(format!("3.{n}")),
+                Err(_) => Err(format!(
+                    "{s:?} is not a Python version: give it as 3.X, e.g. 3.12"
+                )),
+            }
+        }
+        _ => Err(format!(
+            "{s:?} is not a Python version: give it as 3.X, e.g. 3.12"
+        )),
+    }
+}
+
 /// `42` or `#42`.
 fn parse_entry_id(s: &str) -> Result<u64, String> {
     let digits = s.strip_prefix('#').unwrap_or(s);
@@ -243,6 +288,15 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn python_versions_are_three_dot_minor() {
+        assert_eq!(parse_python_version("3.12").as_deref(), Ok("3.12"));
+        assert!(parse_python_version("3").is_err());
+        assert!(parse_python_version("2.7").is_err());
+        assert!(parse_python_version("3.x").is_err());
+        assert!(parse_python_version("/usr/bin/python3").is_err());
     }
 
     #[test]

@@ -56,6 +56,23 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
             crate::export::run(ctx, &ui, requested, output.as_deref())
         }
         Command::Info { package, offline } => crate::info::run(ctx, &ui, &package, offline, json),
+        Command::Search {
+            term,
+            limit,
+            refresh,
+        } => crate::search::run(
+            ctx,
+            &ui,
+            &current_tier(ctx)?,
+            &term,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+            refresh,
+            json,
+        ),
+        Command::Migrate {
+            dry_run,
+            find_links,
+        } => crate::migrate::run(ctx, &ui, dry_run, find_links),
         Command::System { command } => match command {
             SystemCommand::Init { python } => crate::system::init(ctx, &ui, python),
             SystemCommand::Status => crate::system::status(ctx, &ui, json),
@@ -68,14 +85,22 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
 }
 
 fn current_tier(ctx: &Context) -> Result<Tier> {
-    tier::tier_for(ctx, None)
+    tier::current(ctx)
 }
 
 fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>, no_modify_path: bool) -> Result<i32> {
     if ctx.is_root() {
         bail!("root has no user tier; the system tier is set up with `pyctl system init`");
     }
-    let tier = current_tier(ctx)?;
+    // `init --python 3.12` names a version, as `pyctl --python 3.12 init` does.
+    let (tier, python) = match python.as_deref().and_then(|p| p.to_str()) {
+        Some(text) if !text.contains('/') && crate::cli::parse_python_version(text).is_ok() => {
+            let mut ctx = ctx.clone();
+            ctx.python = crate::cli::parse_python_version(text).ok();
+            (tier::current(&ctx)?, None)
+        }
+        _ => (current_tier(ctx)?, python),
+    };
     tier.check_owner(ctx)?;
     if let Some(p) = &python {
         tier::interpreter_version(p)?;
@@ -86,6 +111,17 @@ fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>, no_modify_path: bool) -
     })?;
     let created = record::ensure_venv(ctx, ui, &tier, &lock, python.as_deref())?;
     drop(lock);
+    if let (Some(site), names) = crate::migrate::user_site_packages(ctx, &tier) {
+        if !names.is_empty() {
+            ui.info(&format!(
+                "{} distributions were installed with `pip install --user` in {}: {}; \
+                 `pyctl migrate` moves them into this tier (`--dry-run` shows the plan)",
+                names.len(),
+                site.site.display(),
+                names.join(", ")
+            ));
+        }
+    }
     if created {
         ui.info(&format!(
             "user tier ready: {} (python {})",
@@ -98,7 +134,9 @@ fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>, no_modify_path: bool) -
             tier.venv().display()
         ));
     }
-    if !no_modify_path {
+    // A version tier's venv/bin holds a `python3` of another version: not for PATH. Its pip is
+    // reached as `pip3.X`.
+    if !no_modify_path && tier.version_dir_minor().is_none() {
         setup_path(ctx, ui, &tier)?;
     }
     Ok(0)
@@ -398,6 +436,39 @@ struct StatusJson {
     store_extra_bytes: Option<u64>,
     last_operation: Option<LastOp>,
     problems: Vec<String>,
+    /// Every tier of yours: the default one and one per other Python version.
+    tiers: Vec<TierSummary>,
+}
+
+#[derive(Serialize)]
+struct TierSummary {
+    root: PathBuf,
+    /// `3.12` for a `py312/` tier, `None` for the default interpreter's.
+    version_dir: Option<String>,
+    python: Option<String>,
+    packages: Option<usize>,
+    /// The tier this command looked at.
+    selected: bool,
+}
+
+fn tier_summaries(ctx: &Context, selected: &Tier) -> Vec<TierSummary> {
+    let mut tiers = tier::all_tiers(ctx).unwrap_or_default();
+    if !tiers.contains(selected) {
+        tiers.push(selected.clone());
+    }
+    tiers
+        .into_iter()
+        .map(|t| TierSummary {
+            version_dir: t.version_dir_minor(),
+            python: t.python_version(),
+            packages: t
+                .venv_exists()
+                .then(|| PackageSet::scan(&t.venv()).ok().map(|s| s.len()))
+                .flatten(),
+            selected: &t == selected,
+            root: t.root,
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -472,6 +543,7 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
         }
     }
     if tier.kind == TierKind::User
+        && tier.version_dir_minor().is_none()
         && tier.venv_exists()
         && ctx.path_position(&tier.bin_dir()).is_none()
     {
@@ -501,12 +573,17 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
             store_extra_bytes: store_extra,
             last_operation: last,
             problems,
+            tiers: tier_summaries(ctx, &tier),
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
     }
+    let kind = match tier.version_dir_minor() {
+        Some(minor) => format!("{} (python {minor})", tier.kind.as_str()),
+        None => tier.kind.as_str().to_string(),
+    };
     let mut lines = vec![
-        format!("{:<10}{}", "tier", tier.kind.as_str()),
+        format!("{:<10}{kind}", "tier"),
         format!("{:<10}{}", "venv", tier.venv().display()),
     ];
     if !tier.is_provisioned() {
@@ -552,6 +629,27 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
         lines.push(format!("{:<10}{}", "problems", problems.len()));
         for p in &problems {
             lines.push(format!("  {} {p}", ui.out(Style::Warn, "!")));
+        }
+    }
+    let tiers = tier_summaries(ctx, &tier);
+    if tiers.len() > 1 {
+        for (i, t) in tiers.iter().enumerate() {
+            let about = match (&t.python, t.packages) {
+                (Some(v), Some(n)) => format!("python {v}, {n} packages"),
+                (Some(v), None) => format!("python {v}"),
+                (None, _) => "no venv yet".to_string(),
+            };
+            let flag = match &t.version_dir {
+                Some(minor) => format!("  (pyctl --python {minor})"),
+                None => "  (default)".to_string(),
+            };
+            let label = if i == 0 { "tiers" } else { "" };
+            let marker = if t.selected { "*" } else { " " };
+            lines.push(format!(
+                "{label:<10}{marker} {} ({about}){}",
+                t.root.display(),
+                ui.out(Style::Dim, &flag)
+            ));
         }
     }
     print_or_pipe(ui, &lines)

@@ -20,6 +20,9 @@ pub struct Context {
     pub home: Option<PathBuf>,
     /// The running pyctl binary, which shims and wrappers exec.
     pub exe: PathBuf,
+    /// The Python version (`3.X`) chosen with `pyctl --python`: its tier is the one commands
+    /// work on. `None`: the default interpreter's tier.
+    pub python: Option<String>,
 }
 
 impl Context {
@@ -51,6 +54,7 @@ impl Context {
             user_name,
             home,
             exe,
+            python: None,
         }
     }
 

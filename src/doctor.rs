@@ -43,7 +43,7 @@ struct Report<'a> {
 }
 
 pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
-    let tier = tier::tier_for(ctx, None)?;
+    let tier = tier::current(ctx)?;
     let mut findings = Vec::new();
     let config = match tier.config() {
         Ok(c) => c,
@@ -91,10 +91,35 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
     }
     if tier.kind == TierKind::User {
         check_path(ctx, &tier, &mut findings);
+        check_user_site(ctx, &tier, &mut findings);
     } else {
         check_system_modes(&tier, fix, &mut findings);
     }
     finish(ui, &tier, findings)
+}
+
+/// Packages that `pip install --user` put in the user site: not wrong (the tier's venv does not
+/// see them), but `pyctl migrate` can bring them under the tier's history.
+fn check_user_site(ctx: &Context, tier: &Tier, findings: &mut Vec<Finding>) {
+    let (Some(site), names) = crate::migrate::user_site_packages(ctx, tier) else {
+        return;
+    };
+    if names.is_empty() {
+        return;
+    }
+    findings.push(Finding {
+        check: "user-site",
+        problem: format!(
+            "{} distributions installed with `pip install --user` in {}: {}",
+            names.len(),
+            site.site.display(),
+            names.join(", ")
+        ),
+        fix: "`pyctl migrate` moves them into the tier (`pyctl migrate --dry-run` shows the plan)"
+            .into(),
+        fixed: false,
+        note: true,
+    });
 }
 
 fn finish(ui: &Ui, tier: &Tier, findings: Vec<Finding>) -> Result<i32> {

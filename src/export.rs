@@ -161,7 +161,7 @@ pub fn export_text(set: &PackageSet, only: Option<&BTreeSet<String>>) -> String 
 }
 
 pub fn run(ctx: &Context, ui: &Ui, requested: bool, output: Option<&Path>) -> Result<i32> {
-    let tier = tier::tier_for(ctx, None)?;
+    let tier = tier::current(ctx)?;
     if !tier.venv_exists() {
         bail!(
             "no venv at {} yet; `pyctl init` or a first `pip install` creates it",

@@ -26,6 +26,8 @@ pub enum Kind {
     Clean,
     External,
     Init,
+    /// `pyctl migrate`: distributions moved in from the user site (`pip install --user`).
+    Migrate,
 }
 
 impl Kind {
@@ -38,6 +40,7 @@ impl Kind {
             Kind::Clean => "clean",
             Kind::External => "external",
             Kind::Init => "init",
+            Kind::Migrate => "migrate",
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The package index, read through its JSON simple API (PEP 691, "JSON-based Simple API for
-//! Python Package Indexes"; the `versions` key is PEP 700's): the latest version of a project.
-//! The index URL follows pip's `PIP_INDEX_URL`; requests have a short timeout so that a machine
-//! without network answers at once.
+//! Python Package Indexes"; the `versions` key is PEP 700's): the latest version of a project,
+//! and the index's list of projects. The index URL follows pip's own configuration
+//! (`PIP_INDEX_URL`, then `index-url` in pip.conf); requests have a short connect timeout so that
+//! a machine without network answers at once.
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -16,10 +18,137 @@ const JSON_CONTENT_TYPE: &str = "application/vnd.pypi.simple.v1+json";
 /// A project page larger than this is not read.
 const MAX_REPLY_BYTES: u64 = 32 * 1024 * 1024;
 
-/// The index URL pip would use, as far as the environment says.
-pub fn index_url(ctx: &Context) -> String {
-    ctx.var_str("PIP_INDEX_URL")
+/// The index root (project list) may be large: PyPI's is tens of megabytes.
+const MAX_ROOT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The index URL pip would use: `PIP_INDEX_URL`, else the last `index-url` of the `[global]`
+/// sections of pip's configuration files, else PyPI. `venv` is the venv whose pip would run (its
+/// own `pip.conf` is pip's "site" file).
+pub fn index_url(ctx: &Context, venv: Option<&Path>) -> String {
+    if let Some(url) = ctx.var_str("PIP_INDEX_URL") {
+        return url;
+    }
+    // The last file that sets it wins, so look from the end.
+    pip_config_files(ctx, venv)
+        .iter()
+        .rev()
+        .find_map(|file| {
+            let url = global_index_url(&std::fs::read_to_string(file).ok()?)?;
+            log::debug!("index-url {url} from {}", file.display());
+            Some(url)
+        })
         .unwrap_or_else(|| DEFAULT_INDEX_URL.to_string())
+}
+
+/// pip's configuration files in the order pip loads them (later ones win): global
+/// (`/etc/xdg/pip/pip.conf`, `/etc/pip.conf`), user (`~/.pip/pip.conf`, then
+/// `$XDG_CONFIG_HOME/pip/pip.conf`), site (`<venv>/pip.conf`), then `PIP_CONFIG_FILE`. As in pip,
+/// `PIP_CONFIG_FILE=/dev/null` (`os.devnull`) turns every file off.
+fn pip_config_files(ctx: &Context, venv: Option<&Path>) -> Vec<PathBuf> {
+    let env_file = ctx.var_path("PIP_CONFIG_FILE");
+    if env_file.as_deref() == Some(Path::new("/dev/null")) {
+        return Vec::new();
+    }
+    let mut files = vec![
+        PathBuf::from("/etc/xdg/pip/pip.conf"),
+        PathBuf::from("/etc/pip.conf"),
+    ];
+    if let Some(home) = &ctx.home {
+        files.push(home.join(".pip/pip.conf"));
+        let config_home = ctx
+            .var_path("XDG_CONFIG_HOME")
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| home.join(".config"));
+        files.push(config_home.join("pip/pip.conf"));
+    }
+    if let Some(venv) = venv {
+        files.push(venv.join("pip.conf"));
+    }
+    files.extend(env_file);
+    files
+}
+
+/// `index-url` (or `index_url`) in the `[global]` section of a pip.conf (an INI file as Python's
+/// configparser reads it: `key = value` or `key: value`, `#` and `;` comment lines).
+fn global_index_url(text: &str) -> Option<String> {
+    let mut in_global = false;
+    let mut found = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_global = section.trim() == "global";
+            continue;
+        }
+        if !in_global {
+            continue;
+        }
+        let Some(split) = line.find(['=', ':']) else {
+            continue;
+        };
+        let (key, value) = (line[..split].trim(), line[split + 1..].trim());
+        if matches!(key, "index-url" | "index_url") && !value.is_empty() {
+            found = Some(value.to_string());
+        }
+    }
+    found
+}
+
+/// Why the project list could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    /// The index could not be reached (no network, refused, timed out).
+    #[error("{0}")]
+    Offline(String),
+    /// The index answered, but not with a PEP 691 project list.
+    #[error("{0}")]
+    BadReply(String),
+}
+
+/// PEP 691 index root: `{"meta": {...}, "projects": [{"name": "..."}]}`.
+#[derive(Debug, Deserialize)]
+struct RootPage {
+    projects: Vec<RootProject>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RootProject {
+    name: String,
+}
+
+/// The names of every project on the index at `index` (PEP 691's root page). `connect` bounds
+/// reaching the index; reading the (large) reply may take longer but each read is bounded too.
+pub fn project_list(index: &str, connect: Duration) -> Result<Vec<String>, ListError> {
+    let url = format!("{}/", index.trim_end_matches('/'));
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(connect)
+        .timeout_read(Duration::from_secs(30))
+        .try_proxy_from_env(true)
+        .build();
+    let reply = match agent.get(&url).set("Accept", JSON_CONTENT_TYPE).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, _)) => {
+            return Err(ListError::BadReply(format!("{url} answered HTTP {code}")))
+        }
+        Err(ureq::Error::Transport(t)) => return Err(ListError::Offline(t.to_string())),
+    };
+    let content_type = reply.content_type().to_string();
+    if content_type != JSON_CONTENT_TYPE && content_type != "application/json" {
+        return Err(ListError::BadReply(format!(
+            "{url} answered {content_type}, not the JSON simple API (PEP 691)"
+        )));
+    }
+    let mut body = Vec::new();
+    reply
+        .into_reader()
+        .take(MAX_ROOT_BYTES)
+        .read_to_end(&mut body)
+        .map_err(|e| ListError::Offline(format!("{url}: {e}")))?;
+    let page: RootPage = serde_json::from_slice(&body)
+        .map_err(|e| ListError::BadReply(format!("{url}: malformed reply: {e}")))?;
+    Ok(page.projects.into_iter().map(|p| p.name).collect())
 }
 
 /// What the index says about a project's latest version.
@@ -153,6 +282,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(newest(&page).as_deref(), Some("2.1"));
+    }
+
+    #[test]
+    fn pip_conf_index_url_comes_from_the_global_section_only() {
+        let text = "# comment\n[install]\nindex-url = http://install/\n[global]\n\
+                    cert = /x\nindex_url: http://a/simple\n; index-url = http://no/\n\
+                    index-url = http://b/simple\n[freeze]\nindex-url = http://c/\n";
+        assert_eq!(global_index_url(text).as_deref(), Some("http://b/simple"));
+        assert_eq!(global_index_url("[global]\ncert = /x\n"), None);
+        assert_eq!(global_index_url("index-url = http://nosection/\n"), None);
+    }
+
+    #[test]
+    fn unreachable_index_has_no_project_list() {
+        let list = project_list("http://127.0.0.1:9/simple", Duration::from_secs(2));
+        assert!(matches!(list, Err(ListError::Offline(_))), "{list:?}");
     }
 
     #[test]

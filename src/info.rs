@@ -55,7 +55,7 @@ struct LatestJson {
 }
 
 pub fn run(ctx: &Context, ui: &Ui, package: &str, offline: bool, json: bool) -> Result<i32> {
-    let tier = tier::tier_for(ctx, None)?;
+    let tier = tier::current(ctx)?;
     if !tier.venv_exists() {
         bail!(
             "no venv at {} yet; `pyctl init` or a first `pip install` creates it",
@@ -83,7 +83,7 @@ pub fn run(ctx: &Context, ui: &Ui, package: &str, offline: bool, json: bool) -> 
         .python_version()
         .and_then(|v| depcheck::marker_environment(&v));
     let (files, size_bytes) = files_and_size(&tier.venv(), dist);
-    let index_url = index::index_url(ctx);
+    let index_url = index::index_url(ctx, Some(&tier.venv()));
     let latest = if offline {
         None
     } else {

@@ -310,6 +310,14 @@ impl PackageSet {
         Ok(set)
     }
 
+    /// Reads the distributions of one site-packages folder (a user site, say); none when the
+    /// folder does not exist.
+    pub fn scan_site(dir: &Path) -> Result<PackageSet, InventoryError> {
+        let mut set = PackageSet::default();
+        scan_dir(dir, &mut set, true)?;
+        Ok(set)
+    }
+
     pub fn len(&self) -> usize {
         self.dists.len()
     }

@@ -22,8 +22,10 @@ pub mod hooks;
 pub mod index;
 pub mod info;
 pub mod inventory;
+pub mod migrate;
 pub mod parallel;
 pub mod record;
+pub mod search;
 pub mod shell;
 pub mod shims;
 pub mod snapshot;
@@ -43,7 +45,7 @@ use crate::context::Context;
 use crate::exit_codes::ExitCode;
 
 /// Runs pyctl with `args` (argv, program name first) and returns the process exit code.
-pub fn run(ctx: Context, args: Vec<OsString>) -> i32 {
+pub fn run(mut ctx: Context, args: Vec<OsString>) -> i32 {
     let program = args
         .first()
         .and_then(|a| Path::new(a).file_name())
@@ -63,11 +65,10 @@ pub fn run(ctx: Context, args: Vec<OsString>) -> i32 {
                 return e.exit_code();
             }
         };
+        ctx.python = cli.python.clone();
         // Read once here: `ui.verbose` sets the log level before anything logs, `ui.color` is
         // for the output. A broken file is reported by the commands that need it.
-        let config = tier::tier_for(&ctx, None)
-            .ok()
-            .and_then(|t| t.config().ok());
+        let config = tier::current(&ctx).ok().and_then(|t| t.config().ok());
         let verbose = match config {
             Some(ref c) if c.ui.verbose && cli.verbose == 0 && !cli.quiet => 1,
             _ => cli.verbose,

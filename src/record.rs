@@ -361,18 +361,10 @@ pub fn ensure_venv(
 
 /// The interpreter for a tier: its `py3X` folder names a version, otherwise the default.
 pub fn choose_python(ctx: &Context, tier: &Tier) -> Result<std::path::PathBuf> {
-    let dir_name = tier
-        .root
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if let Some(digits) = dir_name.strip_prefix("py") {
-        if digits.len() >= 2 && digits.bytes().all(|b| b.is_ascii_digit()) {
-            let minor = format!("{}.{}", &digits[..1], &digits[1..]);
-            return tier::python_for_version(ctx, &minor);
-        }
+    match tier.version_dir_minor() {
+        Some(minor) => tier::python_for_version(ctx, &minor),
+        None => tier::default_python(ctx),
     }
-    tier::default_python(ctx)
 }
 
 /// System-tier writes go to syslog (ident `pyctl`), naming the sudo caller.

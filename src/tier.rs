@@ -72,6 +72,14 @@ impl Tier {
         self.root.join(".lock")
     }
 
+    /// `3.12` for a tier in a `py312/` folder (another Python than the default one).
+    pub fn version_dir_minor(&self) -> Option<String> {
+        let name = self.root.file_name()?.to_str()?;
+        let digits = name.strip_prefix("py3")?;
+        (!digits.is_empty() && digits.len() <= 3 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| format!("3.{digits}"))
+    }
+
     /// Whether the venv exists (its `pyvenv.cfg` is there).
     pub fn venv_exists(&self) -> bool {
         self.venv().join("pyvenv.cfg").is_file()
@@ -252,6 +260,43 @@ pub fn tier_for(ctx: &Context, python: Option<&str>) -> Result<Tier> {
         return Ok(top_tier);
     }
     Ok(Tier::new(kind, top.join(version_dir_name(wanted))))
+}
+
+/// The tier commands work on: the one of `pyctl --python 3.X` when given, else the default
+/// interpreter's. A version tier not set up yet needs its interpreter installed.
+pub fn current(ctx: &Context) -> Result<Tier> {
+    let tier = tier_for(ctx, ctx.python.as_deref())?;
+    if let Some(minor) = &ctx.python {
+        if tier.version_dir_minor().is_some() && !tier.is_provisioned() {
+            python_for_version(ctx, minor).with_context(|| {
+                format!(
+                    "--python {minor}: no tier for it in {}",
+                    tier.root.display()
+                )
+            })?;
+        }
+    }
+    Ok(tier)
+}
+
+/// Every tier of the caller: the top one, then each `py3X/` one set up under it, by version.
+pub fn all_tiers(ctx: &Context) -> Result<Vec<Tier>> {
+    let top = tier_for(ctx, None)?;
+    let mut others: Vec<(u32, Tier)> = std::fs::read_dir(&top.root)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| Tier::new(top.kind, e.path()))
+        .filter(|t| t.is_provisioned() || t.venv_exists())
+        .filter_map(|t| {
+            let minor = t.version_dir_minor()?;
+            Some((minor[2..].parse().ok()?, t))
+        })
+        .collect();
+    others.sort_by_key(|(n, _)| *n);
+    let mut tiers = vec![top];
+    tiers.extend(others.into_iter().map(|(_, t)| t));
+    Ok(tiers)
 }
 
 /// `3.12` → `py312`.

@@ -80,7 +80,7 @@ struct Target {
 
 /// Locks the tier, brings history up to date, and hands over the log.
 fn open_tier(ctx: &Context, ui: &Ui) -> Result<(Tier, Config, TierLock)> {
-    let tier = tier::tier_for(ctx, None)?;
+    let tier = tier::current(ctx)?;
     if !tier.venv_exists() && !tier.is_provisioned() {
         bail!(
             "no tier at {} yet; `pip install ...` or `pyctl init` creates it",
@@ -589,7 +589,7 @@ pub fn snapshot_cmd(ctx: &Context, ui: &Ui, name: &str, force: bool) -> Result<i
 }
 
 pub fn list_snapshots(ctx: &Context, ui: &Ui) -> Result<i32> {
-    let tier = tier::tier_for(ctx, None)?;
+    let tier = tier::current(ctx)?;
     let snaps = list(&tier);
     if ui.json {
         println!("{}", serde_json::to_string_pretty(&snaps)?);

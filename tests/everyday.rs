@@ -230,6 +230,18 @@ fn lines(s: &str) -> Vec<String> {
 
 /// A wheel built in the test: name, version, summary, requirements, one module.
 fn wheel(dir: &Path, name: &str, version: &str, summary: &str, requires: &[&str]) {
+    wheel_with(dir, name, version, summary, requires, Vec::new());
+}
+
+/// `wheel` with extra files in the wheel (an `entry_points.txt`, say).
+fn wheel_with(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    summary: &str,
+    requires: &[&str],
+    extra: Vec<(String, Vec<u8>)>,
+) {
     use base64::Engine as _;
     use sha2::Digest as _;
     let dist_info = format!("{name}-{version}.dist-info");
@@ -250,6 +262,7 @@ fn wheel(dir: &Path, name: &str, version: &str, summary: &str, requires: &[&str]
                 .to_vec(),
         ),
     ];
+    files.extend(extra);
     let mut record = String::new();
     for (p, data) in &files {
         let hash =
@@ -591,6 +604,29 @@ fn export_to_a_folder_that_does_not_exist_is_an_error() {
 /// the newest final release not yanked), `/simple/beta/` answers malformed JSON, anything else
 /// 404. Returns its `/simple` URL; the server lives as long as the test process.
 fn start_index() -> String {
+    serve_index(|path| {
+        match path {
+        "/simple/alpha/" => (
+            "200 OK",
+            r#"{"meta": {"api-version": "1.1"}, "name": "alpha", "versions": ["1.0", "2.0", "2.1", "3.0", "4.0rc1"],
+                "files": [
+                  {"filename": "alpha-1.0-py3-none-any.whl", "url": "a", "hashes": {}},
+                  {"filename": "alpha-2.0-py3-none-any.whl", "url": "b", "hashes": {}},
+                  {"filename": "alpha-2.1.tar.gz", "url": "c", "hashes": {}},
+                  {"filename": "alpha-3.0-py3-none-any.whl", "url": "d", "hashes": {}, "yanked": true},
+                  {"filename": "alpha-4.0rc1-py3-none-any.whl", "url": "e", "hashes": {}}
+                ]}"#
+            .to_string(),
+        ),
+        "/simple/beta/" => ("200 OK", "{\"files\": [ oops".to_string()),
+        _ => ("404 Not Found", "{}".to_string()),
+    }
+    })
+}
+
+/// A PEP 691 index on loopback answering each request path with `reply(path)` (status line and
+/// JSON body). Returns its `/simple` URL; the server lives as long as the test process.
+fn serve_index(reply: impl Fn(&str) -> (&'static str, String) + Send + 'static) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/simple", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -607,21 +643,7 @@ fn start_index() -> String {
             let request = String::from_utf8_lossy(&request);
             let path = request.split_whitespace().nth(1).unwrap_or("");
             let json = "application/vnd.pypi.simple.v1+json";
-            let (status, body) = match path {
-                "/simple/alpha/" => (
-                    "200 OK",
-                    r#"{"meta": {"api-version": "1.1"}, "name": "alpha", "versions": ["1.0", "2.0", "2.1", "3.0", "4.0rc1"],
-                        "files": [
-                          {"filename": "alpha-1.0-py3-none-any.whl", "url": "a", "hashes": {}},
-                          {"filename": "alpha-2.0-py3-none-any.whl", "url": "b", "hashes": {}},
-                          {"filename": "alpha-2.1.tar.gz", "url": "c", "hashes": {}},
-                          {"filename": "alpha-3.0-py3-none-any.whl", "url": "d", "hashes": {}, "yanked": true},
-                          {"filename": "alpha-4.0rc1-py3-none-any.whl", "url": "e", "hashes": {}}
-                        ]}"#,
-                ),
-                "/simple/beta/" => ("200 OK", "{\"files\": [ oops"),
-                _ => ("404 Not Found", "{}"),
-            };
+            let (status, body) = reply(path);
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status}\r\nContent-Type: {json}\r\nContent-Length: {}\r\n\
@@ -742,4 +764,567 @@ fn config_ui_verbose_logs_as_with_dash_v() {
     let out = verbose.pyctl(&["init", "--no-modify-path"]);
     assert!(out.status.success());
     assert!(text(&out).contains("init recorded as #1"), "{}", text(&out));
+}
+
+// ---------------------------------------------------------------------------------------------
+// search
+
+/// An index whose root lists `projects` (or answers `malformed` when set), counting the requests
+/// for the root.
+struct ListIndex {
+    url: String,
+    root_requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    malformed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ListIndex {
+    fn start(projects: &[&str]) -> ListIndex {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let root_requests = Arc::new(AtomicUsize::new(0));
+        let malformed = Arc::new(AtomicBool::new(false));
+        let list: Vec<serde_json::Value> = projects
+            .iter()
+            .map(|p| serde_json::json!({ "name": p }))
+            .collect();
+        let body =
+            serde_json::json!({"meta": {"api-version": "1.1"}, "projects": list}).to_string();
+        let (count, bad) = (root_requests.clone(), malformed.clone());
+        let url = serve_index(move |path| match path {
+            "/simple/" => {
+                count.fetch_add(1, Ordering::SeqCst);
+                if bad.load(Ordering::SeqCst) {
+                    ("200 OK", "{\"projects\": [ nope".to_string())
+                } else {
+                    ("200 OK", body.clone())
+                }
+            }
+            _ => ("404 Not Found", "{}".to_string()),
+        });
+        ListIndex {
+            url,
+            root_requests,
+            malformed,
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.root_requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+const PROJECTS: &[&str] = &[
+    "zeta",
+    "the_alpha_project",
+    "Alpha.Tools",
+    "beta",
+    "alpah",
+    "alphabet",
+    "alpha",
+    "omega",
+];
+
+fn search_json(t: &Tier, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json", "search"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&t.pyctl_ok(&all)).unwrap()
+}
+
+fn result_rows(json: &serde_json::Value) -> Vec<(String, String, Option<String>)> {
+    json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["match"].as_str().unwrap().to_string(),
+                r["installed"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn search_ranks_names_marks_what_is_installed_and_caches_the_list() {
+    let mut t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    let index = ListIndex::start(PROJECTS);
+    t.index_url = index.url.clone();
+    let json = search_json(&t, &["ALPHA"]);
+    let row =
+        |n: &str, m: &str, i: Option<&str>| (n.to_string(), m.to_string(), i.map(str::to_string));
+    assert_eq!(
+        result_rows(&json),
+        vec![
+            row("alpha", "exact", Some("1.0")),
+            row("alphabet", "prefix", None),
+            row("Alpha.Tools", "prefix", None),
+            row("the_alpha_project", "substring", None),
+            row("alpah", "fuzzy", None),
+        ]
+    );
+    assert_eq!(json["total_matches"], 5);
+    assert_eq!(json["source"]["from"], "index");
+    assert_eq!(json["source"]["index"], index.url.as_str());
+    assert_eq!(index.requests(), 1);
+    let cache = t.root().join("cache/projects.json");
+    let cached: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    assert_eq!(cached["index"], index.url.as_str());
+    assert_eq!(cached["projects"].as_array().unwrap().len(), PROJECTS.len());
+
+    // The fresh cache answers; the index is not asked again.
+    let out = t.pyctl(&["search", "alpha", "--limit", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        lines(&stdout),
+        vec!["alpha     exact      installed 1.0", "alphabet  prefix"]
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 of 5 matches shown"), "{stderr}");
+    assert!(stderr.contains("list cached"), "{stderr}");
+    assert_eq!(index.requests(), 1);
+    // --refresh asks the index again.
+    let json = search_json(&t, &["omega", "--refresh"]);
+    assert_eq!(result_rows(&json), vec![row("omega", "exact", None)]);
+    assert_eq!(json["source"]["from"], "index");
+    assert_eq!(index.requests(), 2);
+    // No match: said, not an error.
+    let json = search_json(&t, &["qqqqqqqq"]);
+    assert_eq!(json["total_matches"], 0);
+}
+
+/// Writes a cache of `index` fetched `hours` ago, as the test account.
+fn write_cache(t: &Tier, index: &str, hours: i64, projects: &[&str]) {
+    let fetched = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(hours);
+    let cache = serde_json::json!({
+        "schema": 1,
+        "index": index,
+        "fetched": fetched.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "projects": projects,
+    });
+    let dir = t.root().join("cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    t.give_away(&dir);
+    t.write(&dir.join("projects.json"), &cache.to_string());
+}
+
+#[test]
+fn search_offline_uses_the_cache_and_says_how_old_it_is() {
+    let t = Tier::new();
+    // No cache and nobody answering: a clear error, exit 1, at once.
+    let started = std::time::Instant::now();
+    let err = t.pyctl_err(&["search", "alpha"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(err.contains("cannot reach the index"), "{err}");
+    assert!(
+        err.contains("no cached project list of http://127.0.0.1:9/simple"),
+        "{err}"
+    );
+    // A stale cache of that index: used, with its age.
+    write_cache(&t, DEAD_INDEX, 50, PROJECTS);
+    let out = t.pyctl(&["search", "beta"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "beta  exact");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach the index"), "{stderr}");
+    assert!(
+        stderr.contains("using the list cached 2 days ago"),
+        "{stderr}"
+    );
+    let json = search_json(&t, &["beta"]);
+    assert_eq!(json["source"]["from"], "cache");
+    assert!(json["source"]["age_seconds"].as_u64().unwrap() >= 50 * 3600);
+    // A cache of another index is not this index's list.
+    write_cache(&t, "http://elsewhere.invalid/simple", 1, PROJECTS);
+    let err = t.pyctl_err(&["search", "beta"]);
+    assert!(err.contains("no cached project list"), "{err}");
+}
+
+#[test]
+fn search_with_a_malformed_reply_falls_back_to_the_cache_or_fails_clearly() {
+    let mut t = Tier::new();
+    let index = ListIndex::start(PROJECTS);
+    index
+        .malformed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    t.index_url = index.url.clone();
+    let err = t.pyctl_err(&["search", "alpha"]);
+    assert!(err.contains("the index gave no project list"), "{err}");
+    assert!(err.contains("malformed reply"), "{err}");
+    assert!(!t.root().join("cache/projects.json").exists());
+    write_cache(&t, &index.url, 30, &["alpha", "alpine"]);
+    let out = t.pyctl(&["search", "alp"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        lines(&String::from_utf8_lossy(&out.stdout)),
+        vec!["alpha   prefix", "alpine  prefix"]
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("using the list cached 30 hours ago"),
+        "{}",
+        text(&out)
+    );
+    // The stale cache stays as it was (not replaced by the bad reply).
+    let cached = std::fs::read_to_string(t.root().join("cache/projects.json")).unwrap();
+    assert!(cached.contains("alpine"), "{cached}");
+}
+
+#[test]
+fn search_and_info_follow_the_index_url_of_pip_conf() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    let index = ListIndex::start(PROJECTS);
+    let info_index = start_index();
+    // ~/.config/pip/pip.conf, with no PIP_INDEX_URL and no PIP_CONFIG_FILE.
+    let conf_dir = t.path().join("home/.config/pip");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    t.give_away(&t.path().join("home/.config"));
+    t.write(
+        &conf_dir.join("pip.conf"),
+        &format!(
+            "[install]\nindex-url = http://127.0.0.1:9/nope\n[global]\nindex-url = {}\n",
+            index.url
+        ),
+    );
+    let run = |args: &[&str], config_file: Option<&Path>| {
+        let mut cmd = t.command(Path::new(PYCTL));
+        cmd.env_remove("PIP_INDEX_URL")
+            .env_remove("PIP_CONFIG_FILE");
+        if let Some(f) = config_file {
+            cmd.env("PIP_CONFIG_FILE", f);
+        }
+        let out = cmd.args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let json = run(&["--json", "search", "alpha"], None);
+    assert_eq!(json["source"]["index"], index.url.as_str());
+    assert_eq!(json["results"][0]["name"], "alpha");
+    assert_eq!(index.requests(), 1);
+    // PIP_CONFIG_FILE is read last and wins.
+    let env_conf = t.path().join("pip-env.conf");
+    t.write(&env_conf, &format!("[global]\nindex-url = {info_index}\n"));
+    let json = run(&["--json", "info", "alpha"], Some(&env_conf));
+    assert_eq!(json["latest"]["index"], info_index.as_str());
+    assert_eq!(json["latest"]["version"], "2.1");
+    // PIP_CONFIG_FILE=/dev/null turns every file off, as in pip: PyPI (not asked: --offline).
+    let json = run(
+        &["--json", "info", "alpha", "--offline"],
+        Some(Path::new("/dev/null")),
+    );
+    assert_eq!(json["latest"]["index"], "https://pypi.org/simple");
+}
+
+#[test]
+fn search_rejects_terms_that_are_not_names_and_a_zero_limit() {
+    let t = Tier::new();
+    let err = t.pyctl_err(&["search", "a b"]);
+    assert!(err.contains("\"a b\" is not a project name"), "{err}");
+    let err = t.pyctl_err(&["search", "--", "-._"]);
+    assert!(err.contains("\"-._\" has no letter or digit"), "{err}");
+    let out = t.pyctl(&["search", "alpha", "--limit", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("'0'"), "{}", text(&out));
+}
+
+// ---------------------------------------------------------------------------------------------
+// several Python versions
+
+#[test]
+fn python_option_of_the_default_version_is_the_default_tier() {
+    let t = Tier::new();
+    t.install(&["gamma"]);
+    let version = t.pyctl_ok(&["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&version).unwrap();
+    let minor: String = status["python"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    let with = t.pyctl_ok(&["--python", &minor, "history"]);
+    assert_eq!(with, t.pyctl_ok(&["history"]));
+    assert!(with.contains("gamma"), "{with}");
+    let status: serde_json::Value =
+        serde_json::from_str(&t.pyctl_ok(&["--python", &minor, "--json", "status"])).unwrap();
+    assert_eq!(status["venv"], t.venv().to_str().unwrap());
+    assert_eq!(status["tiers"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn python_option_for_a_python_that_is_not_installed_is_an_error() {
+    let t = Tier::new();
+    for args in [
+        vec!["--python", "3.99", "status"],
+        vec!["--python", "3.99", "init", "--no-modify-path"],
+        vec!["init", "--python", "3.99", "--no-modify-path"],
+        vec!["--python", "3.99", "history"],
+    ] {
+        let err = t.pyctl_err(&args);
+        assert!(
+            err.contains("Python 3.99 is not installed"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!t.root().join("py399").exists());
+    let out = t.pyctl(&["--python", "three", "status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("\"three\" is not a Python version"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// With a default interpreter of another version (a stand-in that only answers the version
+/// question as 3.12), `--python 3.11` is the `py311/` tier: created by init, reached by
+/// `pip3.11`, listed by status, undone through `pyctl --python 3.11 undo`.
+#[test]
+fn python_option_works_on_the_py3x_tier_and_status_lists_every_tier() {
+    let t = Tier::bare();
+    let fake = t.path().join("bin/default-python");
+    t.write(&fake, "#!/bin/sh\necho 3.12.0\n");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(PYCTL, t.path().join("bin/pip3.11")).unwrap();
+    t.give_away(&t.path().join("bin"));
+    let run = |program: &Path, args: &[&str]| {
+        let out = t
+            .command(program)
+            .env("PYCTL_PYTHON", &fake)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let pyctl = Path::new(PYCTL);
+    run(pyctl, &["--python", "3.11", "init"]);
+    let py311 = t.root().join("py311");
+    assert!(py311.join("venv/bin/python3.11").exists());
+    assert!(!t.root().join("venv").exists());
+    // No PATH lines for a version tier: its bin has a python3 of another version.
+    assert!(!t.path().join("home/.profile").exists());
+    let wheels = t.wheels();
+    run(
+        &t.path().join("bin/pip3.11"),
+        &[
+            "install",
+            "--no-index",
+            "--find-links",
+            wheels.to_str().unwrap(),
+            "zeta",
+        ],
+    );
+    let history = run(pyctl, &["--python", "3.11", "history"]);
+    assert!(history.contains("pip3.11 install"), "{history}");
+    assert!(history.contains("zeta"), "{history}");
+    let freeze = run(pyctl, &["--python", "3.11", "freeze"]);
+    assert!(freeze.contains("zeta==1.0"), "{freeze}");
+
+    let status = run(pyctl, &["status"]);
+    let tiers: Vec<&str> = status
+        .lines()
+        .skip_while(|l| !l.starts_with("tiers"))
+        .collect();
+    assert_eq!(tiers.len(), 2, "{status}");
+    assert!(
+        tiers[0].contains(&format!("* {} (no venv yet)", t.root().display())),
+        "{status}"
+    );
+    assert!(
+        tiers[1].contains(&format!("{} (python 3.11.", py311.display())),
+        "{status}"
+    );
+    assert!(tiers[1].contains(", 3 packages)"), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run(pyctl, &["--python", "3.11", "--json", "status"])).unwrap();
+    assert_eq!(json["venv"], py311.join("venv").to_str().unwrap());
+    assert_eq!(json["packages"], 3);
+    assert_eq!(json["tiers"][1]["version_dir"], "3.11");
+    assert_eq!(json["tiers"][1]["selected"], true);
+    assert_eq!(json["tiers"][0]["selected"], false);
+
+    run(pyctl, &["--python", "3.11", "undo"]);
+    let freeze = run(pyctl, &["--python", "3.11", "freeze"]);
+    assert!(!freeze.contains("zeta"), "{freeze}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// migrate
+
+/// Installs `names` from `wheels` into the user site of the tier's home with the system
+/// Python's own pip (`pip install --user`), as the test account.
+fn pip_install_user(t: &Tier, wheels: &Path, names: &[&str]) {
+    let out = t
+        .command(Path::new("/usr/bin/python3"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--user",
+            "--no-index",
+            "--break-system-packages",
+            "--find-links",
+            wheels.to_str().unwrap(),
+        ])
+        .args(names)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pip install --user: {}", text(&out));
+}
+
+fn user_site(t: &Tier) -> PathBuf {
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .unwrap();
+    let minor = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    t.path()
+        .join(format!("home/.local/lib/python{minor}/site-packages"))
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn migrate_moves_user_site_packages_into_the_tier_recorded_and_undoable() {
+    let t = Tier::bare();
+    // migtool has a console script (in ~/.local/bin once installed --user); orphan's wheel is
+    // in a folder migrate is not told about, so pip cannot get it.
+    let orphans = t.path().join("orphans");
+    std::fs::create_dir_all(&orphans).unwrap();
+    wheel_with(
+        &t.wheels(),
+        "migtool",
+        "1.0",
+        "Has a script",
+        &[],
+        vec![(
+            "migtool-1.0.dist-info/entry_points.txt".to_string(),
+            b"[console_scripts]\nmigtool = migtool:main\n".to_vec(),
+        )],
+    );
+    wheel(&orphans, "orphan", "1.0", "Nowhere else", &[]);
+    t.give_away(t.path());
+    pip_install_user(&t, &t.wheels(), &["migtool", "gamma"]);
+    pip_install_user(&t, &orphans, &["orphan"]);
+    let site = user_site(&t);
+    let local_bin = t.path().join("home/.local/bin");
+    assert!(local_bin.join("migtool").exists());
+
+    // init and doctor notice them.
+    let out = t.pyctl(&["init", "--no-modify-path"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("3 distributions were installed with `pip install --user`")
+            && said.contains("gamma==1.0, migtool==1.0, orphan==1.0")
+            && said.contains("`pyctl migrate`"),
+        "{said}"
+    );
+    let doctor = text(&t.pyctl(&["doctor"]));
+    assert!(
+        doctor.contains("note [user-site] 3 distributions installed with `pip install --user`"),
+        "{doctor}"
+    );
+    // The tier already has gamma 1.0: only the user site's copy goes.
+    t.install(&["gamma==1.0"]);
+    let ids_before = t.history_ids();
+
+    let wheels = t.wheels();
+    let wheels = wheels.to_str().unwrap();
+    let plan = t.pyctl_ok(&["migrate", "--dry-run", "--find-links", wheels]);
+    let plan_lines = lines(&plan);
+    assert!(plan_lines[0].starts_with("remove  gamma==1.0"), "{plan}");
+    assert!(plan_lines[1].starts_with("move    migtool==1.0"), "{plan}");
+    assert!(plan_lines[2].starts_with("move    orphan==1.0"), "{plan}");
+    assert_eq!(t.history_ids(), ids_before, "a dry run recorded something");
+    assert!(site.join("migtool-1.0.dist-info").is_dir());
+
+    let out = t.pyctl(&["migrate", "--find-links", wheels]);
+    // orphan could not be moved: said, and exit 1.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("removed gamma==1.0"), "{stdout}");
+    assert!(
+        stdout.contains("moved   migtool==1.0  into the tier"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "kept    orphan==1.0   in the user site: pip could not install orphan==1.0 in the \
+             tier (from the index or {wheels})"
+        )),
+        "{stdout}"
+    );
+    let freeze = t.pip_freeze();
+    assert!(freeze.contains(&"migtool==1.0".to_string()), "{freeze:?}");
+    assert!(freeze.contains(&"gamma==1.0".to_string()), "{freeze:?}");
+    assert!(
+        !freeze.iter().any(|l| l.starts_with("orphan")),
+        "{freeze:?}"
+    );
+    assert!(t.venv().join("bin/migtool").exists());
+    // Gone from the user site (module, metadata, script); orphan stays whole.
+    assert_eq!(
+        names_in(&site)
+            .into_iter()
+            .filter(|n| !n.starts_with("__"))
+            .collect::<Vec<_>>(),
+        vec!["orphan", "orphan-1.0.dist-info"]
+    );
+    assert!(!local_bin.join("migtool").exists());
+
+    // One history entry of kind migrate, with what it added.
+    let history: serde_json::Value =
+        serde_json::from_str(&t.pyctl_ok(&["--json", "history", "-n", "1"])).unwrap();
+    assert_eq!(history[0]["kind"], "migrate");
+    assert_eq!(
+        history[0]["command"],
+        format!("pyctl migrate --find-links {wheels}")
+    );
+    assert_eq!(
+        history[0]["changes"]["added"],
+        serde_json::json!(["migtool==1.0"])
+    );
+    // undo takes it out of the tier again; gamma, installed before, stays.
+    t.pyctl_ok(&["undo"]);
+    let freeze = t.pip_freeze();
+    assert!(
+        !freeze.iter().any(|l| l.starts_with("migtool")),
+        "{freeze:?}"
+    );
+    assert!(freeze.contains(&"gamma==1.0".to_string()), "{freeze:?}");
+    assert!(!t.venv().join("bin/migtool").exists());
+    // Nothing left to notice but orphan.
+    let doctor = text(&t.pyctl(&["doctor"]));
+    assert!(doctor.contains("1 distributions installed"), "{doctor}");
+}
+
+#[test]
+fn migrate_with_an_empty_user_site_or_a_bad_folder() {
+    let t = Tier::new();
+    let ids = t.history_ids();
+    let out = t.pyctl(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("nothing to migrate"), "{}", text(&out));
+    assert_eq!(t.history_ids(), ids);
+    let err = t.pyctl_err(&["migrate", "--find-links", "/nonexistent-wheels"]);
+    assert!(
+        err.contains("--find-links /nonexistent-wheels: not a folder"),
+        "{err}"
+    );
 }
