@@ -1,15 +1,18 @@
 //! `pyctl migrate`: moves what `pip install --user` put in the user site
 //! (`~/.local/lib/python3.X/site-packages`, scripts in `~/.local/bin`) into the tier. Each
 //! distribution is installed in the tier at the same version by the tier's pip (`--no-deps`, from
-//! the index or `--find-links`), as one recorded operation (kind `migrate`), and only then removed
-//! from the user site, file by file from its RECORD ("Recording installed projects", PyPA specs),
-//! as `pip uninstall` does. What pip cannot get stays in the user site, and is named.
+//! the index or `--find-links`), as one recorded operation (kind `migrate`), and only then taken
+//! out of the user site, file by file from its RECORD ("Recording installed projects", PyPA
+//! specs), as `pip uninstall` does, except that the files are moved into
+//! `<tier>/migrated/<entry id>/` (with a `manifest.json` of original -> backup paths) instead of
+//! deleted. Undoing the entry puts them back ([`put_back`]). What pip cannot get stays in the
+//! user site, and is named.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
 use crate::history::Kind;
@@ -91,6 +94,9 @@ struct Report<'a> {
     tier: &'a Path,
     dry_run: bool,
     history_id: Option<u64>,
+    /// Where the files taken out of the user site are kept until an undo puts them back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup: Option<&'a Path>,
     items: &'a [Item],
 }
 
@@ -133,7 +139,7 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
             site.site.display()
         ));
         if ui.json {
-            print_report(&site, &tier, dry_run, None, &[])?;
+            print_report(&site, &tier, dry_run, None, None, &[])?;
         }
         return Ok(0);
     }
@@ -163,7 +169,7 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
         .collect();
     if dry_run {
         if ui.json {
-            print_report(&site, &tier, true, None, &items)?;
+            print_report(&site, &tier, true, None, None, &items)?;
         } else {
             print_items(ui, &items, &site, &tier)?;
         }
@@ -182,7 +188,9 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
         .map(|i| format!("{}=={}", i.name, i.version))
         .collect();
     let mut history_id = None;
-    if !wanted.is_empty() {
+    // Anything leaving the user site is recorded (even when pip installs nothing: the tier
+    // already had them all), so that undo can put it back.
+    if items.iter().any(|i| i.action != "keep") {
         let mut pip_args: Vec<String> = vec!["install".into(), "--no-deps".into()];
         if let Some(dir) = &find_links {
             pip_args.push("--find-links".into());
@@ -202,6 +210,9 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
         };
         let venv = tier.venv();
         let outcome = record::record(ctx, ui, &tier, &lock, &config, &op, || {
+            if wanted.is_empty() {
+                return Ok(0);
+            }
             install(ui, &venv, &pip_args, &wanted)
         })?;
         history_id = Some(outcome.id);
@@ -211,13 +222,20 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
             outcome.changes.summary()
         ));
     }
-    // Only what the tier now has at the same version leaves the user site.
+    // Only what the tier now has at the same version leaves the user site, moved into the
+    // entry's backup folder, never deleted.
     let now = PackageSet::scan(&tier.venv())?;
+    let backup = history_id.map(|id| backup_dir(&tier, id));
+    let mut manifest = Manifest {
+        id: history_id.unwrap_or_default(),
+        user_base: site.base.clone(),
+        dists: Vec::new(),
+    };
     for item in items.iter_mut().filter(|i| i.action != "keep") {
         let in_tier = now
             .get(&item.name)
             .is_some_and(|d| d.display_version() == item.version);
-        if !in_tier {
+        let Some(backup) = backup.as_deref().filter(|_| in_tier) else {
             item.action = "keep";
             item.reason = Some(format!(
                 "pip could not install {}=={} in the tier (from {})",
@@ -230,24 +248,34 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
             ));
             item.moved = Some(false);
             continue;
-        }
+        };
         let dist = user_set
             .get(&item.name)
             .context("a distribution of the user site vanished")?;
-        remove_from_user_site(&site, dist)?;
+        move_out_of_user_site(&site, dist, backup, &mut manifest).with_context(|| {
+            format!(
+                "moving {}=={} out of the user site (what moved is in {}; `pyctl undo` puts it \
+                 back)",
+                item.name,
+                item.version,
+                backup.display()
+            )
+        })?;
         item.moved = Some(true);
     }
     drop(lock);
+    let backup = backup.filter(|_| !manifest.dists.is_empty());
     let kept = items.iter().filter(|i| i.action == "keep").count();
     if ui.json {
-        print_report(&site, &tier, false, history_id, &items)?;
+        print_report(&site, &tier, false, history_id, backup.as_deref(), &items)?;
     } else {
         print_items(ui, &items, &site, &tier)?;
-        if history_id.is_some() {
-            ui.info(
-                "`pyctl undo` takes them out of the tier again (it does not put them back in the \
-                 user site)",
-            );
+        if let (Some(id), Some(dir)) = (history_id, &backup) {
+            ui.info(&format!(
+                "the user site's files are kept in {}; `pyctl undo` (of #{id}) takes the \
+                 packages out of the tier and puts those files back",
+                dir.display()
+            ));
         }
     }
     Ok(if kept == 0 { 0 } else { 1 })
@@ -299,25 +327,109 @@ fn run_pip(venv: &Path, pip_args: &[String], requirements: &[String]) -> Result<
     Ok(status.success())
 }
 
-/// Removes a distribution from the user site as `pip uninstall` does: every file its RECORD
-/// lists inside the user base (scripts in `bin/` included), their `__pycache__` entries, the
-/// `.dist-info` folder, then the folders left empty.
-fn remove_from_user_site(site: &UserSite, dist: &Distribution) -> Result<()> {
+/// Where migrate entry `id` keeps the files it moved out of the user site.
+pub fn backup_dir(tier: &Tier, id: u64) -> PathBuf {
+    tier.root.join("migrated").join(id.to_string())
+}
+
+const MANIFEST: &str = "manifest.json";
+
+/// `<backup dir>/manifest.json`: every file moved out of the user site, where it came from and
+/// where it is kept (relative to the backup folder). Written before the files move, so a run
+/// killed half-way still says where everything went.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Manifest {
+    id: u64,
+    user_base: PathBuf,
+    dists: Vec<ManifestDist>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ManifestDist {
+    name: String,
+    version: String,
+    files: Vec<MovedFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MovedFile {
+    original: PathBuf,
+    backup: PathBuf,
+}
+
+impl Manifest {
+    fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        crate::fsutil::write_atomic(&dir.join(MANIFEST), &serde_json::to_vec_pretty(self)?)
+    }
+
+    fn read(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST);
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not a manifest", path.display()))
+    }
+}
+
+/// `/home/u/.local/bin/x` is kept as `files/home/u/.local/bin/x`.
+fn backup_name(original: &Path) -> PathBuf {
+    let mut out = PathBuf::from("files");
+    for c in original.components() {
+        if let std::path::Component::Normal(part) = c {
+            out.push(part);
+        }
+    }
+    out
+}
+
+/// Takes a distribution out of the user site as `pip uninstall` would (every file its RECORD
+/// lists inside the user base, scripts in `bin/` included, their `__pycache__` entries, the
+/// `.dist-info` folder), but moves the files into `dir` instead of deleting them, and lists them
+/// in the manifest there. Folders left empty in the site are removed.
+fn move_out_of_user_site(
+    site: &UserSite,
+    dist: &Distribution,
+    dir: &Path,
+    manifest: &mut Manifest,
+) -> Result<()> {
     let rows = store::installed_files(&site.base, dist)?;
+    let mut originals: Vec<PathBuf> = Vec::new();
     let mut folders: Vec<PathBuf> = Vec::new();
     for row in rows {
         let path = site.base.join(&row.path);
-        remove_file(&path)?;
         if path.extension().is_some_and(|e| e == "py") {
-            remove_bytecode(&path)?;
+            originals.extend(bytecode_of(&path));
         }
         if let Some(parent) = path.parent() {
             folders.push(parent.to_path_buf());
         }
+        originals.push(path);
+    }
+    // What is in the .dist-info folder but not in RECORD (RECORD itself, often).
+    collect_files(&dist.metadata_path, &mut originals);
+    originals.sort();
+    originals.dedup();
+    originals.retain(|p| p.symlink_metadata().is_ok_and(|m| !m.is_dir()));
+    let files: Vec<MovedFile> = originals
+        .into_iter()
+        .map(|original| MovedFile {
+            backup: backup_name(&original),
+            original,
+        })
+        .collect();
+    manifest.dists.push(ManifestDist {
+        name: dist.name.clone(),
+        version: dist.display_version().to_string(),
+        files: files.clone(),
+    });
+    manifest.write(dir)?;
+    for file in &files {
+        move_file(&file.original, &dir.join(&file.backup))?;
     }
     if dist.metadata_path.is_dir() {
-        std::fs::remove_dir_all(&dist.metadata_path)
-            .with_context(|| format!("{}: cannot remove", dist.metadata_path.display()))?;
+        remove_empty_dirs(&dist.metadata_path);
     }
     // Deepest first, and never the site-packages or bin folders themselves.
     folders.sort_by_key(|f| std::cmp::Reverse(f.components().count()));
@@ -341,6 +453,148 @@ fn remove_from_user_site(site: &UserSite, dist: &Distribution) -> Result<()> {
     Ok(())
 }
 
+/// Every file (not folder) under `dir`, recursively.
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => collect_files(&path, out),
+            Ok(_) => out.push(path),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Removes the folders under `dir` (and `dir`) that hold no file, deepest first.
+fn remove_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_dirs(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// Moves `from` to `to` (its folder created): a rename on the same filesystem, a copy then a
+/// delete across filesystems. A missing `from` is not an error (nothing to move).
+fn move_file(from: &Path, to: &Path) -> Result<()> {
+    if from.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("{}: cannot create", parent.display()))?;
+    }
+    match std::fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
+            let meta = from.symlink_metadata()?;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(from)
+                    .with_context(|| format!("{}: cannot read the link", from.display()))?;
+                std::os::unix::fs::symlink(&target, to)
+                    .with_context(|| format!("{}: cannot create", to.display()))?;
+            } else {
+                std::fs::copy(from, to).with_context(|| {
+                    format!("cannot copy {} to {}", from.display(), to.display())
+                })?;
+            }
+            remove_file(from)
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot move {} to {}", from.display(), to.display()))
+        }
+    }
+}
+
+/// What putting back one migrate entry's files did.
+#[derive(Debug, Default)]
+pub struct PutBack {
+    /// `name==version` of each distribution whose files went back.
+    pub dists: Vec<String>,
+    pub files: usize,
+    /// Files not put back because something is already at their place.
+    pub skipped: Vec<PathBuf>,
+    /// The backup folder, when it stays (something was skipped or could not move).
+    pub kept: Option<PathBuf>,
+}
+
+/// Moves the files migrate entry `id` took out of the user site back to their places, never over
+/// an existing file (those are skipped, named, and stay in the backup folder). Removes the
+/// backup folder once it is empty. `None` when the entry has no backup folder.
+pub fn put_back(ui: &Ui, tier: &Tier, id: u64) -> Result<Option<PutBack>> {
+    let dir = backup_dir(tier, id);
+    if !dir.join(MANIFEST).is_file() {
+        return Ok(None);
+    }
+    let manifest = Manifest::read(&dir)?;
+    let mut result = PutBack::default();
+    let mut left = Manifest {
+        id: manifest.id,
+        user_base: manifest.user_base.clone(),
+        dists: Vec::new(),
+    };
+    for dist in manifest.dists {
+        let mut remaining = Vec::new();
+        let mut moved_any = false;
+        for file in dist.files {
+            let backup = dir.join(&file.backup);
+            if backup.symlink_metadata().is_err() {
+                // Never moved (a run killed half-way), or already back.
+                continue;
+            }
+            if file.original.symlink_metadata().is_ok() {
+                ui.warn(&format!(
+                    "{} exists; not overwritten (the migrated copy stays in {})",
+                    file.original.display(),
+                    backup.display()
+                ));
+                result.skipped.push(file.original.clone());
+                remaining.push(file);
+                continue;
+            }
+            match move_file(&backup, &file.original) {
+                Ok(()) => {
+                    moved_any = true;
+                    result.files += 1;
+                }
+                Err(e) => {
+                    ui.warn(&format!("{e:#}; it stays in {}", backup.display()));
+                    remaining.push(file);
+                }
+            }
+        }
+        if moved_any {
+            result
+                .dists
+                .push(format!("{}=={}", dist.name, dist.version));
+        }
+        if !remaining.is_empty() {
+            left.dists.push(ManifestDist {
+                files: remaining,
+                ..dist
+            });
+        }
+    }
+    if left.dists.is_empty() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("{}: cannot remove", dir.display()))?;
+        if let Some(parent) = dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    } else {
+        left.write(&dir)?;
+        remove_empty_dirs(&dir.join("files"));
+        result.kept = Some(dir);
+    }
+    Ok(Some(result))
+}
+
 fn remove_file(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -350,22 +604,23 @@ fn remove_file(path: &Path) -> Result<()> {
 }
 
 /// `x.py`'s `__pycache__/x.*.pyc`.
-fn remove_bytecode(py: &Path) -> Result<()> {
+fn bytecode_of(py: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(stem)) = (py.parent(), py.file_stem().and_then(|s| s.to_str())) else {
-        return Ok(());
+        return Vec::new();
     };
     let Ok(entries) = std::fs::read_dir(dir.join("__pycache__")) else {
-        return Ok(());
+        return Vec::new();
     };
     let prefix = format!("{stem}.");
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(&prefix) && name.ends_with(".pyc") {
-            remove_file(&entry.path())?;
-        }
-    }
-    Ok(())
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(".pyc")
+        })
+        .map(|entry| entry.path())
+        .collect()
 }
 
 fn is_empty_dir(dir: &Path) -> bool {
@@ -377,6 +632,7 @@ fn print_report(
     tier: &Tier,
     dry_run: bool,
     history_id: Option<u64>,
+    backup: Option<&Path>,
     items: &[Item],
 ) -> Result<()> {
     let report = Report {
@@ -384,6 +640,7 @@ fn print_report(
         tier: &tier.root,
         dry_run,
         history_id,
+        backup,
         items,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);

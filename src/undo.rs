@@ -461,7 +461,73 @@ fn transact(
         target.op.command,
         outcome.changes.summary()
     ));
+    user_site_follows(ui, tier, log, &target.op, outcome.exit_code == 0);
     Ok(outcome.exit_code)
+}
+
+/// The user site follows the migrate entries a transaction undoes: the files `pyctl migrate`
+/// moved out of it are put back once the transaction succeeded (when it failed, they stay in
+/// their backup folder, said). A migrate entry brought back into effect (redo, `undo --to` a
+/// later state) gets its packages back in the tier from the store; the user-site copies stay
+/// where they are, said, and `pyctl migrate` moves them out again.
+fn user_site_follows(ui: &Ui, tier: &Tier, log: &Log, op: &Operation, succeeded: bool) {
+    let (undone, reapplied): (Vec<u64>, Vec<u64>) = match op.kind {
+        Kind::Undo => (op.reverts.clone(), op.reapplies.clone()),
+        Kind::Redo => op.reverts.iter().filter_map(|id| log.get(*id)).fold(
+            (Vec::new(), Vec::new()),
+            |(mut u, mut r), e| {
+                u.extend(&e.before.reapplies);
+                r.extend(&e.before.reverts);
+                (u, r)
+            },
+        ),
+        _ => return,
+    };
+    for id in undone {
+        let dir = crate::migrate::backup_dir(tier, id);
+        if !dir.exists() {
+            continue;
+        }
+        if !succeeded {
+            ui.warn(&format!(
+                "the user-site files migrate #{id} moved stay in {} (the operation did not fully \
+                 succeed; move them back by hand, its manifest.json says where each goes)",
+                dir.display()
+            ));
+            continue;
+        }
+        match crate::migrate::put_back(ui, tier, id) {
+            Ok(None) => {}
+            Ok(Some(back)) => {
+                if back.files > 0 {
+                    ui.info(&format!(
+                        "put back into the user site what migrate #{id} moved out: {} ({} files)",
+                        back.dists.join(", "),
+                        back.files
+                    ));
+                }
+                if let Some(kept) = back.kept {
+                    ui.warn(&format!(
+                        "some files of migrate #{id} were not put back (see above); they stay in \
+                         {}",
+                        kept.display()
+                    ));
+                }
+            }
+            Err(e) => ui.warn(&format!(
+                "cannot put back the user-site files of migrate #{id}: {e:#}; they stay in {}",
+                dir.display()
+            )),
+        }
+    }
+    for id in reapplied {
+        if log.get(id).is_some_and(|e| e.before.kind == Kind::Migrate) {
+            ui.info(&format!(
+                "migrate #{id}'s packages are in the tier again; the copies undo put back in the \
+                 user site stay there (`pyctl migrate` moves them out again)"
+            ));
+        }
+    }
 }
 
 /// Moves the venv aside and makes a new one without pip (pip comes from the store, as part of

@@ -1300,8 +1300,26 @@ fn migrate_moves_user_site_packages_into_the_tier_recorded_and_undoable() {
         history[0]["changes"]["added"],
         serde_json::json!(["migtool==1.0"])
     );
-    // undo takes it out of the tier again; gamma, installed before, stays.
-    t.pyctl_ok(&["undo"]);
+    // The user site's files were moved, not deleted: into the entry's backup folder in the tier.
+    let id = history[0]["id"].as_u64().unwrap();
+    let backup = t.root().join(format!("migrated/{id}"));
+    assert!(backup.join("manifest.json").is_file());
+    assert!(backup
+        .join("files")
+        .join(local_bin.join("migtool").strip_prefix("/").unwrap())
+        .exists());
+
+    // undo takes it out of the tier again; gamma, installed before, stays; and the user site
+    // gets its files back.
+    let out = t.pyctl(&["undo"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "put back into the user site what migrate #{id} moved out: gamma==1.0, migtool==1.0"
+        )),
+        "{}",
+        text(&out)
+    );
     let freeze = t.pip_freeze();
     assert!(
         !freeze.iter().any(|l| l.starts_with("migtool")),
@@ -1309,9 +1327,81 @@ fn migrate_moves_user_site_packages_into_the_tier_recorded_and_undoable() {
     );
     assert!(freeze.contains(&"gamma==1.0".to_string()), "{freeze:?}");
     assert!(!t.venv().join("bin/migtool").exists());
-    // Nothing left to notice but orphan.
+    let back: Vec<String> = names_in(&site)
+        .into_iter()
+        .filter(|n| !n.starts_with("__"))
+        .collect();
+    for name in [
+        "gamma",
+        "gamma-1.0.dist-info",
+        "migtool",
+        "migtool-1.0.dist-info",
+        "orphan",
+    ] {
+        assert!(
+            back.contains(&name.to_string()),
+            "{name} not back: {back:?}"
+        );
+    }
+    assert!(local_bin.join("migtool").exists());
+    let imported = t
+        .command(Path::new("/usr/bin/python3"))
+        .args(["-c", "import gamma, migtool; print(migtool.__file__)"])
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{}", text(&imported));
+    assert!(
+        String::from_utf8_lossy(&imported.stdout).contains(".local/lib/python"),
+        "{}",
+        text(&imported)
+    );
+    assert!(!backup.exists(), "the backup folder is still there");
+    // All three are in the user site again.
     let doctor = text(&t.pyctl(&["doctor"]));
-    assert!(doctor.contains("1 distributions installed"), "{doctor}");
+    assert!(doctor.contains("3 distributions installed"), "{doctor}");
+
+    // redo puts migtool back in the tier (from the store); the user-site copies stay, said.
+    let out = t.pyctl(&["redo"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("migrate #{id}'s packages are in the tier again")),
+        "{}",
+        text(&out)
+    );
+    assert!(t.pip_freeze().contains(&"migtool==1.0".to_string()));
+    assert!(site.join("migtool-1.0.dist-info").is_dir());
+}
+
+#[test]
+fn undo_of_migrate_never_overwrites_a_file_that_came_back() {
+    let t = Tier::bare();
+    pip_install_user(&t, &t.wheels(), &["gamma"]);
+    let site = user_site(&t);
+    t.pyctl_ok(&["init", "--no-modify-path"]);
+    let wheels = t.wheels();
+    t.pyctl_ok(&["migrate", "--find-links", wheels.to_str().unwrap()]);
+    let history: serde_json::Value =
+        serde_json::from_str(&t.pyctl_ok(&["--json", "history", "-n", "1"])).unwrap();
+    let id = history[0]["id"].as_u64().unwrap();
+    let backup = t.root().join(format!("migrated/{id}"));
+    assert!(!site.join("gamma").exists());
+    // Something new at one of the places before the undo: it stays, the migrated copy is kept.
+    let init = site.join("gamma/__init__.py");
+    std::fs::create_dir_all(init.parent().unwrap()).unwrap();
+    t.give_away(&site);
+    t.write(&init, "mine = True\n");
+    let out = t.pyctl(&["undo"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("{} exists; not overwritten", init.display())),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(&init).unwrap(), "mine = True\n");
+    assert!(site.join("gamma-1.0.dist-info/METADATA").is_file());
+    let kept = backup.join("files").join(init.strip_prefix("/").unwrap());
+    assert!(kept.is_file(), "{said}");
+    assert!(backup.join("manifest.json").is_file());
 }
 
 #[test]
