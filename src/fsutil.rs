@@ -33,6 +33,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a path that is a symbolic link: a link planted in a tier's folders could send
+/// pyctl's reads and writes out of the tier.
+pub fn refuse_symlink(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        anyhow::bail!(
+            "{} is a symbolic link; pyctl does not follow links out of a tier (replace it with \
+             the real file or folder)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Reads a file as text, refusing a symbolic link in its place (`O_NOFOLLOW`).
+pub fn read_regular_to_string(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// tempfile creates files 0600; the files we persist should get the usual umask-derived mode so
 /// that, for instance, root-owned system-tier history stays readable by everyone.
 fn set_mode_from_umask(path: &Path) {
@@ -102,6 +128,17 @@ impl TierLock {
                 );
             }
         }
+    }
+
+    /// Lets the next child inherit the lock: a pip that outlives a killed wrapper then keeps
+    /// the tier locked until it ends, so no other operation records a state it is still
+    /// changing. The lock goes away with the last process holding it.
+    pub fn keep_across_exec(&self) -> Result<()> {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        use std::os::fd::AsRawFd;
+        fcntl(self._flock.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
+            .with_context(|| format!("{}: cannot share the lock with pip", self.path.display()))?;
+        Ok(())
     }
 
     /// Whether some process holds the lock now (for read-only commands that only report).
