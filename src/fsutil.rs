@@ -8,6 +8,31 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use nix::fcntl::{Flock, FlockArg};
 
+/// How the temp files of `write_atomic` begin.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Removes the temp files a killed `write_atomic` left in `dir` (or in `paths` already found).
+/// Only for a caller holding the tier lock: then no other write is under way.
+pub fn remove_stale_temp(dir: &Path, paths: &[PathBuf]) {
+    let found: Vec<PathBuf> = if paths.is_empty() {
+        let Ok(read) = std::fs::read_dir(dir) else {
+            return;
+        };
+        read.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .map(|e| e.path())
+            .collect()
+    } else {
+        paths.to_vec()
+    };
+    for path in found {
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+            log::debug!("{}: left by an interrupted write, removed", path.display());
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename, so a
 /// crash leaves either the old file or the new one, never a torn one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -18,7 +43,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         None => anyhow::bail!("{}: no parent folder", path.display()),
     };
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .with_context(|| format!("{}: cannot create a temp file", dir.display()))?;
     tmp.write_all(bytes)
