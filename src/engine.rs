@@ -10,6 +10,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::context::Context;
 use crate::inventory::{Distribution, MetadataFormat, PackageSet};
 use crate::record::freeze_map;
 use crate::store::{self, Store, StoreEntry};
@@ -172,6 +173,7 @@ pub struct ApplyReport {
 /// caller deletes once the venv is in its target state), then additions from the store, then pip
 /// for the rest: `--no-index` with the local wheel folders first, then the index.
 pub fn apply(
+    ctx: &Context,
     ui: &Ui,
     store: &Store,
     venv: &Path,
@@ -191,7 +193,7 @@ pub fn apply(
     if !pip_only_removals.is_empty() {
         let mut args: Vec<OsString> = vec!["uninstall".into(), "-y".into()];
         args.extend(pip_only_removals.iter().map(OsString::from));
-        if !run_pip(venv, &args)? {
+        if !run_pip(ctx, venv, &args)? {
             report.failures.push(format!(
                 "pip could not remove {}",
                 pip_only_removals.join(", ")
@@ -247,7 +249,7 @@ pub fn apply(
         offline.push(dir.into());
     }
     offline.extend(requirements.iter().cloned());
-    if !find_links.is_empty() && run_pip(venv, &offline)? {
+    if !find_links.is_empty() && run_pip(ctx, venv, &offline)? {
         return Ok(report);
     }
     ui.info("not everything is in the local wheel folders; asking the package index");
@@ -257,7 +259,7 @@ pub fn apply(
         "--disable-pip-version-check".into(),
     ];
     online.extend(requirements);
-    if !run_pip(venv, &online)? {
+    if !run_pip(ctx, venv, &online)? {
         let names: Vec<&str> = via_pip.iter().map(|a| a.line.as_str()).collect();
         report.failures.push(format!(
             "could not restore {}: not in the store, not in a local wheel folder, and the index \
@@ -276,9 +278,13 @@ fn requirement_args(line: &str) -> Vec<OsString> {
     }
 }
 
-fn run_pip(venv: &Path, args: &[OsString]) -> Result<bool> {
+fn run_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<bool> {
     let python = venv.join("bin/python");
-    let status = Command::new(&python)
+    let mut cmd = Command::new(&python);
+    if ctx.is_root() {
+        crate::wrapper::isolate_for_root(ctx, &mut cmd);
+    }
+    let status = cmd
         .args(["-m", "pip"])
         .args(args)
         .env("PYCTL_ACTIVE", venv)

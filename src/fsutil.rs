@@ -8,6 +8,31 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use nix::fcntl::{Flock, FlockArg};
 
+/// How the temp files of `write_atomic` begin.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Removes the temp files a killed `write_atomic` left in `dir` (or in `paths` already found).
+/// Only for a caller holding the tier lock: then no other write is under way.
+pub fn remove_stale_temp(dir: &Path, paths: &[PathBuf]) {
+    let found: Vec<PathBuf> = if paths.is_empty() {
+        let Ok(read) = std::fs::read_dir(dir) else {
+            return;
+        };
+        read.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .map(|e| e.path())
+            .collect()
+    } else {
+        paths.to_vec()
+    };
+    for path in found {
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+            log::debug!("{}: left by an interrupted write, removed", path.display());
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename, so a
 /// crash leaves either the old file or the new one, never a torn one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -18,7 +43,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         None => anyhow::bail!("{}: no parent folder", path.display()),
     };
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .with_context(|| format!("{}: cannot create a temp file", dir.display()))?;
     tmp.write_all(bytes)
@@ -31,6 +56,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     // reader copes with a missing file (history completes an entry whose after is missing from
     // the venv's real state). That saves a journal flush on the pip wrapper's path.
     Ok(())
+}
+
+/// Refuses a path that is a symbolic link: a link planted in a tier's folders could send
+/// pyctl's reads and writes out of the tier.
+pub fn refuse_symlink(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        anyhow::bail!(
+            "{} is a symbolic link; pyctl does not follow links out of a tier (replace it with \
+             the real file or folder)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Reads a file as text, refusing a symbolic link in its place (`O_NOFOLLOW`).
+pub fn read_regular_to_string(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// tempfile creates files 0600; the files we persist should get the usual umask-derived mode so
@@ -102,6 +153,17 @@ impl TierLock {
                 );
             }
         }
+    }
+
+    /// Lets the next child inherit the lock: a pip that outlives a killed wrapper then keeps
+    /// the tier locked until it ends, so no other operation records a state it is still
+    /// changing. The lock goes away with the last process holding it.
+    pub fn keep_across_exec(&self) -> Result<()> {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        use std::os::fd::AsRawFd;
+        fcntl(self._flock.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
+            .with_context(|| format!("{}: cannot share the lock with pip", self.path.display()))?;
+        Ok(())
     }
 
     /// Whether some process holds the lock now (for read-only commands that only report).

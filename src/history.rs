@@ -253,6 +253,8 @@ pub struct Index {
     /// id → (before exists, after exists).
     pub ids: BTreeMap<u64, (bool, bool)>,
     pub max_id: u64,
+    /// Temp files of atomic writes (`.tmp-*`) that a killed process left behind.
+    pub stale_temp: Vec<PathBuf>,
 }
 
 impl Index {
@@ -281,6 +283,13 @@ pub fn index(dir: &Path) -> Result<Index> {
     for item in read_dir {
         let item = item.with_context(|| format!("{}: cannot read", dir.display()))?;
         let name = item.file_name();
+        if name
+            .to_string_lossy()
+            .starts_with(crate::fsutil::TEMP_PREFIX)
+        {
+            idx.stale_temp.push(item.path());
+            continue;
+        }
         let Some((id, half)) = parse_file_name(&name.to_string_lossy()) else {
             continue;
         };

@@ -111,6 +111,10 @@ fn settle_index(
     idx: &mut history::Index,
 ) -> Result<()> {
     let dir = tier.history_dir();
+    if !idx.stale_temp.is_empty() {
+        crate::fsutil::remove_stale_temp(&dir, &std::mem::take(&mut idx.stale_temp));
+    }
+    crate::fsutil::remove_stale_temp(&tier.snapshots_dir(), &[]);
     let freeze = current.freeze();
     let current_map = current.requirement_map();
     let unfinished = idx.unfinished();

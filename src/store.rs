@@ -372,6 +372,21 @@ impl Store {
     /// (and hashed) is unchanged; any other is hashed against RECORD.
     pub fn verify(entry_dir: &Path, entry: &StoreEntry) -> Result<()> {
         let files = entry_dir.join("files");
+        // A folder inside the entry replaced by a link would hand out files from elsewhere:
+        // each folder is looked at once.
+        let mut folders = BTreeSet::new();
+        for file in &entry.files {
+            let mut dir = Path::new(&file.path).parent();
+            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                if !folders.insert(d) {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+        for dir in folders {
+            crate::fsutil::refuse_symlink(&files.join(dir))?;
+        }
         for file in &entry.files {
             let path = files.join(&file.path);
             let meta = std::fs::symlink_metadata(&path)
@@ -486,7 +501,17 @@ fn unlinked_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// An entry's metadata; `None` for anything incomplete or unreadable, and for an entry whose
+/// folder, `entry.json` or `files/` is a symbolic link (it would serve files from outside the
+/// store).
 fn read_entry(dir: &Path) -> Option<StoreEntry> {
+    let linked = [dir.to_path_buf(), dir.join("entry.json"), dir.join("files")]
+        .iter()
+        .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()));
+    if linked {
+        log::warn!("{}: a symbolic link in the store, not used", dir.display());
+        return None;
+    }
     let bytes = std::fs::read(dir.join("entry.json")).ok()?;
     let entry: StoreEntry = serde_json::from_slice(&bytes)
         .map_err(|e| log::warn!("{}: unreadable store entry: {e}", dir.display()))

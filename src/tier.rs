@@ -107,8 +107,10 @@ impl Tier {
         }
     }
 
-    /// Takes the tier lock, saying so when another process holds it.
+    /// Takes the tier lock, saying so when another process holds it. Every write holds it, so
+    /// this is where a tier whose folders were replaced by symbolic links is refused.
     pub fn lock(&self, ctx: &Context, on_wait: impl FnOnce()) -> Result<TierLock> {
+        self.check_no_symlinks()?;
         let timeout = ctx
             .var_str("PYCTL_LOCK_TIMEOUT")
             .and_then(|s| s.parse::<u64>().ok())
@@ -119,6 +121,21 @@ impl Tier {
             Duration::from_secs(timeout),
             on_wait,
         )
+    }
+
+    /// Refuses `history/`, `snapshots/`, `store/` or the lock when they are symbolic links:
+    /// pyctl would read and write wherever they point. (The tier folder itself may be a link:
+    /// the user chose where it lives.)
+    pub fn check_no_symlinks(&self) -> Result<()> {
+        for path in [
+            self.history_dir(),
+            self.snapshots_dir(),
+            self.store_dir(),
+            self.lock_path(),
+        ] {
+            crate::fsutil::refuse_symlink(&path)?;
+        }
+        Ok(())
     }
 
     /// Creates the tier's folders (not the venv). Idempotent.

@@ -260,7 +260,7 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
             Some(freeze) => freeze,
             None => {
                 let path = snapshot::snapshot_path(&tier, snapshot::BASELINE)?;
-                std::fs::read_to_string(&path).with_context(|| {
+                crate::fsutil::read_regular_to_string(&path).with_context(|| {
                     format!(
                         "no init entry in the history and no {} to tell what a new venv holds",
                         path.display()
@@ -448,7 +448,7 @@ fn transact(
         let trash = tier
             .root
             .join(format!(".trash-{}-files", std::process::id()));
-        let report = engine::apply(ui, &store, &venv, &plan, &find_links, &trash)?;
+        let report = engine::apply(ctx, ui, &store, &venv, &plan, &find_links, &trash)?;
         for failure in &report.failures {
             ui.error(failure);
         }
@@ -575,7 +575,8 @@ fn finish_trash(tier: &Tier) {
 }
 
 fn read_snapshot(tier: &Tier, name: &str, path: &Path) -> Result<String> {
-    match std::fs::read_to_string(path) {
+    crate::fsutil::refuse_symlink(path)?;
+    match crate::fsutil::read_regular_to_string(path) {
         Ok(t) => Ok(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let known: Vec<String> = list(tier).into_iter().map(|s| s.name).collect();
@@ -614,7 +615,7 @@ fn list(tier: &Tier) -> Vec<SnapshotInfo> {
                 .strip_suffix(".txt")?
                 .to_string();
             snapshot::validate_name(&name).ok()?;
-            let text = std::fs::read_to_string(&path).ok()?;
+            let text = crate::fsutil::read_regular_to_string(&path).ok()?;
             let modified = item
                 .metadata()
                 .ok()
@@ -697,7 +698,7 @@ pub fn referenced_lines(tier: &Tier, log: &Log) -> BTreeSet<String> {
         }
     }
     for s in list(tier) {
-        if let Ok(text) = std::fs::read_to_string(&s.path) {
+        if let Ok(text) = crate::fsutil::read_regular_to_string(&s.path) {
             lines.extend(freeze_map(&text).into_values());
         }
     }

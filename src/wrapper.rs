@@ -241,6 +241,7 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         target: None,
     };
     let outcome = record::record(ctx, &ui, tier, &lock, &config, &op, || {
+        lock.keep_across_exec()?;
         run_pip_child(ctx, &tier.venv(), &args)
     })?;
     drop(lock);
@@ -283,29 +284,59 @@ fn print_outcome(ui: &Ui, op: &Operation, outcome: &record::Outcome) {
 }
 
 /// The real pip of a venv: `<venv>/bin/python -m pip ARGS`, with the recursion guard set and,
-/// for root, the caller's Python and pip redirections removed.
+/// for root, isolated from the caller (see `isolate_for_root`).
 fn pip_command_for(ctx: &Context, venv: &Path, args: &[OsString]) -> Command {
     let mut cmd = Command::new(venv.join("bin/python"));
-    cmd.arg("-m").arg("pip").args(args).env(ACTIVE_ENV, venv);
     if ctx.is_root() {
-        for key in ctx.env().keys() {
-            let k = key.to_string_lossy();
-            if k.starts_with("PYTHON")
-                || matches!(
-                    k.as_ref(),
-                    "PIP_TARGET"
-                        | "PIP_PREFIX"
-                        | "PIP_ROOT"
-                        | "PIP_USER"
-                        | "PIP_CONFIG_FILE"
-                        | "PIP_SRC"
-                )
-            {
-                cmd.env_remove(key);
-            }
+        isolate_for_root(ctx, &mut cmd);
+    }
+    cmd.arg("-m").arg("pip").args(args).env(ACTIVE_ENV, venv);
+    cmd
+}
+
+/// pip's settings that name a place to write or a file to read settings from: under `sudo -E`
+/// they come from the caller and would make root write (or log, cache, build) wherever the
+/// caller likes.
+const ROOT_DROPPED_PIP_VARS: &[&str] = &[
+    "PIP_TARGET",
+    "PIP_PREFIX",
+    "PIP_ROOT",
+    "PIP_USER",
+    "PIP_CONFIG_FILE",
+    "PIP_SRC",
+    "PIP_LOG",
+    "PIP_LOG_FILE",
+    "PIP_LOCAL_LOG",
+    "PIP_CACHE_DIR",
+    "PIP_REPORT",
+    "PIP_BUILD",
+    "PIP_BUILD_DIR",
+    "PIP_DEST",
+    "PIP_DOWNLOAD",
+    "PIP_WHEEL_DIR",
+];
+
+/// For a Python that root runs (must be called before the first argument): `-I`, so neither
+/// `PYTHON*` variables, the user site nor the current folder (`python -m` puts it first on
+/// `sys.path`) bring in the caller's code; the caller's `PYTHON*`, pip path settings, XDG
+/// folders and temp folder removed, and `HOME` set to root's own, so pip reads root's
+/// configuration and writes its cache and temp files in root's places only.
+pub fn isolate_for_root(ctx: &Context, cmd: &mut Command) {
+    cmd.arg("-I");
+    for key in ctx.env().keys() {
+        let k = key.to_string_lossy();
+        if k.starts_with("PYTHON")
+            || k.starts_with("XDG_")
+            || ROOT_DROPPED_PIP_VARS.contains(&k.as_ref())
+            || matches!(k.as_ref(), "TMPDIR" | "TMP" | "TEMP" | "VIRTUAL_ENV")
+        {
+            cmd.env_remove(key);
         }
     }
-    cmd
+    match &ctx.home {
+        Some(home) => cmd.env("HOME", home),
+        None => cmd.env_remove("HOME"),
+    };
 }
 
 /// Replaces this process with the venv's pip (read-only commands, pass-through).
