@@ -212,16 +212,22 @@ pub fn apply(
         .filter(|a| matches!(a.source, Source::Pip { .. }))
         .collect();
     // Checking and linking thousands of files: spread the distributions over the cores.
+    let progress = ui.progress("restoring distributions from the store", from_store.len());
     let results = crate::parallel::map(&from_store, |(_, dir, entry)| {
         let mut made_dirs = std::collections::HashSet::new();
-        if let Err(e) = Store::verify(dir, entry) {
-            // A damaged entry goes, so that the copy pip installs now is kept in its place
-            // (keeping skips a distribution whose entry exists).
-            let _ = std::fs::remove_dir_all(dir);
-            return Err(e);
-        }
-        store.restore(dir, entry, venv, &mut made_dirs)
+        let result = match Store::verify(dir, entry) {
+            Ok(()) => store.restore(dir, entry, venv, &mut made_dirs),
+            Err(e) => {
+                // A damaged entry goes, so that the copy pip installs now is kept in its place
+                // (keeping skips a distribution whose entry exists).
+                let _ = std::fs::remove_dir_all(dir);
+                Err(e)
+            }
+        };
+        progress.inc();
+        result
     });
+    drop(progress);
     for ((addition, _, _), result) in from_store.iter().zip(results) {
         if let Err(e) = result {
             ui.warn(&format!(

@@ -173,3 +173,85 @@ fn describe_modified(m: &Modified) -> (Style, &'static str, String) {
         ),
     }
 }
+
+/// How long work runs before its progress line appears (`PYCTL_PROGRESS_DELAY_MS` overrides).
+const PROGRESS_DELAY_MS: u64 = 1000;
+
+/// A progress line on stderr for work that runs longer than about a second ("restoring 37/99
+/// distributions"), redrawn a few times a second and erased when the work ends. Only on a
+/// terminal, and never in quiet or JSON mode: elsewhere it costs nothing and prints nothing.
+pub struct Progress {
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// One more item done.
+    pub fn inc(&self) {
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Ui {
+    /// Starts a progress line for `total` items of `what` (e.g. "restoring").
+    pub fn progress(&self, what: &str, total: usize) -> Progress {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::mpsc::RecvTimeoutError;
+        use std::time::Duration;
+        let done = std::sync::Arc::new(AtomicUsize::new(0));
+        let shown = !self.quiet && !self.json && std::io::stderr().is_terminal() && total > 0;
+        if !shown {
+            return Progress {
+                done,
+                stop: None,
+                thread: None,
+            };
+        }
+        let delay = std::env::var("PYCTL_PROGRESS_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(PROGRESS_DELAY_MS);
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let counter = done.clone();
+        let label = format!("pyctl: {what}");
+        let thread = std::thread::spawn(move || {
+            if delay > 0
+                && !matches!(
+                    stopped.recv_timeout(Duration::from_millis(delay)),
+                    Err(RecvTimeoutError::Timeout)
+                )
+            {
+                return;
+            }
+            let mut err = std::io::stderr();
+            loop {
+                let n = counter.load(Ordering::Relaxed).min(total);
+                let _ = write!(err, "\r\x1b[2K{label} {n}/{total}");
+                let _ = err.flush();
+                if !matches!(
+                    stopped.recv_timeout(Duration::from_millis(100)),
+                    Err(RecvTimeoutError::Timeout)
+                ) {
+                    break;
+                }
+            }
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        });
+        Progress {
+            done,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}

@@ -996,3 +996,64 @@ fn auto_snapshot_off_keeps_nothing_new_in_the_store_and_undo_falls_back_to_pip()
         t.store_entries()
     );
 }
+
+/// Runs pyctl with stderr on a pseudo-terminal; returns what the terminal received.
+fn pyctl_stderr_on_tty(t: &Tier, args: &[&str], delay_ms: &str) -> String {
+    use std::io::Read as _;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut cmd = t.command(Path::new(common::PYCTL));
+    cmd.env("PYCTL_PROGRESS_DELAY_MS", delay_ms)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(pty.slave));
+    let status = cmd.spawn().unwrap().wait().unwrap();
+    drop(cmd);
+    assert!(status.success(), "pyctl {args:?}: {status}");
+    let mut master = std::fs::File::from(pty.master);
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[test]
+fn a_progress_line_on_a_terminal_only_and_only_for_slow_work() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    t.pyctl_ok(&["undo"]);
+    // Shown at once (delay 0): the count of distributions, erased at the end.
+    let tty = pyctl_stderr_on_tty(&t, &["redo"], "0");
+    assert!(
+        tty.contains("restoring distributions from the store") && tty.contains("/2"),
+        "{tty:?}"
+    );
+    assert!(tty.contains("\r\x1b[2K"), "{tty:?}");
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    t.pyctl_ok(&["undo"]);
+    // The default delay (a second) is longer than this small redo: nothing shown.
+    let tty = pyctl_stderr_on_tty(&t, &["redo"], "1000");
+    assert!(!tty.contains("restoring"), "{tty:?}");
+    t.pyctl_ok(&["undo"]);
+    // Not a terminal, or quiet: never.
+    let out = t
+        .command(Path::new(common::PYCTL))
+        .env("PYCTL_PROGRESS_DELAY_MS", "0")
+        .arg("redo")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        !common::text(&out).contains("restoring"),
+        "{}",
+        common::text(&out)
+    );
+    t.pyctl_ok(&["undo"]);
+    let tty = pyctl_stderr_on_tty(&t, &["-q", "redo"], "0");
+    assert!(!tty.contains("restoring"), "{tty:?}");
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+}
