@@ -20,6 +20,20 @@ pub struct Config {
     pub venv: VenvConfig,
     pub store: StoreConfig,
     pub hooks: HooksConfig,
+    pub search: SearchConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// How long `pyctl search` uses its cached project list before asking the index again.
+    pub cache_hours: u64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig { cache_hours: 24 }
+    }
 }
 
 /// What the package-manager hooks do on a conflict with a pyctl tier.
@@ -236,6 +250,12 @@ pub const KEYS: &[Key] = &[
         name: "hooks.on_conflict",
         kind: KeyType::Choice(&["warn", "block"]),
         help: "what the package-manager hooks do on a conflict",
+    },
+    Key {
+        name: "search.cache_hours",
+        kind: KeyType::Count,
+        help: "hours `pyctl search` uses its cached project list before asking the index again \
+               (0: always ask)",
     },
 ];
 

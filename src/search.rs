@@ -16,8 +16,6 @@ use crate::inventory::{canonical_name, PackageSet};
 use crate::tier::Tier;
 use crate::ui::{Style, Ui};
 
-/// A cached list younger than this is used without asking the index (`--refresh` asks anyway).
-pub const CACHE_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long reaching the index may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Version of the cache file's layout.
@@ -148,7 +146,10 @@ pub fn run(
     let venv = tier.venv_exists().then(|| tier.venv());
     let index = index::index_url(ctx, venv.as_deref());
     let cache_path = cache_path(tier);
-    let (projects, source) = project_list(ctx, ui, tier, &index, &cache_path, refresh)?;
+    // A cached list younger than `search.cache_hours` is used without asking the index
+    // (`--refresh` asks anyway).
+    let max_age = Duration::from_secs(tier.config()?.search.cache_hours.saturating_mul(3600));
+    let (projects, source) = project_list(ctx, ui, tier, &index, &cache_path, refresh, max_age)?;
     let installed: HashMap<String, String> = match &venv {
         Some(v) => PackageSet::scan(v)
             .map(|set| {
@@ -244,6 +245,7 @@ fn project_list(
     index: &str,
     cache_path: &Path,
     refresh: bool,
+    max_age: Duration,
 ) -> Result<(Vec<String>, Source)> {
     let cache = read_cache(ui, cache_path).filter(|c| c.index == index);
     let now = jiff::Timestamp::now();
@@ -254,7 +256,7 @@ fn project_list(
             .unwrap_or(u64::MAX)
     };
     if let Some(c) = &cache {
-        if !refresh && age(c) < CACHE_MAX_AGE.as_secs() {
+        if !refresh && age(c) < max_age.as_secs() {
             log::debug!("using {} ({}s old)", cache_path.display(), age(c));
             let source = Source {
                 index: index.to_string(),

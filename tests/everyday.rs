@@ -347,7 +347,7 @@ fn config_lists_every_key_with_its_source_and_sets_bare_keys_keeping_comments() 
 
     let json: serde_json::Value = serde_json::from_str(&t.pyctl_ok(&["--json", "config"])).unwrap();
     let rows = json.as_array().unwrap();
-    assert_eq!(rows.len(), 9);
+    assert_eq!(rows.len(), 10);
     let max = rows
         .iter()
         .find(|r| r["key"] == "history.max_entries")
@@ -941,6 +941,29 @@ fn search_offline_uses_the_cache_and_says_how_old_it_is() {
     write_cache(&t, "http://elsewhere.invalid/simple", 1, PROJECTS);
     let err = t.pyctl_err(&["search", "beta"]);
     assert!(err.contains("no cached project list"), "{err}");
+}
+
+#[test]
+fn config_search_cache_hours_sets_how_long_the_cached_list_is_used() {
+    let mut t = Tier::new();
+    let index = ListIndex::start(PROJECTS);
+    t.index_url = index.url.clone();
+    // A list fetched 30 hours ago: older than the default day, so the index is asked.
+    write_cache(&t, &index.url, 30, PROJECTS);
+    assert_eq!(search_json(&t, &["beta"])["source"]["from"], "index");
+    assert_eq!(index.requests(), 1);
+    // With two days allowed, a 30-hour-old list is used.
+    t.pyctl_ok(&["config", "search.cache_hours", "48"]);
+    write_cache(&t, &index.url, 30, PROJECTS);
+    assert_eq!(search_json(&t, &["beta"])["source"]["from"], "cache");
+    assert_eq!(index.requests(), 1);
+    // 0: always ask, even right after a fetch.
+    t.pyctl_ok(&["config", "cache_hours", "0"]);
+    assert_eq!(search_json(&t, &["beta"])["source"]["from"], "index");
+    assert_eq!(search_json(&t, &["beta"])["source"]["from"], "index");
+    assert_eq!(index.requests(), 3);
+    let err = t.pyctl_err(&["config", "cache_hours", "-1"]);
+    assert!(err.contains("search.cache_hours"), "{err}");
 }
 
 #[test]
