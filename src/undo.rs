@@ -376,6 +376,9 @@ fn transact(
     target: Target,
     dry_run: bool,
 ) -> Result<i32> {
+    if target.python.is_none() && tier.venv_exists() {
+        tier.check_interpreter()?;
+    }
     let store = record::store_of(tier, config);
     // A venv deleted behind pyctl's back (or by a clean that was killed half-way) is rebuilt.
     let fresh_venv = target.fresh_venv || !tier.venv_exists();

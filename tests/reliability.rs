@@ -1696,3 +1696,217 @@ fn hostile_input_through_the_binary() {
     }
     assert_eq!(runs, 200 + 180 + 80 + 40);
 }
+
+/// Every path under `dir` (the venv included) with its size and modification time.
+fn tree_with_times(dir: &Path) -> Vec<(String, u64, i64)> {
+    let mut v: Vec<(String, u64, i64)> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            !e.path()
+                .components()
+                .any(|c| c.as_os_str() == "__pycache__")
+        })
+        .map(|e| {
+            let m = e.path().symlink_metadata().unwrap();
+            (e.path().display().to_string(), m.len(), m.mtime())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `pip install` and `pyctl undo` on a tier that cannot be written: an error naming the path,
+/// nothing written anywhere in the tier, the set unchanged; once writable again, undo works.
+/// Twice: the tier made read-only with `chmod -R a-w` (EACCES), and, as root, the tier folder
+/// bound read-only on itself in a mount namespace of its own (EROFS, which root cannot pass
+/// either).
+#[test]
+fn read_only_tier_is_a_clear_error_and_changes_nothing() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.install(&["beta"]);
+    let last = t.last_id();
+    let wheels = t.wheels();
+    let install = t.install_args(wheels.to_str().unwrap(), &["delta"]);
+    let check = |how: &str, outs: Vec<Output>, before: &[(String, u64, i64)]| {
+        for out in outs {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{how}:\n{}", text(&out));
+            assert!(
+                err.contains("pyctl: error:") && err.contains(&t.root().display().to_string()),
+                "{how}: the error does not name the tier's path:\n{err}"
+            );
+            assert!(!err.contains("panicked"), "{how}: {err}");
+        }
+        assert_eq!(
+            tree_with_times(&t.root()),
+            before,
+            "{how}: something was written"
+        );
+        assert_eq!(t.last_id(), last, "{how}");
+        t.assert_set(&["alpha==1.0", "beta==1.0"]);
+    };
+
+    let before = tree_with_times(&t.root());
+    ok(
+        "chmod",
+        Command::new("chmod")
+            .arg("-R")
+            .arg("a-w")
+            .arg(t.root())
+            .output()
+            .unwrap(),
+    );
+    let outs = vec![t.pip(&install), t.pyctl(&["undo"])];
+    ok(
+        "chmod",
+        Command::new("chmod")
+            .arg("-R")
+            .arg("u+w")
+            .arg(t.root())
+            .output()
+            .unwrap(),
+    );
+    // chmod itself changes no size or time that `tree_with_times` looks at.
+    check("chmod -R a-w", outs, &before);
+
+    if let Some((uid, gid)) = t.ids {
+        // The same commands as the account, in a namespace where the tier is mounted read-only.
+        let read_only = |program: &Path, args: &[&str]| -> Output {
+            let base = t.command(program);
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(
+                    "mount --bind \"$0\" \"$0\" && mount -o remount,bind,ro \"$0\" && \
+                     u=\"$1\" g=\"$2\" && shift 2 && \
+                     exec setpriv --reuid=\"$u\" --regid=\"$g\" --clear-groups \"$@\"",
+                )
+                .arg(t.root())
+                .arg(uid.to_string())
+                .arg(gid.to_string())
+                .arg(program)
+                .args(args)
+                .env_clear()
+                .current_dir(t.path())
+                .stdin(Stdio::null());
+            for (k, v) in base.get_envs() {
+                if let Some(v) = v {
+                    c.env(k, v);
+                }
+            }
+            c.output().unwrap()
+        };
+        let before = tree_with_times(&t.root());
+        let outs = vec![
+            read_only(&t.path().join("bin/pip"), &install),
+            read_only(Path::new(common::PYCTL), &["undo"]),
+        ];
+        for out in &outs {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("Read-only file system"), "{err}");
+        }
+        check("read-only bind mount", outs, &before);
+    } else {
+        eprintln!("not root: no read-only mount");
+    }
+    let out = t.pyctl_ok(&["undo"]);
+    assert!(out.contains("recorded"), "{out}");
+    t.assert_set(&["alpha==1.0"]);
+}
+
+/// The venv's interpreter gone (`bin/python3` dangling, as after a Python upgrade removed the
+/// one it was made with): `pip install`, `pip list`, `undo` and `restore` fail at once with an
+/// error naming the interpreter and `pyctl doctor --fix`, record nothing and change nothing;
+/// `doctor --fix` then rebuilds the venv with the same set, and pip works again.
+#[test]
+fn missing_python_is_a_clear_error_and_doctor_fixes_it() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.pyctl_ok(&["snapshot", "one"]);
+    t.install(&["beta"]);
+    let last = t.last_id();
+    let link = t.venv().join("bin/python3");
+    std::fs::remove_file(&link).unwrap();
+    plant_symlink(&t, Path::new("/nonexistent/python3.99"), &link);
+    let before = tree_with_times(&t.root());
+    let wheels = t.wheels();
+    let install = t.install_args(wheels.to_str().unwrap(), &["delta"]);
+    let outs = [
+        ("pip install", t.pip(&install)),
+        ("pip list", t.pip(&["list"])),
+        ("undo", t.pyctl(&["undo"])),
+        ("restore", t.pyctl(&["restore", "one"])),
+    ];
+    for (what, out) in outs {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}:\n{}", text(&out));
+        assert!(
+            err.contains("pyctl doctor --fix") && err.contains("bin/python"),
+            "{what}: unclear error:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{what}: {err}");
+    }
+    assert_eq!(tree_with_times(&t.root()), before, "something was written");
+    assert_eq!(t.last_id(), last);
+    assert_files_whole(&t, "missing python");
+    // doctor exits 1 for unrelated findings (PATH); what counts is the venv it leaves.
+    t.pyctl(&["doctor", "--fix"]);
+    t.assert_set(&["alpha==1.0", "beta==1.0"]);
+    t.install(&["delta"]);
+    t.assert_set(&["alpha==1.0", "beta==1.0", "delta==1.0"]);
+}
+
+/// Kills `pyctl redo` (with pip's process group) at 10 points over its duration. Each trial
+/// starts from `small` with the redo of a `restore full` pending (1516 modules to put back from
+/// the store), and ends with the same recovery checks as the other loops.
+#[test]
+fn sigkill_during_redo_then_recovery() {
+    let t = tier_with_big();
+    let pending_redo = || {
+        t.pyctl_ok(&["restore", "small"]);
+        t.pyctl_ok(&["restore", "full"]);
+        t.pyctl_ok(&["undo"]);
+    };
+    pending_redo();
+    let small = fast_set(&t);
+    let full = timed(|| {
+        t.pyctl_ok(&["redo"]);
+    });
+    let n = 10;
+    let (mut inside, mut undone) = (0, 0);
+    for delay in delays(full, n) {
+        let what = format!("pyctl redo killed after {delay:?} of {full:?}");
+        pending_redo();
+        assert_eq!(fast_set(&t), small, "{what}: the trial's start");
+        let last = t.last_id();
+        let child = spawn_group({
+            let mut c = t.command(Path::new(common::PYCTL));
+            c.arg("redo");
+            c
+        });
+        if kill_after(child, delay, Victim::Group)
+            && t.last_id() > last
+            && t.history().last().unwrap().2.is_none()
+        {
+            inside += 1;
+        }
+        assert_recovered(&t, &what);
+        if assert_undo_works(&t, &what) {
+            undone += 1;
+        }
+    }
+    assert!(
+        inside >= 3,
+        "only {inside} of {n} kills landed inside a redo"
+    );
+    assert_eq!(undone, n, "undo had nothing to undo");
+    t.pyctl_ok(&["restore", "full"]);
+    let modules = walkdir::WalkDir::new(t.site_packages().join("big"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "py"))
+        .count();
+    assert_eq!(modules, 1516, "big is listed but incomplete");
+    assert!(t.pip_check_passes());
+}
