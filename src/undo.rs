@@ -566,7 +566,7 @@ fn finish_trash(tier: &Tier) {
     };
     for item in read.filter_map(Result::ok) {
         if item.file_name().to_string_lossy().starts_with(".trash-") {
-            let _ = std::process::Command::new("rm")
+            let _ = crate::conflicts::system_tool("rm")
                 .arg("-rf")
                 .arg(item.path())
                 .stdin(std::process::Stdio::null())

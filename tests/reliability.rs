@@ -1910,3 +1910,264 @@ fn sigkill_during_redo_then_recovery() {
     assert_eq!(modules, 1516, "big is listed but incomplete");
     assert!(t.pip_check_passes());
 }
+
+/// Inode, size, modification time and content hash of a file.
+fn fingerprint(path: &Path) -> (u64, u64, i64, String) {
+    use sha2::Digest as _;
+    let m = std::fs::metadata(path).unwrap();
+    let hash = sha2::Sha256::digest(std::fs::read(path).unwrap());
+    let hash: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    (m.ino(), m.len(), m.mtime(), hash)
+}
+
+/// A `.deb` built with dpkg-deb, holding one empty file at each of `paths`.
+fn deb_with(dir: &Path, package: &str, paths: &[&str]) -> PathBuf {
+    let root = dir.join(format!("{package}-root"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {package}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\n\
+             Description: test\n"
+        ),
+    )
+    .unwrap();
+    for path in paths {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "").unwrap();
+    }
+    let deb = dir.join(format!("{package}_1.0_all.deb"));
+    ok(
+        "dpkg-deb --build",
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&root)
+            .arg(&deb)
+            .output()
+            .unwrap(),
+    );
+    deb
+}
+
+/// As root, in a system tier (`PYCTL_SYSTEM_PREFIX`, a root-only temp folder; the machine's
+/// /opt is never touched):
+/// - `pip install --force-reinstall -U pip` (Debian's pip wheel, offline), through the `pip`
+///   wrapper and then through the venv's own `bin/pip3` shim: pip rewrites its scripts, pyctl's
+///   shims are back afterwards, the pyctl binary is untouched, and the shims still run pip;
+/// - the apt, dnf and pacman hooks run with `PATH`, `PYTHON*`, `HOME`, `PYCTL_HOME` and
+///   `VIRTUAL_ENV` pointing at an unprivileged account's folder, which holds a `dpkg-deb`,
+///   `tar`, `rpm`, `pacman`, `dpkg-query`, `rm` and `python3` that leave a marker: none runs,
+///   and the apt hook still reports the conflict the real dpkg-deb finds in the `.deb`; nor do
+///   `pyctl clean` (which has `rm` delete the old venv) and `pyctl undo` in that environment.
+#[test]
+fn root_pip_self_reinstall_and_hooks_run_nothing_of_the_caller() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let wheels = Path::new("/usr/share/python-wheels");
+    if !wheels.is_dir() {
+        eprintln!("skipped: no /usr/share/python-wheels (python3-pip-whl)");
+        return;
+    }
+    let real_opt = Path::new("/opt/system-python").exists();
+    let top = tempfile::tempdir().unwrap();
+    let sys = top.path().join("sys");
+    let link = top.path().join("pip");
+    std::os::unix::fs::symlink(common::PYCTL, &link).unwrap();
+    let root_cmd = |program: &Path| {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("PYCTL_SYSTEM_PREFIX", &sys)
+            .env("PIP_INDEX_URL", common::DEAD_INDEX)
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("PIP_NO_CACHE_DIR", "1")
+            .env("NO_COLOR", "1")
+            .current_dir(top.path())
+            .stdin(Stdio::null());
+        c
+    };
+    ok(
+        "system init",
+        root_cmd(Path::new(common::PYCTL))
+            .args(["system", "init"])
+            .output()
+            .unwrap(),
+    );
+    let bin = sys.join("venv/bin");
+    let shim_names: Vec<String> = std::fs::read_dir(&bin)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pip"))
+        .collect();
+    assert_eq!(shim_names.len(), 3, "{shim_names:?}");
+    let shims = || -> Vec<String> {
+        let mut v: Vec<String> = shim_names
+            .iter()
+            .map(|n| std::fs::read_to_string(bin.join(n)).unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let shims_before = shims();
+    for s in &shims_before {
+        assert!(s.starts_with("#!/bin/sh\n# pyctl shim"), "{s}");
+        assert!(s.contains(common::PYCTL), "{s}");
+    }
+    let binary = fingerprint(Path::new(common::PYCTL));
+    let reinstall = [
+        "install",
+        "--no-index",
+        "--find-links",
+        wheels.to_str().unwrap(),
+        "--force-reinstall",
+        "-U",
+        "pip",
+    ];
+    for program in [link.clone(), bin.join("pip3")] {
+        let what = format!("{} {reinstall:?}", program.display());
+        let out = ok(&what, root_cmd(&program).args(reinstall).output().unwrap());
+        assert!(out.contains("recorded"), "{what}: not recorded:\n{out}");
+        assert_eq!(shims(), shims_before, "{what}: the shims were not put back");
+        assert_eq!(
+            fingerprint(Path::new(common::PYCTL)),
+            binary,
+            "{what}: the pyctl binary changed"
+        );
+        for name in &shim_names {
+            let out = ok(
+                "shim --version",
+                root_cmd(&bin.join(name)).arg("--version").output().unwrap(),
+            );
+            assert!(out.starts_with("pip "), "{name}: {out}");
+        }
+    }
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(common::PYCTL));
+
+    // The hooks, with an unprivileged account's environment.
+    let user = Tier::bare();
+    let evil = user.path().join("evil");
+    let marker = user.path().join("marker");
+    std::fs::create_dir_all(evil.join("bin")).unwrap();
+    std::fs::create_dir_all(evil.join("pkgs")).unwrap();
+    for tool in [
+        "dpkg-deb",
+        "tar",
+        "rpm",
+        "pacman",
+        "dpkg-query",
+        "rm",
+        "python3",
+        "python",
+    ] {
+        let p = evil.join("bin").join(tool);
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\necho {tool} >> {}\nexit 1\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let payload = format!(
+        "open({:?}, 'a').write('python')\n",
+        marker.display().to_string()
+    );
+    std::fs::write(evil.join("pkgs/sitecustomize.py"), &payload).unwrap();
+    user.give_away(user.path());
+    let debs = top.path().join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let deb = deb_with(
+        &debs,
+        "python3-oldpip",
+        &["/usr/lib/python3/dist-packages/pip-22.0.dist-info/METADATA"],
+    );
+    let hostile = |args: &[&str], stdin: &[u8]| -> Output {
+        let mut c = root_cmd(Path::new(common::PYCTL));
+        c.args(args)
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+                    evil.join("bin").display()
+                ),
+            )
+            .env("HOME", user.home())
+            .env("PYCTL_HOME", user.root())
+            .env("VIRTUAL_ENV", evil.join("venv"))
+            .env("PYTHONPATH", evil.join("pkgs"))
+            .env("PYTHONSTARTUP", evil.join("pkgs/sitecustomize.py"))
+            .env("PYTHONHOME", &evil)
+            .current_dir(&evil);
+        output_within(c, stdin, Duration::from_secs(60))
+    };
+    let input = format!(
+        "VERSION 3\nAPT::Architecture=amd64\n\n\
+         python3-oldpip - - none < 1.0 all none {}\n",
+        deb.display()
+    );
+    let apt = hostile(&["hook", "apt"], input.as_bytes());
+    assert_sane_exit("hook apt", &apt, &[0]);
+    let said = String::from_utf8_lossy(&apt.stderr);
+    assert!(
+        said.contains("pip 22.0") && said.contains("23.0"),
+        "the apt hook did not report the conflict (did dpkg-deb run?):\n{said}"
+    );
+    assert_sane_exit(
+        "hook dnf",
+        &hostile(&["hook", "dnf", "python3-oldpip"], b""),
+        &[0],
+    );
+    assert_sane_exit(
+        "hook pacman",
+        &hostile(&["hook", "pacman"], b"python-pip\n"),
+        &[0],
+    );
+    // `clean` moves the venv aside and has `rm` delete it; `undo` brings the set back.
+    let site = |p: &Path| {
+        walkdir::WalkDir::new(p.join("venv/lib"))
+            .min_depth(3)
+            .max_depth(3)
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".dist-info"))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let set_before = site(&sys);
+    assert!(!set_before.is_empty());
+    for args in [&["clean"][..], &["undo"]] {
+        let out = hostile(args, b"");
+        assert_sane_exit(&format!("{args:?}"), &out, &[0]);
+    }
+    let start = Instant::now();
+    while std::fs::read_dir(&sys).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".trash-")
+    }) {
+        assert!(
+            !marker.exists(),
+            "root ran the caller's programs: {}",
+            std::fs::read_to_string(&marker).unwrap_or_default()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the old venv was never removed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(site(&sys), set_before);
+    assert!(
+        !marker.exists(),
+        "a hook ran the caller's programs: {}",
+        std::fs::read_to_string(&marker).unwrap_or_default()
+    );
+    assert_eq!(
+        Path::new("/opt/system-python").exists(),
+        real_opt,
+        "the machine's own /opt was touched"
+    );
+}
