@@ -7,7 +7,6 @@
 //! leniently, and every external command runs with a time limit.
 
 use std::io::Read;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -186,7 +185,9 @@ pub fn apt(ctx: &Context, ui: &Ui) -> Result<i32> {
     debs.dedup();
     let found = crate::parallel::map(&debs, |(package, deb)| {
         let listing = conflicts::run_bounded(
-            Command::new("dpkg-deb").arg("--contents").arg(deb),
+            conflicts::system_tool("dpkg-deb")
+                .arg("--contents")
+                .arg(deb),
             COMMAND_LIMIT,
             64 * 1024 * 1024,
         );
@@ -214,7 +215,7 @@ pub fn dnf(ctx: &Context, ui: &Ui, packages: &[String]) -> Result<i32> {
     let mut conflicts = Vec::new();
     for package in packages {
         let Ok(listing) = conflicts::run_bounded(
-            Command::new("rpm").arg("-ql").arg(package),
+            conflicts::system_tool("rpm").arg("-ql").arg(package),
             COMMAND_LIMIT,
             64 * 1024 * 1024,
         ) else {
@@ -240,7 +241,7 @@ pub fn pacman(ctx: &Context, ui: &Ui) -> Result<i32> {
     let mut conflicts = Vec::new();
     for target in targets {
         let Ok(listing) = conflicts::run_bounded(
-            Command::new("pacman").arg("-Ql").arg(target),
+            conflicts::system_tool("pacman").arg("-Ql").arg(target),
             COMMAND_LIMIT,
             64 * 1024 * 1024,
         ) else {

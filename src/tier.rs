@@ -177,6 +177,29 @@ impl Tier {
         }
         Ok(())
     }
+
+    /// Refuses, before anything is recorded, when the venv's interpreter is gone (its link
+    /// dangles after a Python upgrade or removal): pip cannot run, and `doctor --fix` rebuilds
+    /// the venv on the Python that is there now.
+    pub fn check_interpreter(&self) -> Result<()> {
+        let python = self.python();
+        if std::fs::metadata(&python).is_ok_and(|m| m.is_file()) {
+            return Ok(());
+        }
+        let points_to = std::fs::read_link(self.bin_dir().join("python3"))
+            .map(|p| format!(" (bin/python3 points to {}, which is missing)", p.display()))
+            .unwrap_or_default();
+        bail!(
+            "{}: the venv's Python is missing{points_to}; `{}pyctl doctor --fix` rebuilds the \
+             venv on the installed Python and puts the same packages back",
+            python.display(),
+            if self.kind == TierKind::System {
+                "sudo "
+            } else {
+                ""
+            }
+        )
+    }
 }
 
 /// `version` (or `version_info`) from a venv's `pyvenv.cfg`, e.g. `3.11.2`.

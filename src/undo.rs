@@ -376,6 +376,9 @@ fn transact(
     target: Target,
     dry_run: bool,
 ) -> Result<i32> {
+    if target.python.is_none() && tier.venv_exists() {
+        tier.check_interpreter()?;
+    }
     let store = record::store_of(tier, config);
     // A venv deleted behind pyctl's back (or by a clean that was killed half-way) is rebuilt.
     let fresh_venv = target.fresh_venv || !tier.venv_exists();
@@ -563,7 +566,7 @@ fn finish_trash(tier: &Tier) {
     };
     for item in read.filter_map(Result::ok) {
         if item.file_name().to_string_lossy().starts_with(".trash-") {
-            let _ = std::process::Command::new("rm")
+            let _ = crate::conflicts::system_tool("rm")
                 .arg("-rf")
                 .arg(item.path())
                 .stdin(std::process::Stdio::null())

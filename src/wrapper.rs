@@ -196,6 +196,9 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         );
     }
     tier.check_owner(ctx)?;
+    if tier.venv_exists() {
+        tier.check_interpreter()?;
+    }
     let str_args: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())

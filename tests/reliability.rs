@@ -1047,3 +1047,1127 @@ fn sudo_e_environment_cannot_redirect_root() {
         "the machine's own /opt was touched"
     );
 }
+
+/// A small deterministic generator (xorshift64*): the same inputs on every run, so that a
+/// failure names an input that can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+/// Pieces that parsers of these formats tend to trip on.
+const TOKENS: &[&[u8]] = &[
+    b"\0",
+    b"\xff\xfe",
+    b"\xc3\x28",
+    b"\xe2\x80\xae",
+    b"\n",
+    b"\r\n",
+    b"\n\n",
+    b" ",
+    b"\t",
+    b"=",
+    b"==",
+    b"===",
+    b",",
+    b"\"",
+    b"'",
+    b":",
+    b"#",
+    b"-",
+    b"/",
+    b"../",
+    b"..",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"[[",
+    b"(",
+    b")",
+    b"-e ",
+    b"@",
+    b"%",
+    b"%ff",
+    b"file://",
+    b"**",
+    b"**REMOVE**",
+    b"VERSION 3\n",
+    b".dist-info",
+    b"-1",
+    b"18446744073709551616",
+    b"99999999999999999999999",
+    b"1e400",
+    b"null",
+    b"true",
+    b"\\u0000",
+    b"\\ud800",
+    b" -> ",
+    b"site-packages/",
+    b"dist-packages/",
+    b"sha256=",
+    b"\x1b[31m",
+];
+
+/// One mutated input: a seed with 1 to 8 edits (bit flips, inserted bytes and tokens, deleted,
+/// repeated and truncated ranges, the tail of another seed), at most 256 KiB.
+fn mutate(rng: &mut Rng, seeds: &[&[u8]]) -> Vec<u8> {
+    let mut data = seeds[rng.below(seeds.len())].to_vec();
+    for _ in 0..1 + rng.below(8) {
+        let len = data.len();
+        let at = rng.below(len + 1);
+        match rng.below(8) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                data[i] ^= 1 << rng.below(8);
+            }
+            1 => data.insert(at, rng.next() as u8),
+            2 => {
+                let end = (at + 1 + rng.below(16)).min(len);
+                data.drain(at..end);
+            }
+            3 => {
+                let token = TOKENS[rng.below(TOKENS.len())];
+                data.splice(at..at, token.iter().copied());
+            }
+            4 => {
+                let end = (at + 1 + rng.below(64)).min(len);
+                let times = if rng.below(8) == 0 {
+                    2000
+                } else {
+                    1 + rng.below(4)
+                };
+                let repeated = data[at..end].repeat(times);
+                data.splice(at..at, repeated);
+            }
+            5 => data.truncate(at),
+            6 => {
+                let other = seeds[rng.below(seeds.len())];
+                let from = rng.below(other.len() + 1);
+                data.truncate(at);
+                data.extend_from_slice(&other[from..]);
+            }
+            _ if len > 0 => {
+                let i = rng.below(len);
+                data[i] = TOKENS[rng.below(TOKENS.len())][0];
+            }
+            _ => {}
+        }
+    }
+    data.truncate(256 * 1024);
+    data
+}
+
+/// A history record with 1 to 3 fields set to hostile values of their own type (so that the
+/// file still parses and the code behind a successful parse runs, which byte mutations of JSON
+/// rarely reach), or, one time in four, to a value of any type.
+fn mutate_json(rng: &mut Rng, seeds: &[&[u8]]) -> Vec<u8> {
+    use serde_json::json;
+    let mut doc: serde_json::Value = serde_json::from_slice(seeds[rng.below(seeds.len())]).unwrap();
+    let ids = || {
+        vec![
+            json!([]),
+            json!([0]),
+            json!([5]),
+            json!([1, 2, 3, 4, 4, 5, 99]),
+            json!([u64::MAX]),
+        ]
+    };
+    let texts = || {
+        vec![
+            json!(""),
+            json!("\u{0}\u{202e}../../x\n"),
+            json!("a==1\nb==2\n# (c==3)\n-e \n"),
+            json!("x".repeat(100_000)),
+        ]
+    };
+    let fields: Vec<(&str, Vec<serde_json::Value>)> = vec![
+        ("reverts", ids()),
+        ("reapplies", ids()),
+        ("freeze", texts()),
+        ("target", texts()),
+        ("command", texts()),
+        ("exit_code", vec![json!(-1), json!(i32::MAX), json!(null)]),
+        ("schema", vec![json!(0), json!(2), json!(u32::MAX)]),
+        (
+            "kind",
+            ["undo", "redo", "pip", "init", "clean", "restore"]
+                .map(|k| json!(k))
+                .to_vec(),
+        ),
+        ("interrupted", vec![json!(true)]),
+        (
+            "changes",
+            vec![
+                json!(null),
+                json!({"added": ["x==1", ""], "removed": ["=="], "modified": []}),
+            ],
+        ),
+    ];
+    let any = [json!(null), json!(-1), json!(1e308), json!({}), json!("x")];
+    let obj = doc.as_object_mut().unwrap();
+    for _ in 0..1 + rng.below(3) {
+        let (key, values) = &fields[rng.below(fields.len())];
+        let value = if rng.below(4) == 0 {
+            any[rng.below(any.len())].clone()
+        } else {
+            values[rng.below(values.len())].clone()
+        };
+        obj.insert(key.to_string(), value);
+    }
+    serde_json::to_vec(&doc).unwrap()
+}
+
+/// How long one input may take a parser (debug build, 2 shared cores, files written first).
+const PER_INPUT: Duration = Duration::from_secs(2);
+
+/// Feeds the seeds, then `n - seeds` mutations of them, to `check`, which calls the real parsing
+/// code and asserts what must hold of its result. A panic or an input slower than `PER_INPUT`
+/// fails with the input. Returns how many inputs ran.
+fn fuzz(what: &str, seed: u64, seeds: &[&[u8]], n: usize, check: impl FnMut(&[u8])) -> usize {
+    fuzz_with(what, seed, seeds, n, mutate, check)
+}
+
+fn fuzz_with(
+    what: &str,
+    seed: u64,
+    seeds: &[&[u8]],
+    n: usize,
+    mutator: fn(&mut Rng, &[&[u8]]) -> Vec<u8>,
+    mut check: impl FnMut(&[u8]),
+) -> usize {
+    let mut rng = Rng(seed);
+    for i in 0..n {
+        let input = match seeds.get(i) {
+            Some(s) => s.to_vec(),
+            None => mutator(&mut rng, seeds),
+        };
+        let start = Instant::now();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&input)));
+        let took = start.elapsed();
+        let shown = String::from_utf8_lossy(&input[..input.len().min(2000)]).into_owned();
+        assert!(
+            outcome.is_ok(),
+            "{what}: input #{i} (seed {seed}) panicked; input: {shown:?}"
+        );
+        assert!(
+            took < PER_INPUT,
+            "{what}: input #{i} (seed {seed}) took {took:?}; input: {shown:?}"
+        );
+    }
+    n
+}
+
+const METADATA_SEEDS: &[&[u8]] = &[
+    b"Metadata-Version: 2.1\nName: alpha\nVersion: 1.0\nRequires-Dist: beta>=1\n\nBody text\n",
+    b"Metadata-Version: 1.0\nName: Foo.Bar_baz\nVersion: 1.0.0-alpha1\n",
+    b"Metadata-Version: 2.1\r\nVersion: 0!1.0.post1\r\nName: x\r\n",
+    b"Name: legacy\nVersion: not a version\n",
+];
+
+const DIRECT_URL_SEEDS: &[&[u8]] = &[
+    br#"{"url": "https://example.org/x.tar.gz", "archive_info": {"hash": "sha256=abc"}, "subdirectory": "sub"}"#,
+    br#"{"url": "https://example.org/r.git", "vcs_info": {"vcs": "git", "commit_id": "deadbeef", "requested_revision": "main"}}"#,
+    br#"{"url": "file:///nonexistent/project", "dir_info": {"editable": true}}"#,
+    br#"{"url": "file:///nonexistent/a%20b.whl", "archive_info": {"hashes": {"sha256": "abc"}}}"#,
+];
+
+const RECORD_SEEDS: &[&[u8]] = &[
+    b"alpha/__init__.py,sha256=n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg,10\nalpha-1.0.dist-info/RECORD,,\n",
+    b"\"a,b.py\",sha256=x,1\n../../bin/evil,,\n/abs/path,sha256=,\n",
+    b"alpha-1.0.dist-info/METADATA,sha256=abc,notanumber,extra,columns\n,,\n",
+];
+
+const HISTORY_SEEDS: &[&[u8]] = &[
+    br#"{"schema": 1, "id": 1, "kind": "init", "timestamp": "2026-01-01T00:00:00Z", "user": "a", "uid": 1000, "command": "pyctl init", "pip_args": [], "python": "3.11.2", "venv": "/v", "freeze": "pip==23.0.1\n"}"#,
+    br#"{"schema": 1, "id": 2, "kind": "pip", "timestamp": "2026-01-01T00:00:01Z", "user": "a", "uid": 1000, "command": "pip install alpha", "pip_args": ["install", "alpha"], "python": "3.11.2", "venv": "/v", "freeze": "alpha==1.0\npip==23.0.1\n", "changes": {"added": ["alpha==1.0"], "removed": [], "modified": []}, "exit_code": 0}"#,
+    br#"{"schema": 1, "id": 3, "kind": "undo", "timestamp": "2026-01-01T00:00:02Z", "user": "a", "uid": 1000, "command": "pyctl undo", "pip_args": [], "reverts": [2], "reapplies": [], "python": "3.11.2", "venv": "/v", "freeze": "pip==23.0.1\n", "target": "pip==23.0.1\n"}"#,
+    br#"{"schema": 1, "id": 4, "kind": "redo", "timestamp": "2026-01-01T00:00:03Z", "user": "a", "uid": 1000, "command": "pyctl redo", "pip_args": [], "reverts": [3], "python": "3.11.2", "venv": "/v", "freeze": "-e /nonexistent/p\n", "changes": {"added": [], "removed": [], "modified": [{"name": "a", "from": "a==1", "to": "a==2"}]}, "exit_code": 1}"#,
+];
+
+const SNAPSHOT_SEEDS: &[&[u8]] = &[
+    b"# pyctl snapshot \"web\", 2026-01-01T00:00:00Z, 3 packages, python 3.11.2\nalpha==1.0\nbeta==1.0\npip==23.0.1\n",
+    b"# Editable install with no version control (proj==0.1)\n-e /nonexistent/proj\nx @ https://example.org/x.tar.gz#sha256=abc\n",
+    b"-e git+https://example.org/r.git@deadbeef#egg=r&subdirectory=s\nname[extra]>=1; python_version < \"4\"\n",
+];
+
+const CONFIG_SEEDS: &[&[u8]] = &[
+    b"[history]\nmax_entries = 50\nauto_snapshot = true\nshow_diff_after_install = false\n\n[snapshots]\nauto_baseline = true\n",
+    b"# comment\n[ui]\ncolor = false\nverbose = true\n[venv]\ninherit_system_packages = false\n",
+    b"[store]\nlink_mode = \"copy\"\n[hooks]\non_conflict = \"block\"\n",
+    b"history.max_entries = 3\nui = { color = true }\n",
+];
+
+const STORE_ENTRY_SEEDS: &[&[u8]] = &[
+    br#"{"schema": 1, "name": "alpha", "canonical": "alpha", "version": "1.0", "line": "alpha==1.0", "dist_info": "lib/python3.11/site-packages/alpha-1.0.dist-info", "files": [{"path": "lib/python3.11/site-packages/alpha/__init__.py", "hash": "sha256=abc", "size": 10, "stat": [1, 2, 3]}, {"path": "../../outside", "hash": null, "size": null}], "stored_at": "2026-01-01T00:00:00Z"}"#,
+];
+
+const APT_SEEDS: &[&[u8]] = &[
+    b"VERSION 3\nAPT::Architecture=amd64\nDir::Etc=etc/apt/\n\npython3-requests - - none < 2.28.1+dfsg-1 all foreign /var/cache/apt/archives/python3-requests_2.28.1+dfsg-1_all.deb\npython3-six 1.15.0-2 all foreign < 1.16.0-4 all foreign /var/cache/apt/archives/python3-six_1.16.0-4_all.deb\npython3-requests - - none < 2.28.1+dfsg-1 all foreign **CONFIGURE**\noldpkg 1.0 amd64 same > - - none **REMOVE**\n",
+    b"VERSION 2\nA=b\n\npython3-x - < 1.0 /tmp/python3-x_1.0_all.deb\n",
+    b"/tmp/a_1.0_all.deb\n/tmp/b_2_all.deb\n",
+];
+
+/// `rpm -ql` (dnf), `pacman -Ql` and `dpkg-deb --contents` listings.
+const LISTING_SEEDS: &[&[u8]] = &[
+    b"/usr/lib/python3.11/site-packages/requests-2.31.0.dist-info\n/usr/lib/python3.11/site-packages/requests-2.31.0.dist-info/METADATA\n/usr/lib/python3/dist-packages/six-1.16.0-py3.11.egg-info\n",
+    b"python-requests /usr/lib/python3.11/site-packages/requests-2.31.0.dist-info/\npython-requests /usr/bin/\n",
+    b"drwxr-xr-x root/root         0 2023-01-01 00:00 ./usr/lib/python3/dist-packages/requests-2.28.1.egg-info/\nlrwxrwxrwx root/root         0 2023-01-01 00:00 ./usr/bin/x -> y\n",
+];
+
+/// The parsers of every format pyctl reads from disk or from a package manager, called through
+/// the library on seeds and on thousands of deterministic mutations of them (the stand-in for
+/// cargo-fuzz, which needs a nightly toolchain): METADATA/PKG-INFO and direct_url.json (through
+/// the site-packages scan and freeze), RECORD, history files (through the log reader and the
+/// undo state), snapshot files (freeze map and plan), config TOML, store `entry.json`,
+/// `pyvenv.cfg`, apt's hook input, and the rpm/pacman/dpkg-deb listings the hooks parse. No
+/// panic, no input slower than `PER_INPUT`, and each result keeps the invariants checked here.
+#[test]
+fn hostile_input_to_every_parser_in_the_library() {
+    use pyctl::inventory::{canonical_name, PackageSet};
+    let started = Instant::now();
+    let work = tempfile::tempdir().unwrap();
+    let mut total = 0;
+
+    let site = work.path().join("site-packages");
+    std::fs::create_dir_all(site.join("alpha-1.0.dist-info")).unwrap();
+    std::fs::create_dir_all(site.join("legacy-1.0.egg-info")).unwrap();
+    let scan = |site: &Path| {
+        let set = PackageSet::scan_site(site).unwrap();
+        for (key, dist) in &set.dists {
+            assert!(!dist.name.is_empty());
+            assert_eq!(key, &canonical_name(&dist.name));
+            for line in dist.freeze_lines() {
+                assert!(!line.is_empty());
+            }
+        }
+        let _ = set.freeze();
+        let _ = set.requirement_map();
+    };
+    total += fuzz("METADATA", 1, METADATA_SEEDS, 800, |input| {
+        std::fs::write(site.join("alpha-1.0.dist-info/METADATA"), input).unwrap();
+        std::fs::write(site.join("legacy-1.0.egg-info/PKG-INFO"), input).unwrap();
+        scan(&site);
+    });
+    std::fs::write(site.join("alpha-1.0.dist-info/METADATA"), METADATA_SEEDS[0]).unwrap();
+    total += fuzz("direct_url.json", 2, DIRECT_URL_SEEDS, 800, |input| {
+        std::fs::write(site.join("alpha-1.0.dist-info/direct_url.json"), input).unwrap();
+        scan(&site);
+    });
+
+    total += fuzz("RECORD", 3, RECORD_SEEDS, 1500, |input| {
+        if let Ok(rows) = pyctl::store::parse_record(input) {
+            assert!(rows.len() <= input.iter().filter(|&&b| b == b'\n' || b == b'\r').count() + 1);
+            assert!(rows.iter().all(|r| !r.path.is_empty()));
+        }
+    });
+
+    let history = work.path().join("history");
+    std::fs::create_dir_all(&history).unwrap();
+    let (mut whole, mut reported) = (0, 0);
+    // The mutated file is entry 5's before or after, after four whole entries.
+    let as_fifth: Vec<Vec<u8>> = HISTORY_SEEDS
+        .iter()
+        .map(|s| {
+            let text = String::from_utf8_lossy(s).into_owned();
+            let id = text
+                .split("\"id\": ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap();
+            text.replacen(&format!("\"id\": {id},"), "\"id\": 5,", 1)
+                .into_bytes()
+        })
+        .collect();
+    let as_fifth: Vec<&[u8]> = as_fifth.iter().map(Vec::as_slice).collect();
+    let mut check_history = |input: &[u8]| {
+        for (i, seed) in HISTORY_SEEDS.iter().enumerate() {
+            let id = i as u64 + 1;
+            for half in [pyctl::history::Half::Before, pyctl::history::Half::After] {
+                std::fs::write(history.join(pyctl::history::file_name(id, half)), seed).unwrap();
+            }
+        }
+        let half = if input.len() % 2 == 0 {
+            pyctl::history::Half::Before
+        } else {
+            pyctl::history::Half::After
+        };
+        std::fs::write(history.join(pyctl::history::file_name(5, half)), input).unwrap();
+        let log = pyctl::history::read_log(&history).unwrap();
+        assert!(log.entries.len() <= 5);
+        assert!(log.entries.len() >= 4, "a bad file hid a good one");
+        if log.problems.is_empty() {
+            whole += 1;
+        } else {
+            reported += 1;
+        }
+        assert!(log.entries.windows(2).all(|w| w[0].id < w[1].id));
+        for p in &log.problems {
+            assert!(p.path.starts_with(&history), "{p}");
+        }
+        let _ = pyctl::undo::undo_state(&log);
+        let _ = log.last_known_freeze();
+        let idx = pyctl::history::index(&history).unwrap();
+        assert_eq!(idx.max_id, 5);
+        let _ = pyctl::history::last_known_freeze(&history, &idx, |_| {});
+    };
+    total += fuzz("history JSON", 4, &as_fifth, 1200, &mut check_history);
+    total += fuzz_with(
+        "history JSON values",
+        11,
+        &as_fifth,
+        600,
+        mutate_json,
+        &mut check_history,
+    );
+    assert!(
+        whole >= 50 && reported >= 500,
+        "{whole} read whole, {reported} reported"
+    );
+
+    let store = pyctl::store::Store::new(work.path().join("store"), Default::default());
+    let current = PackageSet::scan_site(&site).unwrap();
+    total += fuzz("snapshot file", 5, SNAPSHOT_SEEDS, 1500, |input| {
+        let text = String::from_utf8_lossy(input);
+        let map = pyctl::record::freeze_map(&text);
+        assert!(map.len() <= text.lines().count());
+        let plan = pyctl::engine::plan(&store, &current, &text, "3.11");
+        assert!(plan.add.len() + plan.change.len() <= map.len());
+        let _ = plan.summary();
+    });
+
+    let system_config = work.path().join("system.toml");
+    let tier_config = work.path().join("config.toml");
+    std::fs::write(&system_config, CONFIG_SEEDS[0]).unwrap();
+    let (mut accepted, mut refused) = (0, 0);
+    total += fuzz("config TOML", 6, CONFIG_SEEDS, 1500, |input| {
+        std::fs::write(&tier_config, input).unwrap();
+        // Either a configuration, or an error naming the file at fault.
+        match pyctl::config::Config::load_from(&system_config, Some(&tier_config)) {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                let said = format!("{e:#}");
+                assert!(said.contains("config.toml"), "{said}");
+                refused += 1;
+            }
+        }
+    });
+    // The mutations reach both sides of the parser, not only its first error.
+    assert!(
+        accepted >= 50 && refused >= 50,
+        "{accepted} accepted, {refused} refused"
+    );
+
+    let entry_dir = work.path().join("store/alpha-1.0-0123456789abcdef");
+    std::fs::create_dir_all(entry_dir.join("files")).unwrap();
+    total += fuzz("store entry.json", 7, STORE_ENTRY_SEEDS, 800, |input| {
+        std::fs::write(entry_dir.join("entry.json"), input).unwrap();
+        for (dir, entry) in store.entries() {
+            // The entry's files are missing: verify says so, it does not panic.
+            let _ = pyctl::store::Store::verify(&dir, &entry);
+        }
+        let _ = store.find("alpha", "alpha==1.0");
+    });
+
+    let venv = work.path().join("venv");
+    std::fs::create_dir_all(&venv).unwrap();
+    let cfg_seeds: &[&[u8]] = &[
+        b"home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n",
+        b"version_info = 3.12.1.final.0\n",
+    ];
+    total += fuzz("pyvenv.cfg", 8, cfg_seeds, 800, |input| {
+        std::fs::write(venv.join("pyvenv.cfg"), input).unwrap();
+        if let Some(v) = pyctl::tier::venv_python_version(&venv) {
+            let _ = pyctl::tier::minor_version(&v);
+        }
+    });
+
+    total += fuzz("apt hook input", 9, APT_SEEDS, 2000, |input| {
+        let text = String::from_utf8_lossy(input);
+        let actions = pyctl::hooks::parse_apt_input(&text);
+        assert!(actions.len() <= text.lines().count());
+        for a in &actions {
+            if let Some(deb) = &a.deb {
+                assert!(text.contains(deb.as_str()), "{deb:?} is not in the input");
+            }
+        }
+    });
+
+    let set = PackageSet::scan_site(&site).unwrap();
+    total += fuzz(
+        "rpm/pacman/dpkg-deb listings",
+        10,
+        LISTING_SEEDS,
+        2000,
+        |input| {
+            let text = String::from_utf8_lossy(input);
+            let rpm = pyctl::conflicts::dists_in_paths(text.lines(), Some("pkg"));
+            let pacman = pyctl::hooks::parse_pacman_files(&text);
+            let from_pacman = pyctl::conflicts::dists_in_paths(
+                pacman.iter().map(|(_, f)| f.as_str()),
+                Some("pkg"),
+            );
+            let deb = pyctl::conflicts::parse_dpkg_contents(&text);
+            let from_deb =
+                pyctl::conflicts::dists_in_paths(deb.iter().map(String::as_str), Some("pkg"));
+            for d in rpm.iter().chain(&from_pacman).chain(&from_deb) {
+                assert!(!d.name.is_empty() && !d.version.is_empty(), "{d:?}");
+                assert_eq!(d.canonical, canonical_name(&d.name));
+            }
+            let _ = pyctl::conflicts::version_conflicts(&rpm, "system", &set);
+        },
+    );
+
+    assert_eq!(total, 13_500);
+    eprintln!("{total} inputs in {:?}", started.elapsed());
+}
+
+/// Runs `cmd` with `stdin`, killing it and failing if it runs longer than `limit`.
+fn output_within(mut cmd: Command, stdin: &[u8], limit: Duration) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut pipe = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    // A hook may stop reading early; the write then fails, which is not the test's business.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&data);
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => {
+            let _ = writer.join();
+            out.unwrap()
+        }
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("{cmd:?} ran longer than {limit:?}");
+        }
+    }
+}
+
+/// A command's end after hostile input: an exit code it means (`allowed`), never a panic (101)
+/// or a signal, and an error said as `pyctl: error:`.
+fn assert_sane_exit(what: &str, out: &Output, allowed: &[i32]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{what}: panicked:\n{err}");
+    let code = out.status.code();
+    assert!(
+        code.is_some_and(|c| allowed.contains(&c)),
+        "{what}: exit {:?}:\n{err}",
+        out.status
+    );
+    if code != Some(0) {
+        assert!(
+            err.contains("pyctl: error:"),
+            "{what}: unclear error:\n{err}"
+        );
+    }
+}
+
+/// The same hostile inputs through the real binary, as the test account: `pyctl hook apt` fed
+/// mutated apt input on stdin; mutated history files, `config.toml` and a snapshot file planted
+/// in a tier, read by `pyctl history`, `--json history`, `status`, `config` and
+/// `list-snapshots`. Every run ends within 10 s with a sane exit code and no panic.
+#[test]
+fn hostile_input_through_the_binary() {
+    let t = Tier::bare();
+    let root = t.root();
+    for dir in ["history", "snapshots"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    t.give_away(&t.home());
+    let limit = Duration::from_secs(10);
+    let pyctl = |args: &[&str], stdin: &[u8]| -> Output {
+        let mut c = t.command(Path::new(common::PYCTL));
+        // A system tier that does not exist: the hook parses, finds nothing to compare
+        // against, and must let apt go on.
+        c.args(args)
+            .env("PYCTL_SYSTEM_PREFIX", t.path().join("no-system-tier"));
+        output_within(c, stdin, limit)
+    };
+    let plant = |path: &Path, bytes: &[u8]| {
+        std::fs::write(path, bytes).unwrap();
+        t.give_away(path);
+    };
+    let mut runs = 0;
+    let mut rng = Rng(21);
+    for i in 0..200 {
+        let input = APT_SEEDS
+            .get(i)
+            .map(|s| s.to_vec())
+            .unwrap_or_else(|| mutate(&mut rng, APT_SEEDS));
+        let out = pyctl(&["hook", "apt"], &input);
+        assert_sane_exit(&format!("hook apt, input #{i}"), &out, &[0]);
+        runs += 1;
+    }
+
+    for (i, seed) in HISTORY_SEEDS.iter().enumerate() {
+        let id = i as u64 + 1;
+        for half in [pyctl::history::Half::Before, pyctl::history::Half::After] {
+            plant(
+                &root
+                    .join("history")
+                    .join(pyctl::history::file_name(id, half)),
+                seed,
+            );
+        }
+    }
+    let mut rng = Rng(22);
+    for i in 0..60 {
+        let input = if i % 2 == 0 {
+            mutate(&mut rng, HISTORY_SEEDS)
+        } else {
+            mutate_json(&mut rng, HISTORY_SEEDS)
+        };
+        plant(&root.join("history/005_before.json"), &input);
+        for args in [&["history"][..], &["--json", "history"], &["status"]] {
+            let out = pyctl(args, b"");
+            assert_sane_exit(&format!("{args:?}, history input #{i}"), &out, &[0, 1]);
+            runs += 1;
+        }
+        // Entries 1 to 4 are whole and still listed, whatever entry 5 holds.
+        let out = pyctl(&["--json", "history"], b"");
+        if out.status.success() {
+            let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let ids: Vec<u64> = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|e| e["id"].as_u64())
+                .collect();
+            for id in 1..=4 {
+                assert!(ids.contains(&id), "history input #{i}: #{id} lost: {ids:?}");
+            }
+        }
+    }
+    std::fs::remove_file(root.join("history/005_before.json")).unwrap();
+
+    let mut rng = Rng(23);
+    for i in 0..40 {
+        plant(&root.join("config.toml"), &mutate(&mut rng, CONFIG_SEEDS));
+        for args in [&["config"][..], &["status"]] {
+            let out = pyctl(args, b"");
+            assert_sane_exit(&format!("{args:?}, config input #{i}"), &out, &[0, 1]);
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(err.contains("config.toml"), "{args:?}: {err}");
+            }
+            runs += 1;
+        }
+    }
+    std::fs::remove_file(root.join("config.toml")).unwrap();
+
+    let mut rng = Rng(24);
+    for i in 0..40 {
+        plant(
+            &root.join("snapshots/s.txt"),
+            &mutate(&mut rng, SNAPSHOT_SEEDS),
+        );
+        let out = pyctl(&["list-snapshots"], b"");
+        assert_sane_exit(&format!("list-snapshots, input #{i}"), &out, &[0]);
+        runs += 1;
+    }
+    assert_eq!(runs, 200 + 180 + 80 + 40);
+}
+
+/// Every path under `dir` (the venv included) with its size and modification time.
+fn tree_with_times(dir: &Path) -> Vec<(String, u64, i64)> {
+    let mut v: Vec<(String, u64, i64)> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            !e.path()
+                .components()
+                .any(|c| c.as_os_str() == "__pycache__")
+        })
+        .map(|e| {
+            let m = e.path().symlink_metadata().unwrap();
+            (e.path().display().to_string(), m.len(), m.mtime())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `pip install` and `pyctl undo` on a tier that cannot be written: an error naming the path,
+/// nothing written anywhere in the tier, the set unchanged; once writable again, undo works.
+/// Twice: the tier made read-only with `chmod -R a-w` (EACCES), and, as root, the tier folder
+/// bound read-only on itself in a mount namespace of its own (EROFS, which root cannot pass
+/// either).
+#[test]
+fn read_only_tier_is_a_clear_error_and_changes_nothing() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.install(&["beta"]);
+    let last = t.last_id();
+    let wheels = t.wheels();
+    let install = t.install_args(wheels.to_str().unwrap(), &["delta"]);
+    let check = |how: &str, outs: Vec<Output>, before: &[(String, u64, i64)]| {
+        for out in outs {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{how}:\n{}", text(&out));
+            assert!(
+                err.contains("pyctl: error:") && err.contains(&t.root().display().to_string()),
+                "{how}: the error does not name the tier's path:\n{err}"
+            );
+            assert!(!err.contains("panicked"), "{how}: {err}");
+        }
+        assert_eq!(
+            tree_with_times(&t.root()),
+            before,
+            "{how}: something was written"
+        );
+        assert_eq!(t.last_id(), last, "{how}");
+        t.assert_set(&["alpha==1.0", "beta==1.0"]);
+    };
+
+    let before = tree_with_times(&t.root());
+    ok(
+        "chmod",
+        Command::new("chmod")
+            .arg("-R")
+            .arg("a-w")
+            .arg(t.root())
+            .output()
+            .unwrap(),
+    );
+    let outs = vec![t.pip(&install), t.pyctl(&["undo"])];
+    ok(
+        "chmod",
+        Command::new("chmod")
+            .arg("-R")
+            .arg("u+w")
+            .arg(t.root())
+            .output()
+            .unwrap(),
+    );
+    // chmod itself changes no size or time that `tree_with_times` looks at.
+    check("chmod -R a-w", outs, &before);
+
+    if let Some((uid, gid)) = t.ids {
+        // The same commands as the account, in a namespace where the tier is mounted read-only.
+        let read_only = |program: &Path, args: &[&str]| -> Output {
+            let base = t.command(program);
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(
+                    "mount --bind \"$0\" \"$0\" && mount -o remount,bind,ro \"$0\" && \
+                     u=\"$1\" g=\"$2\" && shift 2 && \
+                     exec setpriv --reuid=\"$u\" --regid=\"$g\" --clear-groups \"$@\"",
+                )
+                .arg(t.root())
+                .arg(uid.to_string())
+                .arg(gid.to_string())
+                .arg(program)
+                .args(args)
+                .env_clear()
+                .current_dir(t.path())
+                .stdin(Stdio::null());
+            for (k, v) in base.get_envs() {
+                if let Some(v) = v {
+                    c.env(k, v);
+                }
+            }
+            c.output().unwrap()
+        };
+        let before = tree_with_times(&t.root());
+        let outs = vec![
+            read_only(&t.path().join("bin/pip"), &install),
+            read_only(Path::new(common::PYCTL), &["undo"]),
+        ];
+        for out in &outs {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("Read-only file system"), "{err}");
+        }
+        check("read-only bind mount", outs, &before);
+    } else {
+        eprintln!("not root: no read-only mount");
+    }
+    let out = t.pyctl_ok(&["undo"]);
+    assert!(out.contains("recorded"), "{out}");
+    t.assert_set(&["alpha==1.0"]);
+}
+
+/// The venv's interpreter gone (`bin/python3` dangling, as after a Python upgrade removed the
+/// one it was made with): `pip install`, `pip list`, `undo` and `restore` fail at once with an
+/// error naming the interpreter and `pyctl doctor --fix`, record nothing and change nothing;
+/// `doctor --fix` then rebuilds the venv with the same set, and pip works again.
+#[test]
+fn missing_python_is_a_clear_error_and_doctor_fixes_it() {
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    t.pyctl_ok(&["snapshot", "one"]);
+    t.install(&["beta"]);
+    let last = t.last_id();
+    let link = t.venv().join("bin/python3");
+    std::fs::remove_file(&link).unwrap();
+    plant_symlink(&t, Path::new("/nonexistent/python3.99"), &link);
+    let before = tree_with_times(&t.root());
+    let wheels = t.wheels();
+    let install = t.install_args(wheels.to_str().unwrap(), &["delta"]);
+    let outs = [
+        ("pip install", t.pip(&install)),
+        ("pip list", t.pip(&["list"])),
+        ("undo", t.pyctl(&["undo"])),
+        ("restore", t.pyctl(&["restore", "one"])),
+    ];
+    for (what, out) in outs {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}:\n{}", text(&out));
+        assert!(
+            err.contains("pyctl doctor --fix") && err.contains("bin/python"),
+            "{what}: unclear error:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{what}: {err}");
+    }
+    assert_eq!(tree_with_times(&t.root()), before, "something was written");
+    assert_eq!(t.last_id(), last);
+    assert_files_whole(&t, "missing python");
+    // doctor exits 1 for unrelated findings (PATH); what counts is the venv it leaves.
+    t.pyctl(&["doctor", "--fix"]);
+    t.assert_set(&["alpha==1.0", "beta==1.0"]);
+    t.install(&["delta"]);
+    t.assert_set(&["alpha==1.0", "beta==1.0", "delta==1.0"]);
+}
+
+/// Kills `pyctl redo` (with pip's process group) at 10 points over its duration. Each trial
+/// starts from `small` with the redo of a `restore full` pending (1516 modules to put back from
+/// the store), and ends with the same recovery checks as the other loops.
+#[test]
+fn sigkill_during_redo_then_recovery() {
+    let t = tier_with_big();
+    let pending_redo = || {
+        t.pyctl_ok(&["restore", "small"]);
+        t.pyctl_ok(&["restore", "full"]);
+        t.pyctl_ok(&["undo"]);
+    };
+    pending_redo();
+    let small = fast_set(&t);
+    let full = timed(|| {
+        t.pyctl_ok(&["redo"]);
+    });
+    let n = 10;
+    let (mut inside, mut undone) = (0, 0);
+    for delay in delays(full, n) {
+        let what = format!("pyctl redo killed after {delay:?} of {full:?}");
+        pending_redo();
+        assert_eq!(fast_set(&t), small, "{what}: the trial's start");
+        let last = t.last_id();
+        let child = spawn_group({
+            let mut c = t.command(Path::new(common::PYCTL));
+            c.arg("redo");
+            c
+        });
+        if kill_after(child, delay, Victim::Group)
+            && t.last_id() > last
+            && t.history().last().unwrap().2.is_none()
+        {
+            inside += 1;
+        }
+        assert_recovered(&t, &what);
+        if assert_undo_works(&t, &what) {
+            undone += 1;
+        }
+    }
+    assert!(
+        inside >= 3,
+        "only {inside} of {n} kills landed inside a redo"
+    );
+    assert_eq!(undone, n, "undo had nothing to undo");
+    t.pyctl_ok(&["restore", "full"]);
+    let modules = walkdir::WalkDir::new(t.site_packages().join("big"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "py"))
+        .count();
+    assert_eq!(modules, 1516, "big is listed but incomplete");
+    assert!(t.pip_check_passes());
+}
+
+/// Inode, size, modification time and content hash of a file.
+fn fingerprint(path: &Path) -> (u64, u64, i64, String) {
+    use sha2::Digest as _;
+    let m = std::fs::metadata(path).unwrap();
+    let hash = sha2::Sha256::digest(std::fs::read(path).unwrap());
+    let hash: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    (m.ino(), m.len(), m.mtime(), hash)
+}
+
+/// A `.deb` built with dpkg-deb, holding one empty file at each of `paths`.
+fn deb_with(dir: &Path, package: &str, paths: &[&str]) -> PathBuf {
+    let root = dir.join(format!("{package}-root"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {package}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\n\
+             Description: test\n"
+        ),
+    )
+    .unwrap();
+    for path in paths {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "").unwrap();
+    }
+    let deb = dir.join(format!("{package}_1.0_all.deb"));
+    ok(
+        "dpkg-deb --build",
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&root)
+            .arg(&deb)
+            .output()
+            .unwrap(),
+    );
+    deb
+}
+
+/// As root, in a system tier (`PYCTL_SYSTEM_PREFIX`, a root-only temp folder; the machine's
+/// /opt is never touched):
+/// - `pip install --force-reinstall -U pip` (Debian's pip wheel, offline), through the `pip`
+///   wrapper and then through the venv's own `bin/pip3` shim: pip rewrites its scripts, pyctl's
+///   shims are back afterwards, the pyctl binary is untouched, and the shims still run pip;
+/// - the apt, dnf and pacman hooks run with `PATH`, `PYTHON*`, `HOME`, `PYCTL_HOME` and
+///   `VIRTUAL_ENV` pointing at an unprivileged account's folder, which holds a `dpkg-deb`,
+///   `tar`, `rpm`, `pacman`, `dpkg-query`, `rm` and `python3` that leave a marker: none runs,
+///   and the apt hook still reports the conflict the real dpkg-deb finds in the `.deb`; nor do
+///   `pyctl clean` (which has `rm` delete the old venv) and `pyctl undo` in that environment.
+#[test]
+fn root_pip_self_reinstall_and_hooks_run_nothing_of_the_caller() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let wheels = Path::new("/usr/share/python-wheels");
+    if !wheels.is_dir() {
+        eprintln!("skipped: no /usr/share/python-wheels (python3-pip-whl)");
+        return;
+    }
+    let real_opt = Path::new("/opt/system-python").exists();
+    let top = tempfile::tempdir().unwrap();
+    let sys = top.path().join("sys");
+    let link = top.path().join("pip");
+    std::os::unix::fs::symlink(common::PYCTL, &link).unwrap();
+    let root_cmd = |program: &Path| {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("PYCTL_SYSTEM_PREFIX", &sys)
+            .env("PIP_INDEX_URL", common::DEAD_INDEX)
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("PIP_NO_CACHE_DIR", "1")
+            .env("NO_COLOR", "1")
+            .current_dir(top.path())
+            .stdin(Stdio::null());
+        c
+    };
+    ok(
+        "system init",
+        root_cmd(Path::new(common::PYCTL))
+            .args(["system", "init"])
+            .output()
+            .unwrap(),
+    );
+    let bin = sys.join("venv/bin");
+    let shim_names: Vec<String> = std::fs::read_dir(&bin)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pip"))
+        .collect();
+    assert_eq!(shim_names.len(), 3, "{shim_names:?}");
+    let shims = || -> Vec<String> {
+        let mut v: Vec<String> = shim_names
+            .iter()
+            .map(|n| std::fs::read_to_string(bin.join(n)).unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let shims_before = shims();
+    for s in &shims_before {
+        assert!(s.starts_with("#!/bin/sh\n# pyctl shim"), "{s}");
+        assert!(s.contains(common::PYCTL), "{s}");
+    }
+    let binary = fingerprint(Path::new(common::PYCTL));
+    let reinstall = [
+        "install",
+        "--no-index",
+        "--find-links",
+        wheels.to_str().unwrap(),
+        "--force-reinstall",
+        "-U",
+        "pip",
+    ];
+    for program in [link.clone(), bin.join("pip3")] {
+        let what = format!("{} {reinstall:?}", program.display());
+        let out = ok(&what, root_cmd(&program).args(reinstall).output().unwrap());
+        assert!(out.contains("recorded"), "{what}: not recorded:\n{out}");
+        assert_eq!(shims(), shims_before, "{what}: the shims were not put back");
+        assert_eq!(
+            fingerprint(Path::new(common::PYCTL)),
+            binary,
+            "{what}: the pyctl binary changed"
+        );
+        for name in &shim_names {
+            let out = ok(
+                "shim --version",
+                root_cmd(&bin.join(name)).arg("--version").output().unwrap(),
+            );
+            assert!(out.starts_with("pip "), "{name}: {out}");
+        }
+    }
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(common::PYCTL));
+
+    // The hooks, with an unprivileged account's environment.
+    let user = Tier::bare();
+    let evil = user.path().join("evil");
+    let marker = user.path().join("marker");
+    std::fs::create_dir_all(evil.join("bin")).unwrap();
+    std::fs::create_dir_all(evil.join("pkgs")).unwrap();
+    for tool in [
+        "dpkg-deb",
+        "tar",
+        "rpm",
+        "pacman",
+        "dpkg-query",
+        "rm",
+        "python3",
+        "python",
+    ] {
+        let p = evil.join("bin").join(tool);
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\necho {tool} >> {}\nexit 1\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let payload = format!(
+        "open({:?}, 'a').write('python')\n",
+        marker.display().to_string()
+    );
+    std::fs::write(evil.join("pkgs/sitecustomize.py"), &payload).unwrap();
+    user.give_away(user.path());
+    let debs = top.path().join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let deb = deb_with(
+        &debs,
+        "python3-oldpip",
+        &["/usr/lib/python3/dist-packages/pip-22.0.dist-info/METADATA"],
+    );
+    let hostile = |args: &[&str], stdin: &[u8]| -> Output {
+        let mut c = root_cmd(Path::new(common::PYCTL));
+        c.args(args)
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+                    evil.join("bin").display()
+                ),
+            )
+            .env("HOME", user.home())
+            .env("PYCTL_HOME", user.root())
+            .env("VIRTUAL_ENV", evil.join("venv"))
+            .env("PYTHONPATH", evil.join("pkgs"))
+            .env("PYTHONSTARTUP", evil.join("pkgs/sitecustomize.py"))
+            .env("PYTHONHOME", &evil)
+            .current_dir(&evil);
+        output_within(c, stdin, Duration::from_secs(60))
+    };
+    let input = format!(
+        "VERSION 3\nAPT::Architecture=amd64\n\n\
+         python3-oldpip - - none < 1.0 all none {}\n",
+        deb.display()
+    );
+    let apt = hostile(&["hook", "apt"], input.as_bytes());
+    assert_sane_exit("hook apt", &apt, &[0]);
+    let said = String::from_utf8_lossy(&apt.stderr);
+    assert!(
+        said.contains("pip 22.0") && said.contains("23.0"),
+        "the apt hook did not report the conflict (did dpkg-deb run?):\n{said}"
+    );
+    assert_sane_exit(
+        "hook dnf",
+        &hostile(&["hook", "dnf", "python3-oldpip"], b""),
+        &[0],
+    );
+    assert_sane_exit(
+        "hook pacman",
+        &hostile(&["hook", "pacman"], b"python-pip\n"),
+        &[0],
+    );
+    // `clean` moves the venv aside and has `rm` delete it; `undo` brings the set back.
+    let site = |p: &Path| {
+        walkdir::WalkDir::new(p.join("venv/lib"))
+            .min_depth(3)
+            .max_depth(3)
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".dist-info"))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let set_before = site(&sys);
+    assert!(!set_before.is_empty());
+    for args in [&["clean"][..], &["undo"]] {
+        let out = hostile(args, b"");
+        assert_sane_exit(&format!("{args:?}"), &out, &[0]);
+    }
+    let start = Instant::now();
+    while std::fs::read_dir(&sys).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".trash-")
+    }) {
+        assert!(
+            !marker.exists(),
+            "root ran the caller's programs: {}",
+            std::fs::read_to_string(&marker).unwrap_or_default()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the old venv was never removed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(site(&sys), set_before);
+    assert!(
+        !marker.exists(),
+        "a hook ran the caller's programs: {}",
+        std::fs::read_to_string(&marker).unwrap_or_default()
+    );
+    assert_eq!(
+        Path::new("/opt/system-python").exists(),
+        real_opt,
+        "the machine's own /opt was touched"
+    );
+}
