@@ -65,6 +65,18 @@ pub fn run(mut ctx: Context, args: Vec<OsString>) -> i32 {
                 return e.exit_code();
             }
         };
+        if matches!(
+            cli.command,
+            cli::Command::Status
+                | cli::Command::History { .. }
+                | cli::Command::Diff { .. }
+                | cli::Command::Freeze { .. }
+                | cli::Command::Export { .. }
+                | cli::Command::Info { .. }
+                | cli::Command::ListSnapshots
+        ) {
+            restore_sigpipe();
+        }
         ctx.python = cli.python.clone();
         // Read once here: `ui.verbose` sets the log level before anything logs, `ui.color` is
         // for the output. A broken file is reported by the commands that need it.
@@ -108,4 +120,17 @@ fn init_logging(ctx: &Context, verbose: u8) {
         builder.parse_filters(&filters);
     }
     let _ = builder.try_init();
+}
+
+/// Like other command-line tools, the listing commands end quietly when the reader of their
+/// output goes away (`pyctl history | head -1`) instead of failing on the write: Rust starts
+/// with SIGPIPE ignored, this puts the default back. Not for the wrapper or for commands that
+/// change a tier, which must never be cut short by where their output goes.
+fn restore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: installs the default disposition, no handler code; called before any thread
+    // is started.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
 }

@@ -1242,3 +1242,39 @@ fn requests_and_black_from_pypi_freeze_as_pip_does() {
     assert_history_chain(&t);
     assert!(t.pip_check_passes());
 }
+
+/// The listing commands end quietly when their reader has gone (`pyctl history | head -1`):
+/// killed by SIGPIPE as `ls` or `cat` would be, never a panic.
+#[test]
+fn listings_to_a_closed_pipe_end_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let t = Tier::new();
+    t.install(&["alpha==1.0"]);
+    for args in [
+        &["history"][..],
+        &["--json", "history"],
+        &["freeze"],
+        &["status"],
+        &["diff"],
+        &["list-snapshots"],
+    ] {
+        // A pipe whose reading end is closed before pyctl starts: every write fails.
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let out = t
+            .command(Path::new(common::PYCTL))
+            .args(args)
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "pyctl {args:?}: {stderr}");
+        assert!(
+            out.status.signal() == Some(nix::libc::SIGPIPE) || out.status.success(),
+            "pyctl {args:?}: {:?} {stderr}",
+            out.status
+        );
+        assert_ne!(out.status.code(), Some(101), "pyctl {args:?}: {stderr}");
+    }
+}
