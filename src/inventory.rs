@@ -222,7 +222,14 @@ fn find_git_root(location: &Path) -> Option<PathBuf> {
 /// git, as pip does: this only happens for editable installs from a git checkout.
 fn git_requirement(repo_root: &Path, location: &Path, name: &str) -> Option<String> {
     let git = |args: &[&str]| -> Option<String> {
-        let out = Command::new("git")
+        // Root runs only the system's git, with the system PATH: never a program a user put
+        // earlier on PATH.
+        let mut cmd = if nix::unistd::geteuid().is_root() {
+            crate::conflicts::system_tool("git")
+        } else {
+            Command::new("git")
+        };
+        let out = cmd
             .arg("-C")
             .arg(location)
             .args(args)
