@@ -229,12 +229,7 @@ fn git_requirement(repo_root: &Path, location: &Path, name: &str) -> Option<Stri
         } else {
             Command::new("git")
         };
-        let out = cmd
-            .arg("-C")
-            .arg(location)
-            .args(args)
-            .output()
-            .ok()?;
+        let out = cmd.arg("-C").arg(location).args(args).output().ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
