@@ -166,6 +166,18 @@ impl TierLock {
         Ok(())
     }
 
+    /// Undoes `keep_across_exec`: children started from now on do not get the lock.
+    pub fn close_on_exec(&self) -> Result<()> {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        use std::os::fd::AsRawFd;
+        fcntl(
+            self._flock.as_raw_fd(),
+            FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC),
+        )
+        .with_context(|| format!("{}: cannot keep the lock to pyctl", self.path.display()))?;
+        Ok(())
+    }
+
     /// Whether some process holds the lock now (for read-only commands that only report).
     pub fn is_held(path: &Path) -> bool {
         let Ok(file) = File::open(path) else {

@@ -451,7 +451,13 @@ fn transact(
         let trash = tier
             .root
             .join(format!(".trash-{}-files", std::process::id()));
-        let report = engine::apply(ctx, ui, &store, &venv, &plan, &find_links, &trash)?;
+        // A pip the engine falls back to keeps the tier locked if pyctl is killed while it
+        // runs, so nothing else records a venv it is still changing; nothing started after
+        // (the background deletion) gets the lock.
+        lock.keep_across_exec()?;
+        let report = engine::apply(ctx, ui, &store, &venv, &plan, &find_links, &trash);
+        lock.close_on_exec()?;
+        let report = report?;
         for failure in &report.failures {
             ui.error(failure);
         }

@@ -1057,3 +1057,149 @@ fn a_progress_line_on_a_terminal_only_and_only_for_slow_work() {
     assert!(!tty.contains("restoring"), "{tty:?}");
     t.assert_set(&["alpha==2.0", "beta==1.0"]);
 }
+
+/// Waits until `path` exists, at most `limit`.
+fn wait_until_exists(path: &Path, limit: Duration, what: &str) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < limit,
+            "{what}: {} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A redo whose distribution must come from pip (not in the store), with pip stuck building
+/// it: pyctl alone is killed, and the orphaned pip still holds the tier lock, so no other
+/// command records the venv it may still change; once pip ends, the next command finishes the
+/// entry from the state found.
+#[test]
+fn a_pip_fallback_that_outlives_a_killed_pyctl_keeps_the_tier_locked() {
+    let t = Tier::new();
+    t.pyctl_ok(&["config", "auto_snapshot", "false"]);
+    t.install(&["alpha==1.0"]);
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&[]);
+    // The wheel folder now holds alpha 1.0 only as an sdist whose build backend stalls until
+    // the test lets it go (then fails).
+    let marker = t.path().join("backend-started");
+    let release = t.path().join("backend-release");
+    let src = t.path().join("sdist/alpha-1.0");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("pyproject.toml"),
+        "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("PKG-INFO"),
+        "Metadata-Version: 2.1\nName: alpha\nVersion: 1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("backend.py"),
+        format!(
+            "import os, time\n\
+             open({marker:?}, 'w').write(str(os.getpid()))\n\
+             deadline = time.time() + 120\n\
+             while not os.path.exists({release:?}) and time.time() < deadline:\n\
+             \x20   time.sleep(0.05)\n\
+             raise SystemExit('released')\n",
+            marker = marker.display().to_string(),
+            release = release.display().to_string(),
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(t.wheels().join("alpha-1.0-py3-none-any.whl")).unwrap();
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(t.path().join("sdist"))
+        .arg("-czf")
+        .arg(t.wheels().join("alpha-1.0.tar.gz"))
+        .arg("alpha-1.0")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    t.give_away(t.path());
+
+    let mut redo = t.spawn_pyctl(&["redo"]);
+    wait_until_exists(&marker, Duration::from_secs(60), "the stalled pip fallback");
+    // pyctl alone, not its process group: pip carries on as an orphan.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(redo.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    redo.wait().unwrap();
+    let entries = t.history().len();
+    let out = t
+        .command(&t.path().join("bin/pip"))
+        .env("PYCTL_LOCK_TIMEOUT", "1")
+        .args(["install", "--no-index", "--find-links"])
+        .arg(t.wheels())
+        .arg("beta")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(
+        !out.status.success(),
+        "ran beside the orphaned pip:\n{said}"
+    );
+    assert!(said.contains(".lock"), "{said}");
+    assert_eq!(t.history().len(), entries, "{said}");
+
+    // pip ends (its build fails); then the tier is free and the interrupted redo is finished
+    // from what is really there.
+    std::fs::write(&release, "").unwrap();
+    t.give_away(&release);
+    let start = Instant::now();
+    loop {
+        let out = t.pyctl(&["status"]);
+        if !lock_held(&t.root().join(".lock")) {
+            assert!(out.status.success(), "{}", text(&out));
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "pip never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // doctor --fix records the interrupted redo as ending where the venv is, then tries to
+    // finish it: pip cannot get alpha now (the build fails, the index is dead), which it says.
+    let out = t.pyctl(&["doctor", "--fix"]);
+    let said = text(&out);
+    assert!(
+        said.contains("was interrupted; recorded it as ending in the current state"),
+        "{said}"
+    );
+    assert!(said.contains("could not restore alpha==1.0"), "{said}");
+    t.assert_set(&[]);
+    // The history never claims a state the venv is not in.
+    let history = t.history();
+    let redo = history
+        .iter()
+        .find(|(_, before, _)| before["kind"] == "redo")
+        .expect("the redo entry");
+    let after = redo.2.as_ref().expect("the redo entry is finished");
+    assert_eq!(after["interrupted"], true, "{after}");
+    assert_eq!(after["freeze"], redo.1["freeze"], "{after}");
+    let (_, _, last_after) = history.last().unwrap();
+    let freeze: Vec<String> = last_after.as_ref().unwrap()["freeze"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(freeze, t.set());
+}
+
+/// Whether another process holds a tier lock (flock), as pyctl takes it.
+fn lock_held(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(_) => false,
+        Err((_, e)) => e == nix::errno::Errno::EWOULDBLOCK,
+    }
+}
