@@ -13,8 +13,8 @@ use crate::inventory::{canonical_name, PackageSet};
 use crate::tier;
 use crate::ui::Ui;
 
-/// pip options (global, `install` and `uninstall`) that take a value as the next argument, so
-/// that value is not read as a requirement.
+/// `pip install` and `uninstall` options that take a value as the next argument, so that value
+/// is not read as a requirement (pip's general ones are the wrapper's `VALUE_OPTIONS`).
 const OPTIONS_WITH_VALUE: &[&str] = &[
     "-r",
     "--requirement",
@@ -46,20 +46,6 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
     "--config-settings",
     "--global-option",
     "--install-option",
-    "--log",
-    "--log-file",
-    "--proxy",
-    "--retries",
-    "--timeout",
-    "--exists-action",
-    "--trusted-host",
-    "--cert",
-    "--client-cert",
-    "--cache-dir",
-    "--use-feature",
-    "--use-deprecated",
-    "--keyring-provider",
-    "--python",
     "--group",
 ];
 
@@ -75,7 +61,9 @@ fn split_pip_args(args: &[String]) -> (Option<&str>, Vec<&str>) {
             break;
         }
         if arg.starts_with('-') {
-            if OPTIONS_WITH_VALUE.contains(&arg.as_str()) {
+            if OPTIONS_WITH_VALUE.contains(&arg.as_str())
+                || crate::wrapper::VALUE_OPTIONS.contains(&arg.as_str())
+            {
                 iter.next();
             }
             continue;

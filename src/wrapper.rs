@@ -40,7 +40,7 @@ fn requested_minor(name: &str) -> Option<String> {
 }
 
 /// pip's general options that take a value, so the command word can be found after them.
-const VALUE_OPTIONS: &[&str] = &[
+pub(crate) const VALUE_OPTIONS: &[&str] = &[
     "--python",
     "--log",
     "--log-file",

@@ -2,6 +2,8 @@
 //! the real pip, offline: wheels the tests build, and an index URL nobody answers unless a test
 //! starts its own server on loopback.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -202,17 +204,7 @@ impl Tier {
         // The command holds the terminal's other end until dropped; reads end when it is.
         drop(cmd);
         assert!(status.success(), "pyctl {args:?} on a tty: {status}");
-        let mut master = std::fs::File::from(pty.master);
-        let mut received = Vec::new();
-        let mut buf = [0u8; 4096];
-        // Linux answers EIO once the last writer is gone.
-        while let Ok(n) = master.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            received.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&received).into_owned()
+        common::read_pty(pty.master)
     }
 }
 

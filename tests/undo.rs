@@ -999,7 +999,6 @@ fn auto_snapshot_off_keeps_nothing_new_in_the_store_and_undo_falls_back_to_pip()
 
 /// Runs pyctl with stderr on a pseudo-terminal; returns what the terminal received.
 fn pyctl_stderr_on_tty(t: &Tier, args: &[&str], delay_ms: &str) -> String {
-    use std::io::Read as _;
     let pty = nix::pty::openpty(None, None).unwrap();
     let mut cmd = t.command(Path::new(common::PYCTL));
     cmd.env("PYCTL_PROGRESS_DELAY_MS", delay_ms)
@@ -1009,16 +1008,7 @@ fn pyctl_stderr_on_tty(t: &Tier, args: &[&str], delay_ms: &str) -> String {
     let status = cmd.spawn().unwrap().wait().unwrap();
     drop(cmd);
     assert!(status.success(), "pyctl {args:?}: {status}");
-    let mut master = std::fs::File::from(pty.master);
-    let mut received = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = master.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        received.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&received).into_owned()
+    common::read_pty(pty.master)
 }
 
 #[test]
@@ -1056,19 +1046,6 @@ fn a_progress_line_on_a_terminal_only_and_only_for_slow_work() {
     let tty = pyctl_stderr_on_tty(&t, &["-q", "redo"], "0");
     assert!(!tty.contains("restoring"), "{tty:?}");
     t.assert_set(&["alpha==2.0", "beta==1.0"]);
-}
-
-/// Waits until `path` exists, at most `limit`.
-fn wait_until_exists(path: &Path, limit: Duration, what: &str) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < limit,
-            "{what}: {} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A redo whose distribution must come from pip (not in the store), with pip stuck building
@@ -1125,7 +1102,7 @@ fn a_pip_fallback_that_outlives_a_killed_pyctl_keeps_the_tier_locked() {
     t.give_away(t.path());
 
     let mut redo = t.spawn_pyctl(&["redo"]);
-    wait_until_exists(&marker, Duration::from_secs(60), "the stalled pip fallback");
+    common::wait_for_file(&marker, Duration::from_secs(60), "the stalled pip fallback");
     // pyctl alone, not its process group: pip carries on as an orphan.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(redo.id() as i32),

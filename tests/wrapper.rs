@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{file_list, ok, simple_wheel, text, with_base, Tier, PYCTL};
+use common::{file_list, ok, simple_wheel, text, wait_for_file, with_base, Tier, PYCTL};
 use serde_json::Value;
 
 fn strings(v: &Value) -> Vec<String> {
@@ -111,18 +111,6 @@ fn wait_for(child: &mut Child, limit: Duration, what: &str) -> std::process::Exi
             let _ = child.wait();
             panic!("{what} did not end within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_for_file(path: &Path, limit: Duration, what: &str) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < limit,
-            "{what}: {} never appeared",
-            path.display()
-        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

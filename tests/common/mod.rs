@@ -353,3 +353,32 @@ pub fn file_list(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Waits until `path` exists, at most `limit`.
+pub fn wait_for_file(path: &Path, limit: std::time::Duration, what: &str) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < limit,
+            "{what}: {} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Everything written to a pseudo-terminal, read from its master side until the last writer
+/// is gone (Linux then answers EIO).
+pub fn read_pty(master: std::os::fd::OwnedFd) -> String {
+    use std::io::Read as _;
+    let mut master = std::fs::File::from(master);
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
