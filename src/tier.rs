@@ -210,13 +210,32 @@ pub fn venv_python_version(venv: &Path) -> Option<String> {
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
+        let value = value.trim();
+        // The value names shims (`pip3.X`) and tiers: anything but a version is ignored, so a
+        // damaged file can never make a name with `/` or `..` in it.
+        if !is_version_text(value) {
+            continue;
+        }
         match key.trim() {
-            "version" => return Some(value.trim().to_string()),
-            "version_info" => fallback = Some(value.trim().to_string()),
+            "version" => return Some(value.to_string()),
+            "version_info" => fallback = Some(value.to_string()),
             _ => {}
         }
     }
     fallback
+}
+
+/// `3.11.2`, `3.13.0rc1`, `3.12.1.final.0`: a number, a dot and a number first, then only ASCII
+/// letters, digits and dots.
+fn is_version_text(value: &str) -> bool {
+    let mut parts = value.split('.');
+    let number =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    number(parts.next())
+        && number(parts.next())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.')
 }
 
 /// `3.11.2` → `3.11`.
@@ -481,4 +500,48 @@ pub fn create_venv_with(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version_of(cfg: &str) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pyvenv.cfg"), cfg).unwrap();
+        venv_python_version(dir.path())
+    }
+
+    #[test]
+    fn pyvenv_cfg_versions_are_read_and_anything_else_ignored() {
+        let real = "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n";
+        assert_eq!(version_of(real).as_deref(), Some("3.11.2"));
+        assert_eq!(
+            version_of("version_info = 3.12.1.final.0\n").as_deref(),
+            Some("3.12.1.final.0")
+        );
+        assert_eq!(
+            version_of("version = 3.13.0rc1").as_deref(),
+            Some("3.13.0rc1")
+        );
+        // Found by the pyvenv_cfg fuzz target: an empty value was taken as the version.
+        assert_eq!(version_of("version = \n"), None);
+        // A bad `version` falls back to a good `version_info`.
+        assert_eq!(
+            version_of("version = 3/../../x\nversion_info = 3.11.2.final.0\n").as_deref(),
+            Some("3.11.2.final.0")
+        );
+        for bad in [
+            "3",
+            "3.",
+            ".11",
+            "3.x",
+            "3.11/..",
+            "3.11 2",
+            "a.b",
+            "3.11\u{0}",
+        ] {
+            assert_eq!(version_of(&format!("version = {bad}\n")), None, "{bad:?}");
+        }
+    }
 }
