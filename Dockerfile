@@ -34,6 +34,7 @@ RUN bash /pyctl-test/scenario.sh user-tiers
 RUN bash /pyctl-test/scenario.sh system-tier
 RUN bash /pyctl-test/scenario.sh project-venv
 RUN bash /pyctl-test/scenario.sh hooks
+RUN bash /pyctl-test/scenario.sh privilege
 RUN bash /pyctl-test/scenario.sh measure
 RUN bash /pyctl-test/scenario.sh upgrade
 RUN bash /pyctl-test/scenario.sh remove

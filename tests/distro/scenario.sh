@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pyctl's scenario tests inside a Debian image, one phase per Dockerfile RUN step:
-#   wheels install user-tiers system-tier project-venv hooks measure upgrade remove purge
+#   wheels install user-tiers system-tier project-venv hooks privilege measure upgrade remove purge
 # Runs as root; the accounts pyctl-a (A, may sudo) and pyctl-b (B) exist (the Dockerfile makes
 # them). Each check prints PASS or FAIL; the first FAIL ends the step, and so the build.
 set -euo pipefail
@@ -243,6 +243,239 @@ phase_hooks() {
   check "root: requests out of the system tier again" pip uninstall -q -y requests
 }
 
+# Issue 7's privilege checks with the installed .deb, real sudo and the real system tier.
+# E: A's folder of hostile things; each leaves a line in MARKER if anything runs it.
+E_NAME=evil
+MARKER_NAME=evil-ran
+
+# contains TEXT PART: TEXT has PART. has_line TEXT LINE: one of TEXT's lines is LINE. matches TEXT
+# REGEX: a line of TEXT matches (grep -E). Here-strings, not pipes: `grep -q` leaving a pipe early
+# fails the pipeline under pipefail.
+contains() { case "$1" in *"$2"*) return 0 ;; *) return 1 ;; esac; }
+has_line() { grep -qxF -- "$2" <<<"$1"; }
+matches() { grep -qE -- "$2" <<<"$1"; }
+
+# Lines naming every file under DIR with owner, group, mode, size and mtime.
+tree_listing() { find "$1" -printf '%p %u %g %m %s %T@\n' | sort; }
+# The system venv's pip scripts: name and sha256, one a line.
+sys_pip_scripts() { (cd "$SYS/venv/bin" && sha256sum pip*); }
+
+# Writes A's hostile environment: ~/evil with a `pip` package, sitecustomize, usercustomize and
+# a startup file (Python that leaves a marker), a fake venv whose bin/python and bin/pip leave a
+# marker, bin/ with dpkg-deb, tar, rm, python3, ... that leave a marker, pip.conf files naming
+# places in ~/evil, and ~/evil/env.sh exporting PYCTL_*, VIRTUAL_ENV, XDG_*, PIP_*,
+# PYTHON* and TMPDIR pointing into ~/evil, and a PATH that starts with ~/evil/bin.
+make_hostile_env() {
+  local ha=$1 e=$1/$E_NAME marker=$1/$MARKER_NAME tool f
+  rm -rf "$e" "$marker"
+  mkdir -p "$e"/{pkgs/pip,cfg/pip,xdg/pip,venv/bin,bin,sysprefix,pyctl-home,tmp} "$ha/.config/pip" "$ha/.pip"
+  for f in pkgs/pip/__init__.py pkgs/pip/__main__.py pkgs/sitecustomize.py pkgs/usercustomize.py startup.py; do
+    echo "open('$marker', 'a').write('python: $f\n')" >"$e/$f"
+  done
+  for tool in dpkg-deb dpkg-query tar rm python3 python "python$(minor)" pip pip3 cat gzip xz zstd; do
+    printf '#!/bin/sh\necho "%s uid=$(id -u) $*" >> %s\nexit 1\n' "$tool" "$marker" >"$e/bin/$tool"
+  done
+  for f in python python3 pip; do
+    printf '#!/bin/sh\necho "venv/bin/%s uid=$(id -u)" >> %s\nexit 1\n' "$f" "$marker" >"$e/venv/bin/$f"
+  done
+  chmod 755 "$e"/bin/* "$e"/venv/bin/*
+  echo "home = $e/bin" >"$e/venv/pyvenv.cfg"
+  for f in "$ha/.config/pip/pip.conf" "$ha/.pip/pip.conf" "$e/cfg/pip/pip.conf" "$e/xdg/pip/pip.conf" "$e/pip.conf"; do
+    printf '[global]\nlog = %s\ncache-dir = %s\nsrc = %s\n[install]\ntarget = %s\nprefix = %s\n' \
+      "$e/conf.log" "$e/conf-cache" "$e/conf-src" "$e/conf-target" "$e/conf-prefix" >"$f"
+  done
+  cat >"$e/env.sh" <<EOF
+export PYCTL_HOME=$e/pyctl-home
+export PYCTL_SYSTEM_PREFIX=$e/sysprefix
+export PYCTL_PYTHON=$e/venv/bin/python
+export VIRTUAL_ENV=$e/venv
+export XDG_CONFIG_HOME=$e/cfg XDG_CONFIG_DIRS=$e/xdg XDG_CACHE_HOME=$e/cache XDG_DATA_HOME=$e/data
+export PIP_CONFIG_FILE=$e/pip.conf
+export PIP_TARGET=$e/target PIP_PREFIX=$e/prefix PIP_ROOT=$e/root PIP_USER=1
+export PIP_LOG=$e/pip.log PIP_LOG_FILE=$e/pip-file.log PIP_CACHE_DIR=$e/pipcache
+export PIP_SRC=$e/src PIP_REPORT=$e/report.json PIP_NO_INPUT=1
+export PYTHONPATH=$e/pkgs PYTHONSTARTUP=$e/startup.py PYTHONUSERBASE=$e/userbase
+export PYTHONHOME=$e PYTHONPYCACHEPREFIX=$e/pycache
+export TMPDIR=$e/tmp
+export PATH=$e/bin:\$PATH
+EOF
+  chown -R $A: "$e" "$ha/.config" "$ha/.pip"
+}
+
+# as_hostile CMD: CMD in A's login shell with the hostile environment, from ~/evil/pkgs (which
+# holds a `pip` package: `python -m pip` would find it first).
+as_hostile() { su - $A -c ". ~/$E_NAME/env.sh && cd ~/$E_NAME/pkgs && $1"; }
+# root_hostile CMD...: CMD as root with the same environment (nothing stripped by sudo).
+root_hostile() {
+  (
+    # shellcheck disable=SC1090
+    . "$(home_of $A)/$E_NAME/env.sh"
+    cd "$(home_of $A)/$E_NAME/pkgs"
+    HOME=$(home_of $A) SUDO_USER=$A "$@"
+  )
+}
+
+phase_privilege() {
+  local ha e marker m before_home stamp env_seen out deb input newer set_before store_entries v n
+  ha=$(home_of $A)
+  e=$ha/$E_NAME
+  marker=$ha/$MARKER_NAME
+  m=$(minor)
+  for n in demo_priv_sudo demo_priv_root; do make_wheel "$n"; done
+  chmod -R a+rX "$W"
+  make_hostile_env "$ha"
+  # The fixtures have teeth: a root Python without isolation runs the caller's sitecustomize and
+  # `pip` package, and a tool found through that PATH is the caller's.
+  root_hostile env -u PYTHONHOME /usr/bin/python3 -m pip --version >/dev/null 2>&1 || true
+  root_hostile dpkg-deb --version >/dev/null 2>&1 || true
+  out=$(cat "$marker" 2>/dev/null || true)
+  check "control: unisolated python3 runs the caller's sitecustomize" contains "$out" "python: pkgs/sitecustomize.py"
+  check "control: python3 -m pip from that folder runs the caller's pip" contains "$out" "python: pkgs/pip/"
+  check "control: dpkg-deb through that PATH is the caller's" contains "$out" "dpkg-deb uid=0"
+  rm -rf "$marker" "$e/pycache"
+  find "$e" -name __pycache__ -prune -exec rm -rf {} +
+  chown -R $A: "$e"
+  before_home=$(tree_listing "$ha")
+  stamp=$T/privilege.stamp
+  touch "$stamp"
+  sleep 0.05
+
+  # 1. sudo -E from A. Show (and check) which of the hostile variables reach root.
+  env_seen=$(as_hostile 'sudo -E env') || fail "sudo -E env"
+  echo "$env_seen" | grep -E '^(HOME|PATH|PYCTL_|VIRTUAL_ENV|XDG_|PIP_|PYTHON|TMPDIR)' | sort | sed 's/^/  sudo -E keeps: /'
+  for v in "HOME=$ha" "PYCTL_HOME=$e/pyctl-home" "PYCTL_SYSTEM_PREFIX=$e/sysprefix" "VIRTUAL_ENV=$e/venv" \
+    "PIP_TARGET=$e/target" "PIP_CONFIG_FILE=$e/pip.conf" "XDG_CONFIG_HOME=$e/cfg"; do
+    check "sudo -E hands root $v (the hostile environment arrives)" has_line "$env_seen" "$v"
+  done
+  check "sudo -E: root's pip is /usr/bin/pip" test "$(as_hostile 'sudo -E sh -c "command -v pip"')" = /usr/bin/pip
+  out=$(as_hostile 'sudo -E pip --version') || fail "sudo -E pip --version: $out"
+  check "sudo -E pip --version names the system venv ($out)" contains "$out" " from $SYS/venv/"
+  out=$(as_hostile "sudo -E pip install --no-index $(wheel demo_priv_sudo) 2>&1") || fail "sudo -E pip install: $out"
+  check "sudo -E pip install landed in the system venv" has_pkg "$SYS/venv" demo_priv_sudo
+  check "sudo -E pip install was recorded" contains "$out" recorded
+  out=$(as_hostile 'sudo -E pip list --format=freeze') || fail "sudo -E pip list: $out"
+  check "sudo -E pip list sees it" matches "$out" '^demo.priv.sudo[ =]'
+  check "sudo -E pyctl undo" as_hostile 'sudo -E pyctl undo'
+  check "undo took it out of the system venv" test ! -d "$(site_of "$SYS/venv")/demo_priv_sudo"
+  check "sudo -E pyctl redo" as_hostile 'sudo -E pyctl redo'
+  check "redo put it back" has_pkg "$SYS/venv" demo_priv_sudo
+  out=$(as_hostile 'sudo -E pyctl freeze') || fail "sudo -E pyctl freeze: $out"
+  check "sudo -E pyctl freeze lists the system tier" matches "$out" '^demo.priv.sudo[ =]'
+  check "sudo -E pyctl system status" as_hostile 'sudo -E pyctl system status'
+
+  # 2. The same as root directly, where sudo strips nothing (PYTHONPATH, PYTHONHOME, PATH).
+  check "root (hostile env): /usr/bin/pip install" root_hostile /usr/bin/pip install --no-index "$(wheel demo_priv_root)"
+  check "root's install landed in the system venv" has_pkg "$SYS/venv" demo_priv_root
+  check "root (hostile env): pyctl undo" root_hostile pyctl undo
+  check "undo took it out" test ! -d "$(site_of "$SYS/venv")/demo_priv_root"
+  # Without the store entry, redo falls back to pip.
+  store_entries=$(find "$SYS/store" -mindepth 1 -maxdepth 1 -name 'demo?priv?root-*')
+  check "the store has demo_priv_root's entry" test -n "$store_entries"
+  rm -rf $store_entries
+  check "root (hostile env): pyctl redo (pip fallback)" root_hostile pyctl redo
+  check "redo put it back" has_pkg "$SYS/venv" demo_priv_root
+  # `clean` makes a new venv and has `rm` delete the old one; undo brings the set back.
+  set_before=$(ls "$(site_of "$SYS/venv")" | grep dist-info)
+  check "root (hostile env): pyctl clean" root_hostile pyctl clean
+  for _ in $(seq 300); do
+    [ -z "$(find "$SYS" -maxdepth 1 -name '.trash-*')" ] && break
+    sleep 0.1
+  done
+  check "the old venv was removed" test -z "$(find "$SYS" -maxdepth 1 -name '.trash-*')"
+  check "root (hostile env): pyctl undo after clean" root_hostile pyctl undo
+  check "undo after clean brought the same set back" test "$(ls "$(site_of "$SYS/venv")" | grep dist-info)" = "$set_before"
+  check "root (hostile env): pyctl system status" root_hostile pyctl system status
+
+  # Written since the stamp, outside the system tier and the places that are root's own or the
+  # test's: must be nothing.
+  newer=$(find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path "$SYS" \
+    -o -path /root -o -path /tmp -o -path /var/tmp -o -path "$T" \) -prune -o -newer "$stamp" -print)
+  check "nothing written outside the system tier${newer:+: $newer}" test -z "$newer"
+
+  # 3. The apt hook: a .deb whose dist-info conflicts with the system venv's demo_priv_root 1.0.
+  local pkg=$T/debpkg
+  rm -rf "$pkg"
+  mkdir -p "$pkg/DEBIAN" "$pkg/usr/lib/python3/dist-packages/demo_priv_root-2.0.dist-info"
+  printf 'Package: python3-demo-priv-root\nVersion: 2.0\nArchitecture: all\nMaintainer: pyctl tests <t@example.invalid>\nDescription: a conflicting dist-info\n' >"$pkg/DEBIAN/control"
+  printf 'Metadata-Version: 2.1\nName: demo_priv_root\nVersion: 2.0\n' >"$pkg/usr/lib/python3/dist-packages/demo_priv_root-2.0.dist-info/METADATA"
+  deb=$T/python3-demo-priv-root_2.0_all.deb
+  dpkg-deb --root-owner-group --build "$pkg" "$deb" >/dev/null
+  input=$(printf 'VERSION 3\nAPT::Architecture=amd64\n\npython3-demo-priv-root - - none < 2.0 all none %s\n' "$deb")
+  out=$(echo "$input" | root_hostile pyctl hook apt 2>&1) || fail "root (hostile env, PATH=$e/bin:...): pyctl hook apt failed: $out"
+  echo "$out" | sed 's/^/  hook: /'
+  case "$out" in *"python3-demo-priv-root ships demo_priv_root 2.0"*"system venv has demo_priv_root 1.0"*)
+    pass "root (hostile env): the apt hook reported the conflict (the real dpkg-deb ran)" ;;
+    *) fail "root (hostile env): no conflict from the apt hook: $out" ;; esac
+  out=$(as_hostile "sudo -E apt-get install -y -q $deb 2>&1") || fail "sudo -E apt-get install: $out"
+  case "$out" in *"python3-demo-priv-root ships demo_priv_root 2.0"*) pass "sudo -E apt-get install: the hook reported the conflict" ;;
+    *) fail "sudo -E apt-get install: no conflict line: $out" ;; esac
+  check "apt-get remove python3-demo-priv-root" apt-get remove -y -qq python3-demo-priv-root
+
+  # What root must not have done with A's things.
+  check "no hostile code ran$( [ -e "$marker" ] && echo ": $(cat "$marker")")" test ! -e "$marker"
+  check "A's home unchanged (names, owners, modes, sizes, mtimes)" test "$(tree_listing "$ha")" = "$before_home"
+  check "nothing in A's home is not A's" test -z "$(find "$ha" ! -user $A -print)"
+  check "PYCTL_SYSTEM_PREFIX's folder untouched (empty)" test -z "$(ls -A "$e/sysprefix")"
+
+  # 4. The system tier's lock, history and store are root's alone.
+  check "lock, history and store: root's, not group/world-writable" \
+    test -z "$(find "$SYS/.lock" "$SYS/history" "$SYS/store" \( ! -user root -o \( ! -type l -perm /022 \) \) -print)"
+  local h s sf u
+  # -quit, not `| head`: head leaving early kills find with SIGPIPE, which fails under pipefail.
+  h=$(find "$SYS/history" -type f -print -quit)
+  s=$(find "$SYS/store" -mindepth 1 -maxdepth 1 -type d -print -quit)
+  sf=$(find "$s" -type f -print -quit)
+  for u in $B $A; do
+    refuse "$u cannot open the system lock to write" as_sh $u "exec 3>>$SYS/.lock"
+    refuse "$u cannot open the system lock at all (to flock it)" as_sh $u "exec 3<$SYS/.lock"
+    refuse "$u cannot add a history entry" as_sh $u "touch $SYS/history/evil.json"
+    refuse "$u cannot change a history entry" as_sh $u "echo x >> $h"
+    refuse "$u cannot delete a history entry" as_sh $u "rm -f $h"
+    refuse "$u cannot add a store entry" as_sh $u "mkdir $SYS/store/evil-1.0-0"
+    refuse "$u cannot add to a store entry" as_sh $u "touch $s/evil"
+    refuse "$u cannot change a stored file" as_sh $u "echo x >> $sf"
+    refuse "$u cannot delete a store entry" as_sh $u "rm -rf $s"
+  done
+  check "history and store intact" test -f "$h" -a -f "$sf"
+
+  # 5. Root's pip upgrading itself in the system tier: pip rewrites bin/pip*; pyctl puts its
+  # shims back, and neither the pyctl binary nor /usr/bin/pip is touched.
+  local bin_before shims_before pipwhl div links reinstall p via
+  bin_before="$(stat -c '%i %s %Y' /usr/bin/pyctl) $(sha256sum </usr/bin/pyctl)"
+  shims_before=$(sys_pip_scripts)
+  div=$(pyctl_diversions)
+  links=$(for p in pip pip3 "pip$m"; do echo "$p $(readlink "/usr/bin/$p") $(readlink "/usr/lib/pyctl/shims/$p")"; done)
+  check "the system venv's pip, pip3, pip$m are pyctl's shims" \
+    test "$(cd "$SYS/venv/bin" && for p in pip pip3 "pip$m"; do sed -n 2p "$p" | cut -c1-12; done | sort -u)" = "# pyctl shim"
+  pipwhl=$(find /usr/share/python-wheels -maxdepth 1 -name "pip-*.whl" -print -quit 2>/dev/null || true)
+  if [ -n "$pipwhl" ]; then
+    echo "pip's wheel from the distro: $pipwhl"
+    reinstall="install --no-index --find-links /usr/share/python-wheels -U --force-reinstall pip"
+  else
+    echo "no pip wheel in /usr/share/python-wheels: from PyPI"
+    reinstall="install -U --force-reinstall pip"
+  fi
+  for via in /usr/bin/pip "$SYS/venv/bin/pip3"; do
+    # shellcheck disable=SC2086
+    out=$($via $reinstall 2>&1) || fail "root: $via $reinstall: $out"
+    check "root: $via $reinstall (recorded)" contains "$out" recorded
+    check "after $via: the pyctl binary unchanged (inode, size, mtime, sha256)" \
+      test "$(stat -c '%i %s %Y' /usr/bin/pyctl) $(sha256sum </usr/bin/pyctl)" = "$bin_before"
+    check "after $via: bin/pip, pip3, pip$m are pyctl's shims again (same content)" test "$(sys_pip_scripts)" = "$shims_before"
+    for p in pip pip3 "pip$m"; do
+      out=$("$SYS/venv/bin/$p" --version 2>&1) || fail "$SYS/venv/bin/$p --version: $out"
+      check "after $via: $p --version runs the system venv's pip ($out)" matches "$out" "^pip .* from $SYS/venv/"
+    done
+    check "after $via: /usr/bin/pip*, the shims folder and the diversions unchanged" \
+      test "$(for p in pip pip3 "pip$m"; do echo "$p $(readlink "/usr/bin/$p") $(readlink "/usr/lib/pyctl/shims/$p")"; done)" = "$links" \
+      -a "$(pyctl_diversions)" = "$div"
+  done
+  check "pyctl system status is clean" pyctl system status
+  check "system tier still root's and not group/world-writable" \
+    test -z "$(find "$SYS" \( ! -user root -o \( ! -type l -perm /022 \) \) -print)"
+  rm -rf "$e" "$marker" "$pkg" "$deb" "$stamp" "$ha/.config/pip" "$ha/.pip"
+}
+
 # Numbers, not pass/fail: printed as MEASURE lines for the run's log.
 phase_measure() {
   useradd -m -s /bin/bash pyctl-c
@@ -315,7 +548,23 @@ phase_remove() {
   done
   check "apt still works (kept conffiles included)" apt-get install -y -qq --no-install-recommends less
   check "the system tier stays until purge" test -d "$SYS/venv"
-  check "A's venv pip works without pyctl" as $A "$ha/$TIER/venv/bin/pip --version"
+  # Every shim left in a venv runs that venv's own pip now that pyctl is gone.
+  local venv u p out
+  for u in $A $B root; do
+    if [ "$u" = root ]; then venv=$SYS/venv; else venv=$(home_of $u)/$TIER/venv; fi
+    for p in pip pip3 "pip$m"; do
+      check "$venv/bin/$p is still pyctl's shim" test "$(sed -n 2p "$venv/bin/$p" | cut -c1-12)" = "# pyctl shim"
+      if [ "$u" = root ]; then out=$("$venv/bin/$p" --version 2>&1); else out=$(as_sh "$u" "$venv/bin/$p --version" 2>&1); fi ||
+        fail "$u: $venv/bin/$p --version without pyctl: $out"
+      check "$u: $venv/bin/$p runs that venv's pip ($out)" matches "$out" "^pip .* from $venv/lib/python$m/site-packages/pip"
+    done
+  done
+  check "A: the tier's pip3 shim installs into A's venv without pyctl" \
+    as_sh $A "$ha/$TIER/venv/bin/pip3 install -q --no-index $(wheel demo_new)"
+  check "the package landed in A's venv" has_pkg "$ha/$TIER/venv" demo_new
+  check "root: the system venv's pip$m shim installs into it without pyctl" \
+    "$SYS/venv/bin/pip$m" install -q --no-index "$(wheel demo_new)"
+  check "the package landed in the system venv" has_pkg "$SYS/venv" demo_new
 }
 
 phase_purge() {
@@ -340,12 +589,13 @@ case "${1:-}" in
   system-tier) phase_system_tier ;;
   project-venv) phase_project_venv ;;
   hooks) phase_hooks ;;
+  privilege) phase_privilege ;;
   measure) phase_measure ;;
   upgrade) phase_upgrade ;;
   remove) phase_remove ;;
   purge) phase_purge ;;
   *)
-    echo "usage: scenario.sh wheels|install|user-tiers|system-tier|project-venv|hooks|measure|upgrade|remove|purge" >&2
+    echo "usage: scenario.sh wheels|install|user-tiers|system-tier|project-venv|hooks|privilege|measure|upgrade|remove|purge" >&2
     exit 2
     ;;
 esac
