@@ -2,6 +2,8 @@
 //! binary, real venvs and the real pip, offline. Each test says what it does to pyctl and what
 //! must still hold afterwards; RELIABILITY.md lists them with their counts and results.
 
+#[path = "../fuzz/src/checks.rs"]
+mod checks;
 mod common;
 
 use std::ffi::OsStr;
@@ -1294,11 +1296,11 @@ const RECORD_SEEDS: &[&[u8]] = &[
     b"alpha-1.0.dist-info/METADATA,sha256=abc,notanumber,extra,columns\n,,\n",
 ];
 
-const HISTORY_SEEDS: &[&[u8]] = &[
-    br#"{"schema": 1, "id": 1, "kind": "init", "timestamp": "2026-01-01T00:00:00Z", "user": "a", "uid": 1000, "command": "pyctl init", "pip_args": [], "python": "3.11.2", "venv": "/v", "freeze": "pip==23.0.1\n"}"#,
-    br#"{"schema": 1, "id": 2, "kind": "pip", "timestamp": "2026-01-01T00:00:01Z", "user": "a", "uid": 1000, "command": "pip install alpha", "pip_args": ["install", "alpha"], "python": "3.11.2", "venv": "/v", "freeze": "alpha==1.0\npip==23.0.1\n", "changes": {"added": ["alpha==1.0"], "removed": [], "modified": []}, "exit_code": 0}"#,
-    br#"{"schema": 1, "id": 3, "kind": "undo", "timestamp": "2026-01-01T00:00:02Z", "user": "a", "uid": 1000, "command": "pyctl undo", "pip_args": [], "reverts": [2], "reapplies": [], "python": "3.11.2", "venv": "/v", "freeze": "pip==23.0.1\n", "target": "pip==23.0.1\n"}"#,
-    br#"{"schema": 1, "id": 4, "kind": "redo", "timestamp": "2026-01-01T00:00:03Z", "user": "a", "uid": 1000, "command": "pyctl redo", "pip_args": [], "reverts": [3], "python": "3.11.2", "venv": "/v", "freeze": "-e /nonexistent/p\n", "changes": {"added": [], "removed": [], "modified": [{"name": "a", "from": "a==1", "to": "a==2"}]}, "exit_code": 1}"#,
+const HISTORY_SEEDS: &[&[u8]] = checks::HISTORY;
+
+const PYVENV_CFG_SEEDS: &[&[u8]] = &[
+    b"home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n",
+    b"version_info = 3.12.1.final.0\n",
 ];
 
 const SNAPSHOT_SEEDS: &[&[u8]] = &[
@@ -1340,94 +1342,28 @@ const LISTING_SEEDS: &[&[u8]] = &[
 /// panic, no input slower than `PER_INPUT`, and each result keeps the invariants checked here.
 #[test]
 fn hostile_input_to_every_parser_in_the_library() {
-    use pyctl::inventory::{canonical_name, PackageSet};
     let started = Instant::now();
     let work = tempfile::tempdir().unwrap();
+    let at = |rel: &str| work.path().join(rel);
     let mut total = 0;
 
-    let site = work.path().join("site-packages");
-    std::fs::create_dir_all(site.join("alpha-1.0.dist-info")).unwrap();
-    std::fs::create_dir_all(site.join("legacy-1.0.egg-info")).unwrap();
-    let scan = |site: &Path| {
-        let set = PackageSet::scan_site(site).unwrap();
-        for (key, dist) in &set.dists {
-            assert!(!dist.name.is_empty());
-            assert_eq!(key, &canonical_name(&dist.name));
-            for line in dist.freeze_lines() {
-                assert!(!line.is_empty());
-            }
-        }
-        let _ = set.freeze();
-        let _ = set.requirement_map();
-    };
     total += fuzz("METADATA", 1, METADATA_SEEDS, 800, |input| {
-        std::fs::write(site.join("alpha-1.0.dist-info/METADATA"), input).unwrap();
-        std::fs::write(site.join("legacy-1.0.egg-info/PKG-INFO"), input).unwrap();
-        scan(&site);
+        checks::metadata(&at("site"), input)
     });
-    std::fs::write(site.join("alpha-1.0.dist-info/METADATA"), METADATA_SEEDS[0]).unwrap();
     total += fuzz("direct_url.json", 2, DIRECT_URL_SEEDS, 800, |input| {
-        std::fs::write(site.join("alpha-1.0.dist-info/direct_url.json"), input).unwrap();
-        scan(&site);
+        checks::direct_url(&at("site"), input)
     });
+    total += fuzz("RECORD", 3, RECORD_SEEDS, 1500, checks::record);
 
-    total += fuzz("RECORD", 3, RECORD_SEEDS, 1500, |input| {
-        if let Ok(rows) = pyctl::store::parse_record(input) {
-            assert!(rows.len() <= input.iter().filter(|&&b| b == b'\n' || b == b'\r').count() + 1);
-            assert!(rows.iter().all(|r| !r.path.is_empty()));
-        }
-    });
-
-    let history = work.path().join("history");
-    std::fs::create_dir_all(&history).unwrap();
-    let (mut whole, mut reported) = (0, 0);
-    // The mutated file is entry 5's before or after, after four whole entries.
-    let as_fifth: Vec<Vec<u8>> = HISTORY_SEEDS
-        .iter()
-        .map(|s| {
-            let text = String::from_utf8_lossy(s).into_owned();
-            let id = text
-                .split("\"id\": ")
-                .nth(1)
-                .unwrap()
-                .split(',')
-                .next()
-                .unwrap();
-            text.replacen(&format!("\"id\": {id},"), "\"id\": 5,", 1)
-                .into_bytes()
-        })
-        .collect();
+    let as_fifth = history_seeds_as_fifth();
     let as_fifth: Vec<&[u8]> = as_fifth.iter().map(Vec::as_slice).collect();
+    let (mut whole, mut reported) = (0, 0);
     let mut check_history = |input: &[u8]| {
-        for (i, seed) in HISTORY_SEEDS.iter().enumerate() {
-            let id = i as u64 + 1;
-            for half in [pyctl::history::Half::Before, pyctl::history::Half::After] {
-                std::fs::write(history.join(pyctl::history::file_name(id, half)), seed).unwrap();
-            }
-        }
-        let half = if input.len() % 2 == 0 {
-            pyctl::history::Half::Before
-        } else {
-            pyctl::history::Half::After
-        };
-        std::fs::write(history.join(pyctl::history::file_name(5, half)), input).unwrap();
-        let log = pyctl::history::read_log(&history).unwrap();
-        assert!(log.entries.len() <= 5);
-        assert!(log.entries.len() >= 4, "a bad file hid a good one");
-        if log.problems.is_empty() {
+        if checks::history(&at("history"), input) {
             whole += 1;
         } else {
             reported += 1;
         }
-        assert!(log.entries.windows(2).all(|w| w[0].id < w[1].id));
-        for p in &log.problems {
-            assert!(p.path.starts_with(&history), "{p}");
-        }
-        let _ = pyctl::undo::undo_state(&log);
-        let _ = log.last_known_freeze();
-        let idx = pyctl::history::index(&history).unwrap();
-        assert_eq!(idx.max_id, 5);
-        let _ = pyctl::history::last_known_freeze(&history, &idx, |_| {});
     };
     total += fuzz("history JSON", 4, &as_fifth, 1200, &mut check_history);
     total += fuzz_with(
@@ -1443,31 +1379,19 @@ fn hostile_input_to_every_parser_in_the_library() {
         "{whole} read whole, {reported} reported"
     );
 
-    let store = pyctl::store::Store::new(work.path().join("store"), Default::default());
-    let current = PackageSet::scan_site(&site).unwrap();
+    let store = pyctl::store::Store::new(at("store"), Default::default());
+    let current = checks::small_set(&at("small-site"));
     total += fuzz("snapshot file", 5, SNAPSHOT_SEEDS, 1500, |input| {
-        let text = String::from_utf8_lossy(input);
-        let map = pyctl::record::freeze_map(&text);
-        assert!(map.len() <= text.lines().count());
-        let plan = pyctl::engine::plan(&store, &current, &text, "3.11");
-        assert!(plan.add.len() + plan.change.len() <= map.len());
-        let _ = plan.summary();
+        checks::snapshot(&store, &current, input)
     });
 
-    let system_config = work.path().join("system.toml");
-    let tier_config = work.path().join("config.toml");
-    std::fs::write(&system_config, CONFIG_SEEDS[0]).unwrap();
+    std::fs::write(at("system.toml"), CONFIG_SEEDS[0]).unwrap();
     let (mut accepted, mut refused) = (0, 0);
     total += fuzz("config TOML", 6, CONFIG_SEEDS, 1500, |input| {
-        std::fs::write(&tier_config, input).unwrap();
-        // Either a configuration, or an error naming the file at fault.
-        match pyctl::config::Config::load_from(&system_config, Some(&tier_config)) {
-            Ok(_) => accepted += 1,
-            Err(e) => {
-                let said = format!("{e:#}");
-                assert!(said.contains("config.toml"), "{said}");
-                refused += 1;
-            }
+        if checks::config(&at("system.toml"), &at("config.toml"), input) {
+            accepted += 1;
+        } else {
+            refused += 1;
         }
     });
     // The mutations reach both sides of the parser, not only its first error.
@@ -1476,68 +1400,101 @@ fn hostile_input_to_every_parser_in_the_library() {
         "{accepted} accepted, {refused} refused"
     );
 
-    let entry_dir = work.path().join("store/alpha-1.0-0123456789abcdef");
-    std::fs::create_dir_all(entry_dir.join("files")).unwrap();
     total += fuzz("store entry.json", 7, STORE_ENTRY_SEEDS, 800, |input| {
-        std::fs::write(entry_dir.join("entry.json"), input).unwrap();
-        for (dir, entry) in store.entries() {
-            // The entry's files are missing: verify says so, it does not panic.
-            let _ = pyctl::store::Store::verify(&dir, &entry);
-        }
-        let _ = store.find("alpha", "alpha==1.0");
+        checks::store_entry(&at("store"), input)
     });
-
-    let venv = work.path().join("venv");
-    std::fs::create_dir_all(&venv).unwrap();
-    let cfg_seeds: &[&[u8]] = &[
-        b"home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n",
-        b"version_info = 3.12.1.final.0\n",
-    ];
-    total += fuzz("pyvenv.cfg", 8, cfg_seeds, 800, |input| {
-        std::fs::write(venv.join("pyvenv.cfg"), input).unwrap();
-        if let Some(v) = pyctl::tier::venv_python_version(&venv) {
-            let _ = pyctl::tier::minor_version(&v);
-        }
+    total += fuzz("pyvenv.cfg", 8, PYVENV_CFG_SEEDS, 800, |input| {
+        checks::pyvenv_cfg(&at("venv"), input)
     });
-
-    total += fuzz("apt hook input", 9, APT_SEEDS, 2000, |input| {
-        let text = String::from_utf8_lossy(input);
-        let actions = pyctl::hooks::parse_apt_input(&text);
-        assert!(actions.len() <= text.lines().count());
-        for a in &actions {
-            if let Some(deb) = &a.deb {
-                assert!(text.contains(deb.as_str()), "{deb:?} is not in the input");
-            }
-        }
-    });
-
-    let set = PackageSet::scan_site(&site).unwrap();
+    total += fuzz("apt hook input", 9, APT_SEEDS, 2000, checks::apt_hook);
     total += fuzz(
         "rpm/pacman/dpkg-deb listings",
         10,
         LISTING_SEEDS,
         2000,
-        |input| {
-            let text = String::from_utf8_lossy(input);
-            let rpm = pyctl::conflicts::dists_in_paths(text.lines(), Some("pkg"));
-            let pacman = pyctl::hooks::parse_pacman_files(&text);
-            let from_pacman = pyctl::conflicts::dists_in_paths(
-                pacman.iter().map(|(_, f)| f.as_str()),
-                Some("pkg"),
-            );
-            let deb = pyctl::conflicts::parse_dpkg_contents(&text);
-            let from_deb =
-                pyctl::conflicts::dists_in_paths(deb.iter().map(String::as_str), Some("pkg"));
-            for d in rpm.iter().chain(&from_pacman).chain(&from_deb) {
-                assert!(!d.name.is_empty() && !d.version.is_empty(), "{d:?}");
-                assert_eq!(d.canonical, canonical_name(&d.name));
-            }
-            let _ = pyctl::conflicts::version_conflicts(&rpm, "system", &set);
-        },
+        |input| checks::hook_listings(&current, input),
     );
 
     assert_eq!(total, 13_500);
     eprintln!("{total} inputs in {:?}", started.elapsed());
+}
+
+/// The history seeds as entry 5 (the file the checks mutate), so that they start out whole.
+fn history_seeds_as_fifth() -> Vec<Vec<u8>> {
+    HISTORY_SEEDS
+        .iter()
+        .map(|s| {
+            let text = String::from_utf8_lossy(s).into_owned();
+            let id = text
+                .split("\"id\": ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap();
+            text.replacen(&format!("\"id\": {id},"), "\"id\": 5,", 1)
+                .into_bytes()
+        })
+        .collect()
+}
+
+/// Every input of the committed cargo-fuzz corpus (fuzz/corpus/<target>/), through the same
+/// checks as the fuzz targets: what the fuzzer once found interesting, and any input it once
+/// crashed on, is replayed by every `cargo test`, with the time limit of the mutation loops.
+#[test]
+fn the_fuzz_corpus_replays_through_the_same_checks() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let work = tempfile::tempdir().unwrap();
+    let at = |rel: &str| work.path().join(rel);
+    std::fs::write(at("system.toml"), CONFIG_SEEDS[0]).unwrap();
+    let store = pyctl::store::Store::new(at("store"), Default::default());
+    let current = checks::small_set(&at("small-site"));
+    let mut counts = Vec::new();
+    let mut run = |target: &str, check: &mut dyn FnMut(&[u8])| {
+        counts.push(format!("{target} {}", replay(&corpus.join(target), check)));
+    };
+    run("metadata", &mut |i| checks::metadata(&at("site"), i));
+    run("direct_url", &mut |i| checks::direct_url(&at("site"), i));
+    run("record", &mut checks::record);
+    run("history", &mut |i| {
+        checks::history(&at("history"), i);
+    });
+    run("snapshot", &mut |i| checks::snapshot(&store, &current, i));
+    run("config", &mut |i| {
+        checks::config(&at("system.toml"), &at("config.toml"), i);
+    });
+    run("store_entry", &mut |i| checks::store_entry(&at("store"), i));
+    run("pyvenv_cfg", &mut |i| checks::pyvenv_cfg(&at("venv"), i));
+    run("apt_hook", &mut checks::apt_hook);
+    run("hook_listings", &mut |i| checks::hook_listings(&current, i));
+    // Every target of fuzz/Cargo.toml has its corpus replayed here.
+    let targets = std::fs::read_to_string(corpus.join("../Cargo.toml")).unwrap();
+    assert_eq!(
+        targets.matches("[[bin]]").count(),
+        counts.len(),
+        "{counts:?}"
+    );
+    eprintln!("replayed: {}", counts.join(", "));
+}
+
+/// Every file in `dir` through `check`, sorted by name; a panic or an input slower than
+/// `PER_INPUT` fails with the file's path. Returns how many files ran.
+fn replay(dir: &Path, check: &mut dyn FnMut(&[u8])) -> usize {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{}: empty corpus", dir.display());
+    for file in &files {
+        let input = std::fs::read(file).unwrap();
+        let begun = Instant::now();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&input)));
+        assert!(outcome.is_ok(), "{}: the check failed", file.display());
+        let took = begun.elapsed();
+        assert!(took < PER_INPUT, "{}: took {took:?}", file.display());
+    }
+    files.len()
 }
 
 /// Runs `cmd` with `stdin`, killing it and failing if it runs longer than `limit`.
