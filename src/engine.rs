@@ -171,7 +171,8 @@ pub struct ApplyReport {
 
 /// Applies a plan to `venv` (its canonical path). Removals first (moved into `trash`, which the
 /// caller deletes once the venv is in its target state), then additions from the store, then pip
-/// for the rest: `--no-index` with the local wheel folders first, then the index.
+/// for the rest: `--no-index` with the local wheel folders first, then the index (not after a
+/// pip that a signal ended: that is a failure).
 pub fn apply(
     ctx: &Context,
     ui: &Ui,
@@ -193,11 +194,18 @@ pub fn apply(
     if !pip_only_removals.is_empty() {
         let mut args: Vec<OsString> = vec!["uninstall".into(), "-y".into()];
         args.extend(pip_only_removals.iter().map(OsString::from));
-        if !run_pip(ctx, venv, &args)? {
-            report.failures.push(format!(
+        match run_pip(ctx, venv, &args)? {
+            PipEnd::Done => {}
+            PipEnd::Failed => report.failures.push(format!(
                 "pip could not remove {}",
                 pip_only_removals.join(", ")
-            ));
+            )),
+            PipEnd::Killed(signal) => {
+                report
+                    .failures
+                    .push(killed(signal, "removing", &pip_only_removals));
+                return Ok(report);
+            }
         }
     }
     let from_store: Vec<(&Addition, &PathBuf, &StoreEntry)> = plan
@@ -255,8 +263,18 @@ pub fn apply(
         offline.push(dir.into());
     }
     offline.extend(requirements.iter().cloned());
-    if !find_links.is_empty() && run_pip(ctx, venv, &offline)? {
-        return Ok(report);
+    let lines: Vec<String> = via_pip.iter().map(|a| a.line.clone()).collect();
+    if !find_links.is_empty() {
+        match run_pip(ctx, venv, &offline)? {
+            PipEnd::Done => return Ok(report),
+            PipEnd::Failed => {}
+            // Someone stopped pip: another pip would be against their will, and would take a
+            // distribution pip left half-installed for one already there.
+            PipEnd::Killed(signal) => {
+                report.failures.push(killed(signal, "installing", &lines));
+                return Ok(report);
+            }
+        }
     }
     ui.info("not everything is in the local wheel folders; asking the package index");
     let mut online: Vec<OsString> = vec![
@@ -265,15 +283,26 @@ pub fn apply(
         "--disable-pip-version-check".into(),
     ];
     online.extend(requirements);
-    if !run_pip(ctx, venv, &online)? {
-        let names: Vec<&str> = via_pip.iter().map(|a| a.line.as_str()).collect();
-        report.failures.push(format!(
+    match run_pip(ctx, venv, &online)? {
+        PipEnd::Done => {}
+        PipEnd::Failed => report.failures.push(format!(
             "could not restore {}: not in the store, not in a local wheel folder, and the index \
              did not serve them",
-            names.join(", ")
-        ));
+            lines.join(", ")
+        )),
+        PipEnd::Killed(signal) => report.failures.push(killed(signal, "installing", &lines)),
     }
     Ok(report)
+}
+
+/// The failure of a pip that a signal ended.
+fn killed(signal: i32, doing: &str, what: &[String]) -> String {
+    format!(
+        "pip was killed (signal {signal}) while {doing} {}; what it had not finished may be \
+         missing or incomplete (`pip install --force-reinstall --no-deps NAME==VERSION` puts a \
+         distribution back whole)",
+        what.join(", ")
+    )
 }
 
 /// A freeze line as pip install arguments (`-e PATH` is two).
@@ -284,7 +313,16 @@ fn requirement_args(line: &str) -> Vec<OsString> {
     }
 }
 
-fn run_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<bool> {
+/// How a pip run ended.
+enum PipEnd {
+    Done,
+    Failed,
+    /// Ended by this signal.
+    Killed(i32),
+}
+
+fn run_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<PipEnd> {
+    use std::os::unix::process::ExitStatusExt as _;
     let python = venv.join("bin/python");
     let mut cmd = Command::new(&python);
     if ctx.is_root() {
@@ -296,7 +334,11 @@ fn run_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<bool> {
         .env("PYCTL_ACTIVE", venv)
         .status()
         .with_context(|| format!("{}: cannot run", python.display()))?;
-    Ok(status.success())
+    Ok(match status.signal() {
+        Some(signal) => PipEnd::Killed(signal),
+        None if status.success() => PipEnd::Done,
+        None => PipEnd::Failed,
+    })
 }
 
 /// The `--find-links` folders named in recorded pip commands: local wheel folders that pip can

@@ -143,12 +143,14 @@ fn assert_undo_works(t: &Tier, what: &str) -> bool {
     true
 }
 
-/// What a kill hits: the wrapper alone (pip carries on as an orphan) or the wrapper and pip
-/// together (its whole process group).
+/// What a kill hits: the wrapper alone (pip carries on as an orphan), the wrapper and pip
+/// together (its whole process group), or pip alone (the `python -m pip` child of the wrapper or
+/// of pyctl's engine; the parent carries on and records how pip ended).
 #[derive(Clone, Copy, Debug)]
 enum Victim {
     Wrapper,
     Group,
+    Pip,
 }
 
 fn spawn_group(mut cmd: Command) -> Child {
@@ -159,20 +161,88 @@ fn spawn_group(mut cmd: Command) -> Child {
         .unwrap()
 }
 
-/// Kills after `delay`; returns whether the process was still running then.
-fn kill_after(mut child: Child, delay: Duration, victim: Victim) -> bool {
+/// The `python -m pip` process whose parent is `parent`, if one is running (not a zombie).
+fn pip_child(parent: i32) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|e| {
+        let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command name in parentheses: state, then the parent's pid.
+        let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+        let (state, ppid) = (fields.next()?, fields.next()?.parse::<i32>().ok()?);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let is_pip = cmdline.windows(8).any(|w| w == b"\0-m\0pip\0");
+        (ppid == parent && state != "Z" && is_pip).then_some(pid)
+    })
+}
+
+/// What a kill met: whether its target was still running, and how the spawned command ended.
+struct Killed {
+    running: bool,
+    status: std::process::ExitStatus,
+}
+
+/// Kills `victim` after `delay` and waits for the spawned command to end.
+fn kill_after(mut child: Child, delay: Duration, victim: Victim) -> Killed {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     std::thread::sleep(delay);
-    let running = child.try_wait().unwrap().is_none();
     let pid = child.id() as i32;
     let target = match victim {
-        Victim::Wrapper => Pid::from_raw(pid),
-        Victim::Group => Pid::from_raw(-pid),
+        Victim::Wrapper => Some(pid),
+        Victim::Group => Some(-pid),
+        Victim::Pip => pip_child(pid),
     };
-    let _ = kill(target, Signal::SIGKILL);
-    child.wait().unwrap();
-    running
+    let running = target.is_some() && child.try_wait().unwrap().is_none();
+    if let Some(target) = target {
+        let _ = kill(Pid::from_raw(target), Signal::SIGKILL);
+    }
+    Killed {
+        running,
+        status: child.wait().unwrap(),
+    }
+}
+
+/// Whether a kill of a command started when the last entry was `last` landed inside its
+/// operation: a killed wrapper or pyctl left its entry unfinished. A killed pip must make the
+/// command fail (`pip_failed`: the exit code it must then end with), and the command must still
+/// finish its entry truthfully: the exit code it returned, and the venv as it is.
+fn landed(
+    t: &Tier,
+    last: u64,
+    killed: &Killed,
+    victim: Victim,
+    pip_failed: i32,
+    what: &str,
+) -> bool {
+    let history = t.history();
+    let (id, _, after) = history.last().unwrap();
+    let Victim::Pip = victim else {
+        return killed.running && *id > last && after.is_none();
+    };
+    let code = killed.status.code();
+    let expected = if killed.running { pip_failed } else { 0 };
+    assert_eq!(
+        code,
+        Some(expected),
+        "{what}: pip {}killed, and the command ended with {}",
+        if killed.running { "" } else { "not " },
+        killed.status
+    );
+    assert!(*id > last, "{what}: nothing recorded");
+    let after = after
+        .as_ref()
+        .unwrap_or_else(|| panic!("{what}: #{id} has no after, yet only pip was killed"));
+    assert_eq!(
+        after["exit_code"].as_i64(),
+        code.map(i64::from),
+        "{what}: #{id}"
+    );
+    assert_eq!(
+        fast_set(t),
+        freeze_of(after),
+        "{what}: #{id}'s after is not the venv"
+    );
+    killed.running
 }
 
 /// Waits until nothing of process group `pgid` is left (an orphaned pip finishing).
@@ -200,8 +270,9 @@ fn delays(full: Duration, n: u32) -> Vec<Duration> {
         .collect()
 }
 
-/// 24 kills of `pip install mid` (half the wrapper alone, half with pip's group), each followed
-/// by the next command and the recovery checks.
+/// 36 kills of `pip install mid` at 12 delays: the wrapper alone, the wrapper with pip's group,
+/// and pip alone (the wrapper must then record where pip left the venv and exit as a shell
+/// would, 128 + 9), each followed by the next command and the recovery checks.
 #[test]
 fn sigkill_during_pip_install_then_recovery() {
     let t = Tier::new();
@@ -216,9 +287,10 @@ fn sigkill_during_pip_install_then_recovery() {
     });
     t.pyctl_ok(&["restore", "start"]);
     let mut trials = 0;
-    let mut inside = 0;
+    // Kills that landed inside an install, per victim.
+    let mut inside = [0; 3];
     for (i, delay) in delays(full, 12).into_iter().enumerate() {
-        for victim in [Victim::Wrapper, Victim::Group] {
+        for victim in [Victim::Wrapper, Victim::Group, Victim::Pip] {
             let what = format!("pip install killed ({victim:?}) after {delay:?} of {full:?}");
             let last = t.last_id();
             let child = spawn_group({
@@ -227,8 +299,9 @@ fn sigkill_during_pip_install_then_recovery() {
                 c
             });
             let pgid = child.id() as i32;
-            if kill_after(child, delay, victim) && t.last_id() > last {
-                inside += 1;
+            let killed = kill_after(child, delay, victim);
+            if landed(&t, last, &killed, victim, 128 + 9, &what) {
+                inside[victim as usize] += 1;
             }
             if let Victim::Wrapper = victim {
                 // The orphaned pip goes on; the next command must wait for it, not record a
@@ -243,8 +316,13 @@ fn sigkill_during_pip_install_then_recovery() {
             trials += 1;
         }
     }
-    assert_eq!(trials, 24);
-    assert!(inside >= 6, "only {inside} kills landed inside an install");
+    eprintln!("pip install: {trials} trials; landed inside (wrapper, group, pip): {inside:?}");
+    assert_eq!(trials, 36);
+    assert!(
+        inside[0] + inside[1] >= 6,
+        "only {inside:?} kills landed inside an install"
+    );
+    assert!(inside[2] >= 4, "only {} pip kills landed", inside[2]);
     assert!(t.pip_check_passes());
 }
 
@@ -274,40 +352,55 @@ fn tier_with_big() -> Tier {
     t
 }
 
-/// Kills `pyctl ARGS` at points spread over its duration; after each, recovery, undo, and
-/// `restore back` to start the next trial from the same state.
+/// Kills `pyctl ARGS` (`victim`) at `n` points spread over its duration, each trial starting
+/// from the state `prepare` makes; after each, recovery and undo. A pip killed alone must make
+/// pyctl fail with 1.
 /// Returns (trials, kills that landed inside the operation, trials where undo had something to
 /// undo and did it).
-fn kill_loop(t: &Tier, args: &[&str], back: &str, n: u32) -> (u32, u32, u32) {
+fn kill_trials(
+    t: &Tier,
+    args: &[&str],
+    n: u32,
+    victim: Victim,
+    prepare: &dyn Fn(),
+) -> (u32, u32, u32) {
+    prepare();
+    let expected_start = fast_set(t);
     let full = timed(|| {
         t.pyctl_ok(args);
     });
-    t.pyctl_ok(&["restore", back]);
-    let expected_start = fast_set(t);
     let mut inside = 0;
     let mut undone = 0;
     for delay in delays(full, n) {
-        let what = format!("pyctl {args:?} killed after {delay:?} of {full:?}");
+        let what = format!("pyctl {args:?} killed ({victim:?}) after {delay:?} of {full:?}");
+        prepare();
+        assert_eq!(fast_set(t), expected_start, "{what}: the trial's start");
         let last = t.last_id();
         let child = spawn_group({
             let mut c = t.command(Path::new(common::PYCTL));
             c.args(args);
             c
         });
-        if kill_after(child, delay, Victim::Group)
-            && t.last_id() > last
-            && t.history().last().unwrap().2.is_none()
-        {
+        let pgid = child.id() as i32;
+        let killed = kill_after(child, delay, victim);
+        // A killed pip may take a moment to be gone, and holds the tier lock until it is.
+        wait_group_gone(pgid);
+        if landed(t, last, &killed, victim, 1, &what) {
             inside += 1;
         }
         assert_recovered(t, &what);
         if assert_undo_works(t, &what) {
             undone += 1;
         }
-        t.pyctl_ok(&["restore", back]);
-        assert_eq!(fast_set(t), expected_start, "{what}");
     }
     (n, inside, undone)
+}
+
+/// `kill_trials` of pyctl's process group, each trial from `restore back`.
+fn kill_loop(t: &Tier, args: &[&str], back: &str, n: u32) -> (u32, u32, u32) {
+    kill_trials(t, args, n, Victim::Group, &|| {
+        t.pyctl_ok(&["restore", back]);
+    })
 }
 
 #[test]
@@ -322,9 +415,9 @@ fn sigkill_during_undo_restore_and_clean_then_recovery() {
         (&["restore", "full"][..], "small", 8),
         (&["clean"][..], "full", 8),
     ] {
-        let (tried, landed, did_undo) = kill_loop(&t, args, back, n);
+        let (tried, hit, did_undo) = kill_loop(&t, args, back, n);
         trials += tried;
-        inside += landed;
+        inside += hit;
         undone += did_undo;
     }
     assert_eq!(trials, 34);
@@ -336,13 +429,18 @@ fn sigkill_during_undo_restore_and_clean_then_recovery() {
         inside >= 8,
         "only {inside} kills landed inside an operation"
     );
-    let modules = walkdir::WalkDir::new(t.site_packages().join("big"))
+    t.pyctl_ok(&["restore", "full"]);
+    assert_eq!(py_files(&t, "big"), 1516, "big is listed but incomplete");
+    assert!(t.pip_check_passes());
+}
+
+/// How many `.py` files the package folder `name` of the venv holds.
+fn py_files(t: &Tier, name: &str) -> usize {
+    walkdir::WalkDir::new(t.site_packages().join(name))
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "py"))
-        .count();
-    assert_eq!(modules, 1516, "big is listed but incomplete");
-    assert!(t.pip_check_passes());
+        .count()
 }
 
 /// A tmpfs mounted on a folder for the life of the value (root only).
@@ -1820,51 +1918,85 @@ fn missing_python_is_a_clear_error_and_doctor_fixes_it() {
 #[test]
 fn sigkill_during_redo_then_recovery() {
     let t = tier_with_big();
-    let pending_redo = || {
+    let (n, inside, undone) = kill_trials(&t, &["redo"], 10, Victim::Group, &|| {
         t.pyctl_ok(&["restore", "small"]);
         t.pyctl_ok(&["restore", "full"]);
         t.pyctl_ok(&["undo"]);
-    };
-    pending_redo();
-    let small = fast_set(&t);
-    let full = timed(|| {
-        t.pyctl_ok(&["redo"]);
     });
-    let n = 10;
-    let (mut inside, mut undone) = (0, 0);
-    for delay in delays(full, n) {
-        let what = format!("pyctl redo killed after {delay:?} of {full:?}");
-        pending_redo();
-        assert_eq!(fast_set(&t), small, "{what}: the trial's start");
-        let last = t.last_id();
-        let child = spawn_group({
-            let mut c = t.command(Path::new(common::PYCTL));
-            c.arg("redo");
-            c
-        });
-        if kill_after(child, delay, Victim::Group)
-            && t.last_id() > last
-            && t.history().last().unwrap().2.is_none()
-        {
-            inside += 1;
-        }
-        assert_recovered(&t, &what);
-        if assert_undo_works(&t, &what) {
-            undone += 1;
-        }
-    }
     assert!(
         inside >= 3,
         "only {inside} of {n} kills landed inside a redo"
     );
     assert_eq!(undone, n, "undo had nothing to undo");
     t.pyctl_ok(&["restore", "full"]);
-    let modules = walkdir::WalkDir::new(t.site_packages().join("big"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "py"))
-        .count();
-    assert_eq!(modules, 1516, "big is listed but incomplete");
+    assert_eq!(py_files(&t, "big"), 1516, "big is listed but incomplete");
+    assert!(t.pip_check_passes());
+}
+
+/// A tier with alpha, then mid, installed from the wheel folder while the store is off
+/// (`history.auto_snapshot = false`); snapshots `small` (alpha) and `full` (alpha, mid). Putting
+/// mid back takes pip, from the wheel folder the install named.
+fn tier_without_store() -> Tier {
+    let t = Tier::new();
+    mid_wheel(&t.wheels());
+    t.pyctl_ok(&["config", "auto_snapshot", "false"]);
+    // Nothing pruned: the install that names the wheel folder stays in the history.
+    t.pyctl_ok(&["config", "max_entries", "0"]);
+    t.install(&["alpha==1.0"]);
+    t.pyctl_ok(&["snapshot", "small"]);
+    t.install(&["mid"]);
+    t.pyctl_ok(&["snapshot", "full"]);
+    let kept: Vec<String> = std::fs::read_dir(t.root().join("store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("alpha") || n.starts_with("mid"))
+        .collect();
+    assert!(kept.is_empty(), "the store kept {kept:?}");
+    t
+}
+
+/// Kills during an `undo`, a `redo` and a `restore full` that put `mid` (400 modules) back with
+/// pip, the store being off: pyctl's process group (8, 4 and 4 delays), or pip alone (the same;
+/// pyctl must then record where pip left the venv and exit 1). Same recovery checks as the other
+/// loops; at the end `restore full` gets mid back whole.
+#[test]
+fn sigkill_during_pip_fallback_then_recovery() {
+    let t = tier_without_store();
+    let restore = |names: &[&str]| {
+        for name in names {
+            t.pyctl_ok(&["restore", name]);
+        }
+    };
+    let undo_pending = || restore(&["full", "small"]);
+    let redo_pending = || {
+        restore(&["small", "full"]);
+        t.pyctl_ok(&["undo"]);
+    };
+    let restore_pending = || restore(&["small"]);
+    for victim in [Victim::Group, Victim::Pip] {
+        let (mut trials, mut inside) = (0, 0);
+        for (args, n, prepare) in [
+            (&["undo"][..], 8, &undo_pending as &dyn Fn()),
+            (&["redo"][..], 4, &redo_pending),
+            (&["restore", "full"][..], 4, &restore_pending),
+        ] {
+            let (tried, hit, undone) = kill_trials(&t, args, n, victim, prepare);
+            eprintln!("{args:?} ({victim:?}): {tried} trials, {hit} landed inside");
+            assert_eq!(
+                undone, tried,
+                "{args:?} ({victim:?}): undo had nothing to undo"
+            );
+            trials += tried;
+            inside += hit;
+        }
+        assert_eq!(trials, 16);
+        assert!(
+            inside >= 5,
+            "{victim:?}: only {inside} of {trials} kills landed inside an operation"
+        );
+    }
+    restore(&["full"]);
+    assert_eq!(py_files(&t, "mid"), 409, "mid is listed but incomplete");
     assert!(t.pip_check_passes());
 }
 
