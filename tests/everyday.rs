@@ -6,82 +6,46 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-const PYCTL: &str = env!("CARGO_BIN_EXE_pyctl");
-/// Nothing listens there: any attempt to reach an index fails at once.
-const DEAD_INDEX: &str = "http://127.0.0.1:9/simple";
+use common::{text, DEAD_INDEX, PYCTL};
 
-/// A user tier of its own in a temp dir, with the test wheels in `wheels/`.
-struct Tier {
-    dir: tempfile::TempDir,
-    /// The account the binary runs as (the unprivileged test account when the suite is root).
-    ids: Option<(u32, u32)>,
-    index_url: String,
+/// The shared harness's tier with this file's wheels (with summaries, for `info` and `search`)
+/// added to `wheels/`, and the checks these tests want on top.
+struct Tier(common::Tier);
+
+impl std::ops::Deref for Tier {
+    type Target = common::Tier;
+    fn deref(&self) -> &common::Tier {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Tier {
+    fn deref_mut(&mut self) -> &mut common::Tier {
+        &mut self.0
+    }
 }
 
 impl Tier {
     /// A tier folder with wheels, not yet initialised.
     fn bare() -> Tier {
-        let dir = tempfile::Builder::new()
-            .prefix("pyctl-everyday-")
-            .tempdir()
-            .unwrap();
-        let ids = nix::unistd::geteuid().is_root().then(|| {
-            let user = nix::unistd::User::from_name("pyctltest-a")
-                .unwrap()
-                .expect("the test account pyctltest-a");
-            (user.uid.as_raw(), user.gid.as_raw())
-        });
-        let tier = Tier {
-            dir,
-            ids,
-            index_url: DEAD_INDEX.to_string(),
-        };
-        for sub in ["home", "wheels", "bin"] {
-            std::fs::create_dir_all(tier.path().join(sub)).unwrap();
-        }
-        std::os::unix::fs::symlink(PYCTL, tier.path().join("bin/pip")).unwrap();
-        test_wheels(&tier.wheels());
-        tier.give_away(tier.path());
-        tier
+        Tier::with_wheels(common::Tier::bare())
     }
 
+    /// Initialised with `pyctl init --no-modify-path`.
     fn new() -> Tier {
-        let tier = Tier::bare();
-        tier.pyctl_ok(&["init", "--no-modify-path"]);
-        tier
+        Tier::with_wheels(common::Tier::new())
     }
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn root(&self) -> PathBuf {
-        self.path().join("home/tier")
-    }
-
-    fn venv(&self) -> PathBuf {
-        self.root().join("venv")
-    }
-
-    fn wheels(&self) -> PathBuf {
-        self.path().join("wheels")
+    fn with_wheels(tier: common::Tier) -> Tier {
+        test_wheels(&tier.wheels());
+        tier.give_away(&tier.wheels());
+        Tier(tier)
     }
 
     fn config_file(&self) -> PathBuf {
         self.root().join("config.toml")
-    }
-
-    fn give_away(&self, path: &Path) {
-        if let Some((uid, gid)) = self.ids {
-            for e in walkdir::WalkDir::new(path)
-                .into_iter()
-                .filter_map(Result::ok)
-            {
-                std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid)).unwrap();
-            }
-        }
     }
 
     /// Writes a file the test account owns.
@@ -90,37 +54,7 @@ impl Tier {
         self.give_away(path);
     }
 
-    fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.env_clear()
-            .env("HOME", self.path().join("home"))
-            .env("PYCTL_HOME", self.root())
-            .env(
-                "PATH",
-                format!("{}:/usr/bin:/bin", self.path().join("bin").display()),
-            )
-            .env("PIP_INDEX_URL", &self.index_url)
-            .env("PIP_CONFIG_FILE", "/dev/null")
-            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-            .env("PIP_NO_CACHE_DIR", "1")
-            .env("PIP_RETRIES", "0")
-            .env("PIP_TIMEOUT", "2")
-            .env("NO_COLOR", "1")
-            .env("LANG", "C.UTF-8")
-            .current_dir(self.path())
-            .stdin(Stdio::null());
-        if let Some((uid, gid)) = self.ids {
-            use std::os::unix::process::CommandExt;
-            cmd.uid(uid).gid(gid);
-        }
-        cmd
-    }
-
-    fn pyctl(&self, args: &[&str]) -> Output {
-        self.command(Path::new(PYCTL)).args(args).output().unwrap()
-    }
-
-    /// Stdout of a successful run.
+    /// Stdout of a successful run (the harness's `pyctl_ok` gives stdout and stderr).
     fn pyctl_ok(&self, args: &[&str]) -> String {
         let out = self.pyctl(args);
         assert!(
@@ -143,23 +77,10 @@ impl Tier {
         err
     }
 
-    fn pip(&self, args: &[&str]) -> Output {
-        self.command(&self.path().join("bin/pip"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
     /// `pip install --no-index --find-links WHEELS ARGS...` through the wrapper; its stderr.
     fn install(&self, args: &[&str]) -> String {
         let wheels = self.wheels();
-        let mut all = vec![
-            "install",
-            "--no-index",
-            "--find-links",
-            wheels.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
+        let all = self.install_args(wheels.to_str().unwrap(), args);
         let out = self.pip(&all);
         assert!(out.status.success(), "pip {all:?}:\n{}", text(&out));
         String::from_utf8_lossy(&out.stderr).into_owned()
@@ -167,28 +88,14 @@ impl Tier {
 
     /// The installed set as the venv's own `pip freeze --all` prints it.
     fn pip_freeze(&self) -> Vec<String> {
-        let out = self
-            .command(&self.venv().join("bin/python"))
-            .args(["-m", "pip", "freeze", "--all"])
-            .output()
-            .unwrap();
+        let out = self.venv_pip(&["freeze", "--all"]);
         assert!(out.status.success(), "{}", text(&out));
         lines(&String::from_utf8_lossy(&out.stdout))
     }
 
     /// Ids of the history entries on disk.
     fn history_ids(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = std::fs::read_dir(self.root().join("history"))
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.split_once('_')?.0.parse().ok()
-            })
-            .collect();
-        ids.sort();
-        ids.dedup();
-        ids
+        self.history().into_iter().map(|(id, _, _)| id).collect()
     }
 
     /// Runs pyctl with stdout on a pseudo-terminal, colour left to `--color auto`, NO_COLOR
@@ -208,14 +115,6 @@ impl Tier {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn lines(s: &str) -> Vec<String> {
     s.lines().map(str::to_string).collect()
 }
@@ -225,56 +124,29 @@ fn wheel(dir: &Path, name: &str, version: &str, summary: &str, requires: &[&str]
     wheel_with(dir, name, version, summary, requires, Vec::new());
 }
 
-/// `wheel` with extra files in the wheel (an `entry_points.txt`, say).
+/// `wheel` with extra `(path, content)` files in the wheel (an `entry_points.txt`, say).
 fn wheel_with(
     dir: &Path,
     name: &str,
     version: &str,
     summary: &str,
     requires: &[&str],
-    extra: Vec<(String, Vec<u8>)>,
+    extra: Vec<(String, String)>,
 ) {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let dist_info = format!("{name}-{version}.dist-info");
-    let mut metadata =
-        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {summary}\n");
-    for r in requires {
-        metadata.push_str(&format!("Requires-Dist: {r}\n"));
-    }
-    let mut files: Vec<(String, Vec<u8>)> = vec![
-        (
-            format!("{name}/__init__.py"),
-            format!("V = {version:?}\n").into_bytes(),
-        ),
-        (format!("{dist_info}/METADATA"), metadata.into_bytes()),
-        (
-            format!("{dist_info}/WHEEL"),
-            b"Wheel-Version: 1.0\nGenerator: pyctl-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-                .to_vec(),
-        ),
-    ];
+    let mut files = vec![(format!("{name}/__init__.py"), format!("V = {version:?}\n"))];
     files.extend(extra);
-    let mut record = String::new();
-    for (p, data) in &files {
-        let hash =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(data));
-        record.push_str(&format!("{p},sha256={hash},{}\n", data.len()));
-    }
-    record.push_str(&format!("{dist_info}/RECORD,,\n"));
-    files.push((format!("{dist_info}/RECORD"), record.into_bytes()));
-    let path = dir.join(format!("{name}-{version}-py3-none-any.whl"));
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (p, data) in &files {
-        zip.start_file(p.as_str(), opts).unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
+    common::wheel_with_headers(
+        dir,
+        name,
+        version,
+        &format!("Summary: {summary}\n"),
+        requires,
+        &files,
+    );
 }
 
-/// alpha 1.0 and 2.0; beta (needs alpha>=1); gamma, eps and zeta on their own.
+/// alpha 1.0 and 2.0; beta (needs alpha>=1); gamma, eps and zeta on their own (the harness's
+/// delta is there too).
 fn test_wheels(dir: &Path) {
     wheel(dir, "alpha", "1.0", "The first letter", &[]);
     wheel(dir, "alpha", "2.0", "The first letter", &[]);
@@ -1229,7 +1101,7 @@ fn migrate_moves_user_site_packages_into_the_tier_recorded_and_undoable() {
         &[],
         vec![(
             "migtool-1.0.dist-info/entry_points.txt".to_string(),
-            b"[console_scripts]\nmigtool = migtool:main\n".to_vec(),
+            "[console_scripts]\nmigtool = migtool:main\n".to_string(),
         )],
     );
     wheel(&orphans, "orphan", "1.0", "Nowhere else", &[]);

@@ -21,6 +21,9 @@ pub struct Tier {
     pub ids: Option<(u32, u32)>,
     /// `pyctl freeze` right after init: pip and setuptools.
     pub base: Vec<String>,
+    /// The index pip and pyctl are pointed at (`PIP_INDEX_URL`): nobody answers unless a test
+    /// starts its own server.
+    pub index_url: String,
 }
 
 impl Tier {
@@ -56,6 +59,7 @@ impl Tier {
             dir,
             ids,
             base: Vec::new(),
+            index_url: DEAD_INDEX.to_string(),
         };
         for sub in ["home", "wheels", "bin"] {
             std::fs::create_dir_all(tier.path().join(sub)).unwrap();
@@ -118,7 +122,7 @@ impl Tier {
                 "PATH",
                 format!("{}:/usr/bin:/bin", self.path().join("bin").display()),
             )
-            .env("PIP_INDEX_URL", DEAD_INDEX)
+            .env("PIP_INDEX_URL", &self.index_url)
             .env("PIP_CONFIG_FILE", "/dev/null")
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
             .env("PIP_NO_CACHE_DIR", "1")
@@ -286,6 +290,18 @@ pub fn stdout_lines(s: &str) -> Vec<String> {
 
 /// A wheel built in the test: name, version, requirements and `(path, content)` files.
 pub fn wheel(dir: &Path, name: &str, version: &str, requires: &[&str], files: &[(String, String)]) {
+    wheel_with_headers(dir, name, version, "", requires, files);
+}
+
+/// `wheel` with more METADATA header lines (`Summary: ...\n`, say).
+pub fn wheel_with_headers(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    headers: &str,
+    requires: &[&str],
+    files: &[(String, String)],
+) {
     use base64::Engine as _;
     use sha2::Digest as _;
     use std::io::Write as _;
@@ -294,7 +310,8 @@ pub fn wheel(dir: &Path, name: &str, version: &str, requires: &[&str], files: &[
         .iter()
         .map(|(p, c)| (p.clone(), c.clone().into_bytes()))
         .collect();
-    let mut metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+    let mut metadata =
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{headers}");
     for r in requires {
         metadata.push_str(&format!("Requires-Dist: {r}\n"));
     }
