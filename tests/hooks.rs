@@ -1,12 +1,14 @@
 //! The package-manager hooks against real parts: `.deb` files built with dpkg-deb, a real venv
 //! as the system tier (PYCTL_SYSTEM_PREFIX), apt's protocol-3 input, the real pyctl binary.
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const PYCTL: &str = env!("CARGO_BIN_EXE_pyctl");
+use common::{build_deb, PYCTL};
 
 /// A system tier: a real venv (pip and setuptools, as `python3 -m venv` makes it).
 fn system_tier() -> tempfile::TempDir {
@@ -36,38 +38,6 @@ fn add_dist(tier: &Path, name: &str, version: &str) {
         format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n"),
     )
     .unwrap();
-}
-
-/// Builds a .deb with dpkg-deb holding `files` (paths under the root, with contents).
-fn build_deb(dir: &Path, package: &str, files: &[(&str, &str)]) -> PathBuf {
-    let root = dir.join(format!("{package}-root"));
-    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!(
-            "Package: {package}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\n\
-             Description: test\n"
-        ),
-    )
-    .unwrap();
-    for (path, content) in files {
-        let p = root.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, content).unwrap();
-    }
-    let deb = dir.join(format!("{package}_1.0_all.deb"));
-    let out = Command::new("dpkg-deb")
-        .args(["--root-owner-group", "--build"])
-        .arg(&root)
-        .arg(&deb)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    deb
 }
 
 fn v3_input(actions: &[(&str, &Path)]) -> String {

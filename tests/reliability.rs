@@ -2009,36 +2009,6 @@ fn fingerprint(path: &Path) -> (u64, u64, i64, String) {
     (m.ino(), m.len(), m.mtime(), hash)
 }
 
-/// A `.deb` built with dpkg-deb, holding one empty file at each of `paths`.
-fn deb_with(dir: &Path, package: &str, paths: &[&str]) -> PathBuf {
-    let root = dir.join(format!("{package}-root"));
-    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!(
-            "Package: {package}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\n\
-             Description: test\n"
-        ),
-    )
-    .unwrap();
-    for path in paths {
-        let p = root.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, "").unwrap();
-    }
-    let deb = dir.join(format!("{package}_1.0_all.deb"));
-    ok(
-        "dpkg-deb --build",
-        Command::new("dpkg-deb")
-            .args(["--root-owner-group", "--build"])
-            .arg(&root)
-            .arg(&deb)
-            .output()
-            .unwrap(),
-    );
-    deb
-}
-
 /// As root, in a system tier (`PYCTL_SYSTEM_PREFIX`, a root-only temp folder; the machine's
 /// /opt is never touched):
 /// - `pip install --force-reinstall -U pip` (Debian's pip wheel, offline), through the `pip`
@@ -2167,10 +2137,13 @@ fn root_pip_self_reinstall_and_hooks_run_nothing_of_the_caller() {
     user.give_away(user.path());
     let debs = top.path().join("debs");
     std::fs::create_dir_all(&debs).unwrap();
-    let deb = deb_with(
+    let deb = common::build_deb(
         &debs,
         "python3-oldpip",
-        &["/usr/lib/python3/dist-packages/pip-22.0.dist-info/METADATA"],
+        &[(
+            "/usr/lib/python3/dist-packages/pip-22.0.dist-info/METADATA",
+            "",
+        )],
     );
     let hostile = |args: &[&str], stdin: &[u8]| -> Output {
         let mut c = root_cmd(Path::new(common::PYCTL));

@@ -399,3 +399,34 @@ pub fn read_pty(master: std::os::fd::OwnedFd) -> String {
     }
     String::from_utf8_lossy(&received).into_owned()
 }
+
+/// Builds a .deb with dpkg-deb (version 1.0, architecture all) holding `files`: paths under the
+/// root with their contents.
+pub fn build_deb(dir: &Path, package: &str, files: &[(&str, &str)]) -> PathBuf {
+    let root = dir.join(format!("{package}-root"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {package}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\n\
+             Description: test\n"
+        ),
+    )
+    .unwrap();
+    for (path, content) in files {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+    }
+    let deb = dir.join(format!("{package}_1.0_all.deb"));
+    ok(
+        "dpkg-deb --build",
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&root)
+            .arg(&deb)
+            .output()
+            .unwrap(),
+    );
+    deb
+}
