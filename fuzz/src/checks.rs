@@ -74,15 +74,17 @@ pub fn record(input: &[u8]) {
 /// whether the log read it as whole (true) or reported it (false); a bad file never hides a good
 /// one, and every problem names a file in the folder.
 pub fn history(dir: &Path, input: &[u8]) -> bool {
-    if let Ok(old) = std::fs::read_dir(dir) {
-        for f in old.flatten() {
-            let _ = std::fs::remove_file(f.path());
+    // The four whole entries are written once per folder (nothing here writes to them); only
+    // entry 5's files change from one input to the next.
+    if !dir.join(history::file_name(4, Half::After)).exists() {
+        for (i, text) in HISTORY.iter().enumerate() {
+            for half in [Half::Before, Half::After] {
+                put(&dir.join(history::file_name(i as u64 + 1, half)), text);
+            }
         }
     }
-    for (i, text) in HISTORY.iter().enumerate() {
-        for half in [Half::Before, Half::After] {
-            put(&dir.join(history::file_name(i as u64 + 1, half)), text);
-        }
+    for half in [Half::Before, Half::After] {
+        let _ = std::fs::remove_file(dir.join(history::file_name(5, half)));
     }
     let half = if input.len() % 2 == 0 {
         Half::Before
