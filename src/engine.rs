@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -324,14 +323,8 @@ enum PipEnd {
 fn run_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<PipEnd> {
     use std::os::unix::process::ExitStatusExt as _;
     let python = venv.join("bin/python");
-    let mut cmd = Command::new(&python);
-    if ctx.is_root() {
-        crate::wrapper::isolate_for_root(ctx, &mut cmd);
-    }
-    let status = cmd
-        .args(["-m", "pip"])
+    let status = crate::pip::command(ctx, venv)
         .args(args)
-        .env("PYCTL_ACTIVE", venv)
         .status()
         .with_context(|| format!("{}: cannot run", python.display()))?;
     Ok(match status.signal() {

@@ -13,67 +13,16 @@ use crate::inventory::{canonical_name, PackageSet};
 use crate::tier;
 use crate::ui::Ui;
 
-/// `pip install` and `uninstall` options that take a value as the next argument, so that value
-/// is not read as a requirement (pip's general ones are the wrapper's `VALUE_OPTIONS`).
-const OPTIONS_WITH_VALUE: &[&str] = &[
-    "-r",
-    "--requirement",
-    "-c",
-    "--constraint",
-    "-e",
-    "--editable",
-    "-t",
-    "--target",
-    "--platform",
-    "--python-version",
-    "--implementation",
-    "--abi",
-    "--root",
-    "--prefix",
-    "--src",
-    "--upgrade-strategy",
-    "--progress-bar",
-    "--root-user-action",
-    "--report",
-    "-i",
-    "--index-url",
-    "--extra-index-url",
-    "-f",
-    "--find-links",
-    "--no-binary",
-    "--only-binary",
-    "-C",
-    "--config-settings",
-    "--global-option",
-    "--install-option",
-    "--group",
-];
-
 /// A pip command line split into its subcommand and its positional arguments (options and
-/// their values left out).
+/// their values left out), read as pip's parser reads it.
 fn split_pip_args(args: &[String]) -> (Option<&str>, Vec<&str>) {
-    let mut command = None;
-    let mut positional = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if arg == "--" {
-            positional.extend(iter.by_ref().map(String::as_str));
-            break;
-        }
-        if arg.starts_with('-') {
-            if OPTIONS_WITH_VALUE.contains(&arg.as_str())
-                || crate::wrapper::VALUE_OPTIONS.contains(&arg.as_str())
-            {
-                iter.next();
-            }
-            continue;
-        }
-        if command.is_none() {
-            command = Some(arg.as_str());
-        } else {
-            positional.push(arg.as_str());
-        }
-    }
+    let parsed = crate::pipargs::PipArgs::parse(args);
+    let command = parsed.command.as_ref().map(|(i, _)| args[*i].as_str());
+    let positional = parsed
+        .positionals
+        .iter()
+        .map(|(i, _)| args[*i].as_str())
+        .collect();
     (command, positional)
 }
 

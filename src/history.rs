@@ -144,6 +144,14 @@ pub struct Record {
     pub interrupted: bool,
 }
 
+impl Record {
+    /// Masks the credentials of every URL in the recorded command and pip arguments.
+    pub fn redact(&mut self) {
+        self.command = crate::redact::redact(&self.command).into_owned();
+        self.pip_args = crate::redact::redact_all(&self.pip_args);
+    }
+}
+
 /// An operation: its before record, and its after record once it has finished.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -401,8 +409,10 @@ fn read_record(path: &Path, id: u64) -> std::result::Result<Record, String> {
         return Err("not a regular file; ignored".into());
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let record: Record =
+    let mut record: Record =
         serde_json::from_slice(&bytes).map_err(|e| format!("corrupt history file: {e}"))?;
+    // Histories written before credentials were masked still hold them: never show them.
+    record.redact();
     if record.schema > SCHEMA {
         return Err(format!(
             "written by a newer pyctl (schema {}); ignored",
@@ -421,7 +431,9 @@ fn read_record(path: &Path, id: u64) -> std::result::Result<Record, String> {
 /// Writes one half of an entry, atomically.
 pub fn write_record(dir: &Path, half: Half, record: &Record) -> Result<PathBuf> {
     let path = dir.join(file_name(record.id, half));
-    let mut json = serde_json::to_vec_pretty(record)?;
+    let mut record = record.clone();
+    record.redact();
+    let mut json = serde_json::to_vec_pretty(&record)?;
     json.push(b'\n');
     write_atomic(&path, &json)?;
     Ok(path)

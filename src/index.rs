@@ -25,7 +25,8 @@ const MAX_ROOT_BYTES: u64 = 512 * 1024 * 1024;
 /// sections of pip's configuration files, else PyPI. `venv` is the venv whose pip would run (its
 /// own `pip.conf` is pip's "site" file).
 pub fn index_url(ctx: &Context, venv: Option<&Path>) -> String {
-    if let Some(url) = ctx.var_str("PIP_INDEX_URL") {
+    // Root's pip takes no index from the environment (see `pip::root_env`); neither does this.
+    if let Some(url) = ctx.var_str("PIP_INDEX_URL").filter(|_| !ctx.is_root()) {
         return url;
     }
     // The last file that sets it wins, so look from the end.
@@ -34,7 +35,11 @@ pub fn index_url(ctx: &Context, venv: Option<&Path>) -> String {
         .rev()
         .find_map(|file| {
             let url = global_index_url(&std::fs::read_to_string(file).ok()?)?;
-            log::debug!("index-url {url} from {}", file.display());
+            log::debug!(
+                "index-url {} from {}",
+                crate::redact::redact(&url),
+                file.display()
+            );
             Some(url)
         })
         .unwrap_or_else(|| DEFAULT_INDEX_URL.to_string())
@@ -45,7 +50,7 @@ pub fn index_url(ctx: &Context, venv: Option<&Path>) -> String {
 /// `$XDG_CONFIG_HOME/pip/pip.conf`), site (`<venv>/pip.conf`), then `PIP_CONFIG_FILE`. As in pip,
 /// `PIP_CONFIG_FILE=/dev/null` (`os.devnull`) turns every file off.
 fn pip_config_files(ctx: &Context, venv: Option<&Path>) -> Vec<PathBuf> {
-    let env_file = ctx.var_path("PIP_CONFIG_FILE");
+    let env_file = ctx.var_path("PIP_CONFIG_FILE").filter(|_| !ctx.is_root());
     if env_file.as_deref() == Some(Path::new("/dev/null")) {
         return Vec::new();
     }
@@ -57,7 +62,7 @@ fn pip_config_files(ctx: &Context, venv: Option<&Path>) -> Vec<PathBuf> {
         files.push(home.join(".pip/pip.conf"));
         let config_home = ctx
             .var_path("XDG_CONFIG_HOME")
-            .filter(|p| p.is_absolute())
+            .filter(|p| p.is_absolute() && !ctx.is_root())
             .unwrap_or_else(|| home.join(".config"));
         files.push(config_home.join("pip/pip.conf"));
     }
@@ -122,6 +127,7 @@ struct RootProject {
 /// reaching the index; reading the (large) reply may take longer but each read is bounded too.
 pub fn project_list(index: &str, connect: Duration) -> Result<Vec<String>, ListError> {
     let url = format!("{}/", index.trim_end_matches('/'));
+    let shown = crate::redact::redact(&url).into_owned();
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(connect)
         .timeout_read(Duration::from_secs(30))
@@ -130,14 +136,14 @@ pub fn project_list(index: &str, connect: Duration) -> Result<Vec<String>, ListE
     let reply = match agent.get(&url).set("Accept", JSON_CONTENT_TYPE).call() {
         Ok(r) => r,
         Err(ureq::Error::Status(code, _)) => {
-            return Err(ListError::BadReply(format!("{url} answered HTTP {code}")))
+            return Err(ListError::BadReply(format!("{shown} answered HTTP {code}")))
         }
         Err(ureq::Error::Transport(t)) => return Err(ListError::Offline(t.to_string())),
     };
     let content_type = reply.content_type().to_string();
     if content_type != JSON_CONTENT_TYPE && content_type != "application/json" {
         return Err(ListError::BadReply(format!(
-            "{url} answered {content_type}, not the JSON simple API (PEP 691)"
+            "{shown} answered {content_type}, not the JSON simple API (PEP 691)"
         )));
     }
     let mut body = Vec::new();
@@ -145,9 +151,9 @@ pub fn project_list(index: &str, connect: Duration) -> Result<Vec<String>, ListE
         .into_reader()
         .take(MAX_ROOT_BYTES)
         .read_to_end(&mut body)
-        .map_err(|e| ListError::Offline(format!("{url}: {e}")))?;
+        .map_err(|e| ListError::Offline(format!("{shown}: {e}")))?;
     let page: RootPage = serde_json::from_slice(&body)
-        .map_err(|e| ListError::BadReply(format!("{url}: malformed reply: {e}")))?;
+        .map_err(|e| ListError::BadReply(format!("{shown}: malformed reply: {e}")))?;
     Ok(page.projects.into_iter().map(|p| p.name).collect())
 }
 
@@ -205,6 +211,7 @@ impl ProjectFile {
 /// The latest version of `canonical` on the index at `index`, within `timeout`.
 pub fn latest_version(index: &str, canonical: &str, timeout: Duration) -> Latest {
     let url = format!("{}/{canonical}/", index.trim_end_matches('/'));
+    let shown = crate::redact::redact(&url).into_owned();
     let agent = ureq::AgentBuilder::new()
         .timeout(timeout)
         .try_proxy_from_env(true)
@@ -213,7 +220,7 @@ pub fn latest_version(index: &str, canonical: &str, timeout: Duration) -> Latest
         Ok(r) => r,
         Err(ureq::Error::Status(404, _)) => return Latest::NotOnIndex,
         Err(ureq::Error::Status(code, _)) => {
-            return Latest::Unknown(format!("{url} answered HTTP {code}"))
+            return Latest::Unknown(format!("{shown} answered HTTP {code}"))
         }
         // The transport error names the URL.
         Err(ureq::Error::Transport(t)) => return Latest::Offline(t.to_string()),
@@ -221,7 +228,7 @@ pub fn latest_version(index: &str, canonical: &str, timeout: Duration) -> Latest
     let content_type = reply.content_type().to_string();
     if content_type != JSON_CONTENT_TYPE && content_type != "application/json" {
         return Latest::Unknown(format!(
-            "{url} answered {content_type}, not the JSON simple API (PEP 691)"
+            "{shown} answered {content_type}, not the JSON simple API (PEP 691)"
         ));
     }
     let mut body = Vec::new();
@@ -230,14 +237,14 @@ pub fn latest_version(index: &str, canonical: &str, timeout: Duration) -> Latest
         .take(MAX_REPLY_BYTES)
         .read_to_end(&mut body)
     {
-        return Latest::Offline(format!("{url}: {e}"));
+        return Latest::Offline(format!("{shown}: {e}"));
     }
     match serde_json::from_slice::<ProjectPage>(&body) {
         Ok(page) => match newest(&page) {
             Some(v) => Latest::Version(v),
-            None => Latest::Unknown(format!("{url} lists no installable version")),
+            None => Latest::Unknown(format!("{shown} lists no installable version")),
         },
-        Err(e) => Latest::Unknown(format!("{url}: malformed reply: {e}")),
+        Err(e) => Latest::Unknown(format!("{shown}: malformed reply: {e}")),
     }
 }
 

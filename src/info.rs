@@ -114,7 +114,7 @@ pub fn run(ctx: &Context, ui: &Ui, package: &str, offline: bool, json: bool) -> 
             .collect(),
         required_by: required_by(&set, dist, env.as_ref()),
         brought_in_by: brought_in_by(&log, &dist.canonical),
-        latest: latest_json(index_url, latest),
+        latest: latest_json(crate::redact::redact(&index_url).into_owned(), latest),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&info)?);

@@ -9,7 +9,6 @@
 //! user site, and is named.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
@@ -213,7 +212,7 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
             if wanted.is_empty() {
                 return Ok(0);
             }
-            install(ui, &venv, &pip_args, &wanted)
+            install(ctx, ui, &venv, &pip_args, &wanted)
         })?;
         history_id = Some(outcome.id);
         ui.info(&format!(
@@ -296,8 +295,14 @@ fn check_find_links(dir: &Path) -> Result<PathBuf> {
 /// Installs `wanted` with the tier's pip, all at once; when that fails (pip installs nothing
 /// when one requirement cannot be had), one at a time, so the rest still go in. Returns 0 when
 /// every one went in.
-fn install(ui: &Ui, venv: &Path, pip_args: &[String], wanted: &[String]) -> Result<i32> {
-    if run_pip(venv, pip_args, wanted)? {
+fn install(
+    ctx: &Context,
+    ui: &Ui,
+    venv: &Path,
+    pip_args: &[String],
+    wanted: &[String],
+) -> Result<i32> {
+    if run_pip(ctx, venv, pip_args, wanted)? {
         return Ok(0);
     }
     if wanted.len() == 1 {
@@ -306,20 +311,24 @@ fn install(ui: &Ui, venv: &Path, pip_args: &[String], wanted: &[String]) -> Resu
     ui.warn("pip could not install them all at once; trying one at a time");
     let mut code = 0;
     for requirement in wanted {
-        if !run_pip(venv, pip_args, std::slice::from_ref(requirement))? {
+        if !run_pip(ctx, venv, pip_args, std::slice::from_ref(requirement))? {
             code = 1;
         }
     }
     Ok(code)
 }
 
-fn run_pip(venv: &Path, pip_args: &[String], requirements: &[String]) -> Result<bool> {
+fn run_pip(
+    ctx: &Context,
+    venv: &Path,
+    pip_args: &[String],
+    requirements: &[String],
+) -> Result<bool> {
     let python = venv.join("bin/python");
-    let status = Command::new(&python)
-        .args(["-m", "pip", "--disable-pip-version-check"])
+    let status = crate::pip::command(ctx, venv)
+        .arg("--disable-pip-version-check")
         .args(pip_args)
         .args(requirements)
-        .env(crate::wrapper::ACTIVE_ENV, venv)
         // pip's progress goes to stderr: stdout is migrate's report (JSON with --json).
         .stdout(std::process::Stdio::from(std::io::stderr()))
         .status()

@@ -387,7 +387,7 @@ fn audit(ctx: &Context, op: &Operation, id: u64, changes: &Changes, exit_code: i
     );
     let message = format!(
         "system tier #{id} by {who}: {} (exit {exit_code}): {} {}",
-        op.command,
+        crate::redact::redact(&op.command),
         changes.summary(),
         detail.join(" ")
     );

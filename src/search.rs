@@ -247,7 +247,8 @@ fn project_list(
     refresh: bool,
     max_age: Duration,
 ) -> Result<(Vec<String>, Source)> {
-    let cache = read_cache(ui, cache_path).filter(|c| c.index == index);
+    let shown = crate::redact::redact(index).into_owned();
+    let cache = read_cache(ui, cache_path).filter(|c| c.index == shown);
     let now = jiff::Timestamp::now();
     let age = |c: &Cache| {
         c.fetched
@@ -259,7 +260,7 @@ fn project_list(
         if !refresh && age(c) < max_age.as_secs() {
             log::debug!("using {} ({}s old)", cache_path.display(), age(c));
             let source = Source {
-                index: index.to_string(),
+                index: shown.clone(),
                 cache: cache_path.to_path_buf(),
                 from: "cache",
                 fetched: c.fetched.clone(),
@@ -274,7 +275,7 @@ fn project_list(
             let fetched = crate::record::now_timestamp();
             let fresh = Cache {
                 schema: CACHE_SCHEMA,
-                index: index.to_string(),
+                index: shown.clone(),
                 fetched: fetched.clone(),
                 projects,
             };
@@ -282,7 +283,7 @@ fn project_list(
                 ui.warn(&format!("the project list is not cached: {e:#}"));
             }
             let source = Source {
-                index: index.to_string(),
+                index: shown.clone(),
                 cache: cache_path.to_path_buf(),
                 from: "index",
                 fetched,
@@ -310,7 +311,7 @@ fn project_list(
                 c.fetched
             ));
             let source = Source {
-                index: index.to_string(),
+                index: shown.clone(),
                 cache: cache_path.to_path_buf(),
                 from: "cache",
                 fetched: c.fetched,

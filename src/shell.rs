@@ -14,27 +14,41 @@ pub const PROFILE_SNIPPET: &str = "/etc/profile.d/pyctl.sh";
 const BEGIN: &str = "# >>> pyctl >>>";
 const END: &str = "# <<< pyctl <<<";
 
-/// `$HOME/...` when `dir` is under `home`, so the block survives a renamed home.
-fn shell_path(home: &Path, dir: &Path) -> String {
+/// `dir` as a shell word: `"$HOME"'/rest'` when it is under `home` (so the block survives a
+/// renamed home), else the whole path single-quoted. `quote` is the shell's single-quoting:
+/// nothing of the path is ever expanded or run, whatever characters it holds.
+fn shell_word(home: &Path, dir: &Path, quote: fn(&str) -> String) -> String {
     match dir.strip_prefix(home) {
-        Ok(rel) => format!("$HOME/{}", rel.display()),
-        Err(_) => dir.display().to_string(),
+        Ok(rel) => format!("\"$HOME\"{}", quote(&format!("/{}", rel.display()))),
+        Err(_) => quote(&dir.display().to_string()),
     }
 }
 
+/// Single quotes for sh, bash and zsh: `'` becomes `'\''`.
+fn posix_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Single quotes for fish, where `\\` and `\'` are the only escapes inside them.
+fn fish_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', r"\\").replace('\'', r"\'"))
+}
+
 fn posix_block(home: &Path, bin: &Path) -> String {
-    let p = shell_path(home, bin);
+    let p = shell_word(home, bin, posix_quote);
     format!(
         "{BEGIN}\n# Added by `pyctl init`; `pyctl self uninstall` removes it.\n\
-         case \":$PATH:\" in\n    *\":{p}:\"*) ;;\n    *) export PATH=\"{p}:$PATH\" ;;\nesac\n{END}\n"
+         pyctl_bin={p}\n\
+         case \":$PATH:\" in\n    *\":$pyctl_bin:\"*) ;;\n    *) export PATH=\"$pyctl_bin:$PATH\" ;;\nesac\n\
+         unset pyctl_bin\n{END}\n"
     )
 }
 
 fn fish_block(home: &Path, bin: &Path) -> String {
-    let p = shell_path(home, bin);
+    let p = shell_word(home, bin, fish_quote);
     format!(
         "{BEGIN}\n# Added by `pyctl init`; `pyctl self uninstall` removes it.\n\
-         if not contains -- \"{p}\" $PATH\n    set -gx PATH \"{p}\" $PATH\nend\n{END}\n"
+         if not contains -- {p} $PATH\n    set -gx PATH {p} $PATH\nend\n{END}\n"
     )
 }
 
@@ -129,11 +143,35 @@ mod tests {
         assert_eq!(add_path_blocks(h, &bin).unwrap().len(), 2);
         assert!(add_path_blocks(h, &bin).unwrap().is_empty());
         let rc = std::fs::read_to_string(h.join(".bashrc")).unwrap();
-        assert!(rc.contains("$HOME/.local/python-packages/venv/bin"), "{rc}");
+        assert!(
+            rc.contains("\"$HOME\"'/.local/python-packages/venv/bin'"),
+            "{rc}"
+        );
         remove_path_blocks(h).unwrap();
         assert_eq!(
             std::fs::read_to_string(h.join(".bashrc")).unwrap(),
             "alias ll='ls -l'\n"
+        );
+    }
+
+    #[test]
+    fn odd_paths_are_quoted_for_each_shell() {
+        let home = Path::new("/home/u");
+        let bin = Path::new("/home/u/it's \\ $(touch x) `y` \"z\"/venv/bin");
+        let posix = posix_block(home, bin);
+        assert!(
+            posix.contains(r#"pyctl_bin="$HOME"'/it'\''s \ $(touch x) `y` "z"/venv/bin'"#),
+            "{posix}"
+        );
+        let fish = fish_block(home, bin);
+        assert!(
+            fish.contains(r#""$HOME"'/it\'s \\ $(touch x) `y` "z"/venv/bin'"#),
+            "{fish}"
+        );
+        let outside = posix_block(home, Path::new("/opt/a'b/bin"));
+        assert!(
+            outside.contains(r"pyctl_bin='/opt/a'\''b/bin'"),
+            "{outside}"
         );
     }
 }

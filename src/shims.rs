@@ -1,6 +1,6 @@
 //! The `pip` scripts inside a tier's venv. They are small `/bin/sh` scripts, not symlinks: they
 //! exec the pyctl binary that wrote them when it is still there, and the venv's own
-//! `python -m pip` when it is not, so nothing dangles and pip can never write through one into
+//! pip (the current folder kept off its import path) when it is not, so nothing dangles and pip can never write through one into
 //! the pyctl binary. pip's self-upgrade rewrites them, so they are checked after every operation.
 
 use std::os::unix::fs::PermissionsExt;
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 
 use crate::fsutil::write_atomic;
-use crate::tier::{minor_version, Tier};
+use crate::tier::{minor_version, Tier, TierKind};
 
 /// The first line after the shebang, by which a shim is recognised.
 const MARKER: &str = "# pyctl shim";
@@ -28,7 +28,9 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-pub fn shim_script(pyctl: &Path, venv: &Path, name: &str) -> String {
+/// The shim for `name` in `venv`. `root_only` (the system tier) makes the fallback run the
+/// interpreter isolated (`-I`), as pyctl runs root's pip.
+pub fn shim_script(pyctl: &Path, venv: &Path, name: &str, root_only: bool) -> String {
     let pyctl = sh_quote(&pyctl.to_string_lossy());
     let venv_q = sh_quote(&venv.to_string_lossy());
     format!(
@@ -38,7 +40,8 @@ pub fn shim_script(pyctl: &Path, venv: &Path, name: &str) -> String {
          venv={venv_q}\n\
          if [ -x {pyctl} ]; then\n    exec {pyctl} __shim \"$venv\" {name} \"$@\"\n\
          fi\n\
-         exec \"$venv/bin/python\" -m pip \"$@\"\n"
+         {}\n",
+        crate::pip::shim_fallback(root_only)
     )
 }
 
@@ -49,10 +52,11 @@ pub fn ensure_shims(tier: &Tier, pyctl: &Path) -> Result<Vec<PathBuf>> {
         return Ok(Vec::new());
     };
     let bin = tier.bin_dir();
+    let root_only = tier.kind == TierKind::System;
     let mut written = Vec::new();
     for name in shim_names(&version) {
         let path = bin.join(&name);
-        let wanted = shim_script(pyctl, &venv, &name);
+        let wanted = shim_script(pyctl, &venv, &name, root_only);
         if std::fs::read_to_string(&path).is_ok_and(|current| current == wanted) {
             continue;
         }
@@ -85,7 +89,7 @@ pub fn missing_shims(tier: &Tier, pyctl: &Path) -> Vec<PathBuf> {
         .map(|name| (tier.bin_dir().join(&name), name))
         .filter(|(path, name)| {
             std::fs::read_to_string(path)
-                .map(|t| t != shim_script(pyctl, &tier.venv(), name))
+                .map(|t| t != shim_script(pyctl, &tier.venv(), name, tier.kind == TierKind::System))
                 .unwrap_or(true)
         })
         .map(|(path, _)| path)
@@ -102,6 +106,7 @@ mod tests {
             Path::new("/usr/bin/pyctl"),
             Path::new("/h/it's me/venv"),
             "pip",
+            false,
         );
         assert!(s.contains(r"venv='/h/it'\''s me/venv'"), "{s}");
         assert!(s.contains("__shim \"$venv\" pip"));

@@ -170,6 +170,9 @@ fn wanted_mode(tier: &Tier, path: &Path, mode: u32) -> u32 {
     if path == tier.lock_path() {
         return LOCK_MODE;
     }
+    if path == tier.history_dir() {
+        return mode & 0o7700 & !0o6000;
+    }
     mode & 0o7777 & !0o022 & !0o6000
 }
 
@@ -295,7 +298,8 @@ fn collect_status(ctx: &Context, tier: &Tier) -> StatusJson {
                 .map(|e| format!("#{} {} ({})", e.id, e.before.command, e.before.timestamp)),
         ),
         Err(e) => {
-            if provisioned {
+            // The system tier's history is root's alone: other accounts are not told it.
+            if provisioned && ctx.is_root() {
                 problems.push(format!("cannot read the history: {e:#}"));
             }
             (0, None)

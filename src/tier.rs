@@ -99,18 +99,19 @@ impl Tier {
         Config::load(Some(&self.config_path()))
     }
 
-    /// Mode for files only the owner may touch (the lock) and for folders.
+    /// The lock is its owner's alone: `flock` works on a read-only descriptor, so a lock others
+    /// could open is a lock others could hold.
     fn lock_mode(&self) -> u32 {
-        match self.kind {
-            TierKind::System => 0o600,
-            TierKind::User => 0o644,
-        }
+        0o600
     }
 
     /// Takes the tier lock, saying so when another process holds it. Every write holds it, so
     /// this is where a tier whose folders were replaced by symbolic links is refused.
     pub fn lock(&self, ctx: &Context, on_wait: impl FnOnce()) -> Result<TierLock> {
         self.check_no_symlinks()?;
+        if self.owner() == Some(ctx.uid) {
+            self.make_private()?;
+        }
         let timeout = ctx
             .var_str("PYCTL_LOCK_TIMEOUT")
             .and_then(|s| s.parse::<u64>().ok())
@@ -138,7 +139,8 @@ impl Tier {
         Ok(())
     }
 
-    /// Creates the tier's folders (not the venv). Idempotent.
+    /// Creates the tier's folders (not the venv). Idempotent. A user tier's folder is made
+    /// private (0700) and a system tier's history root's alone (0700): see `make_private`.
     pub fn create_dirs(&self) -> Result<()> {
         for dir in [
             self.root.clone(),
@@ -146,8 +148,50 @@ impl Tier {
             self.snapshots_dir(),
             self.store_dir(),
         ] {
+            let existed = dir.is_dir();
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+            if !existed && self.private_dir(&dir) {
+                set_mode(&dir, 0o700)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Folders of the tier no other account may open: a user tier's own folder (so its history,
+    /// store, lock and venv are its owner's alone) and the system tier's history.
+    fn private_dir(&self, dir: &Path) -> bool {
+        match self.kind {
+            TierKind::User => dir == self.root,
+            TierKind::System => dir == self.history_dir(),
+        }
+    }
+
+    /// Tightens a tier made by an earlier version (a 0755 folder, a 0644 lock) to the modes
+    /// `create_dirs` and the lock now give, saying so in one line. Called before every write.
+    pub fn make_private(&self) -> Result<()> {
+        for dir in [self.root.clone(), self.history_dir()] {
+            if !self.private_dir(&dir) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+                continue;
+            };
+            let mode = meta.mode() & 0o7777;
+            if meta.is_dir() && meta.uid() == nix::unistd::geteuid().as_raw() && mode & 0o077 != 0 {
+                set_mode(&dir, mode & 0o7700)?;
+                crate::ui::Ui::plain().info(&format!(
+                    "{} was readable by other accounts (mode {mode:04o}); made it private ({:04o})",
+                    dir.display(),
+                    mode & 0o7700
+                ));
+            }
+        }
+        let lock = self.lock_path();
+        if let Ok(meta) = std::fs::symlink_metadata(&lock) {
+            if meta.is_file() && meta.mode() & 0o077 != 0 {
+                set_mode(&lock, 0o600)?;
+            }
         }
         Ok(())
     }
@@ -200,6 +244,12 @@ impl Tier {
             }
         )
     }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("{}: cannot set mode {mode:04o}", path.display()))
 }
 
 /// `version` (or `version_info`) from a venv's `pyvenv.cfg`, e.g. `3.11.2`.
@@ -294,6 +344,14 @@ pub fn root_controlled(path: &Path) -> bool {
         first = false;
     }
     true
+}
+
+/// Whether root may run a venv's interpreter: its `bin/` and the real file `bin/python` resolves
+/// to, and every folder above each, are root's alone.
+pub fn root_trusts_venv(venv: &Path) -> bool {
+    let python = venv.join("bin/python");
+    root_controlled(&venv.join("bin"))
+        && std::fs::canonicalize(&python).is_ok_and(|real| root_controlled(&real))
 }
 
 /// The tier for a caller: system for root, user otherwise. `python` (`3.X`) selects the tier of

@@ -8,18 +8,16 @@
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
 
 use crate::context::Context;
+use crate::pipargs::PipArgs;
 use crate::record::{self, Operation};
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::{ColorChoice, Ui};
 
-/// Set for the pip that a wrapper runs: a pip started from inside it (a build backend calling
-/// `pip` on PATH) goes straight to the venv, never waiting on the lock its parent holds.
-pub const ACTIVE_ENV: &str = "PYCTL_ACTIVE";
+pub use crate::pip::ACTIVE_ENV;
 
 /// Whether a program name makes this binary the pip wrapper: `pip`, `pip3`, `pip3.X`.
 pub fn is_pip_name(name: &str) -> bool {
@@ -39,26 +37,6 @@ fn requested_minor(name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// pip's general options that take a value, so the command word can be found after them.
-pub(crate) const VALUE_OPTIONS: &[&str] = &[
-    "--python",
-    "--log",
-    "--log-file",
-    "--local-log",
-    "--keyring-provider",
-    "--proxy",
-    "--retries",
-    "--timeout",
-    "--exists-action",
-    "--trusted-host",
-    "--cert",
-    "--client-cert",
-    "--cache-dir",
-    "--use-feature",
-    "--use-deprecated",
-    "--resume-retries",
-];
-
 /// What a pip command line will do to the venv.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PipAction {
@@ -70,43 +48,28 @@ pub enum PipAction {
     OtherInterpreter,
 }
 
-/// The pip command word and its index in `args`.
-pub fn pip_command(args: &[String]) -> Option<(usize, &str)> {
-    let mut i = 0;
-    while i < args.len() {
-        let arg = args[i].as_str();
-        if arg == "--" {
-            return None;
-        }
-        if !arg.starts_with('-') {
-            return Some((i, arg));
-        }
-        if VALUE_OPTIONS.contains(&arg) {
-            i += 1;
-        }
-        i += 1;
-    }
-    None
-}
-
+/// Classifies a pip command line as pip's own parser reads it (`pipargs`). When pip would reject
+/// an option before its command word, the line is taken as a write if it names `install` or
+/// `uninstall` anywhere: recording a pip that fails costs one entry, missing a write costs the
+/// truth of the history.
 pub fn classify(args: &[String]) -> PipAction {
-    let Some((index, command)) = pip_command(args) else {
-        return PipAction::ReadOnly;
-    };
-    let globals = &args[..index];
-    if globals
-        .iter()
-        .any(|a| a == "--python" || a.starts_with("--python="))
-    {
+    let parsed = PipArgs::parse(args);
+    if parsed.has_general("--python") {
         return PipAction::OtherInterpreter;
     }
-    let rest = &args[index + 1..];
-    let has = |flag: &str| rest.iter().any(|a| a == flag) || globals.iter().any(|a| a == flag);
-    if has("-h") || has("--help") {
+    let Some(command) = parsed.command_name() else {
+        let names_a_write = args.iter().any(|a| a == "install" || a == "uninstall");
+        return if parsed.unclear && names_a_write {
+            PipAction::Write
+        } else {
+            PipAction::ReadOnly
+        };
+    };
+    if parsed.has("--help") {
         return PipAction::ReadOnly;
     }
     match command {
-        "install" if has("--dry-run") => PipAction::ReadOnly,
+        "install" if parsed.has("--dry-run") => PipAction::ReadOnly,
         "install" | "uninstall" => PipAction::Write,
         _ => PipAction::ReadOnly,
     }
@@ -153,9 +116,24 @@ pub fn run_as_shim(ctx: &Context, args: Vec<OsString>) -> Result<i32> {
 }
 
 /// The venv named by `PYCTL_ACTIVE`, when this process runs under a recording wrapper and that
-/// venv is the caller's own.
+/// venv is the caller's own. Root follows it only to a venv whose interpreter and everything
+/// above it root alone controls: the variable may come from a caller's environment (`sudo -E`).
 fn active_venv(ctx: &Context) -> Option<PathBuf> {
     let venv = ctx.var_path(ACTIVE_ENV)?;
+    if !venv.is_absolute() || !venv.join("pyvenv.cfg").is_file() {
+        return None;
+    }
+    if ctx.is_root() {
+        if !tier::root_trusts_venv(&venv) {
+            log::warn!(
+                "ignoring {ACTIVE_ENV}={}: as root pyctl only runs interpreters that root alone \
+                 can change",
+                venv.display()
+            );
+            return None;
+        }
+        return Some(venv);
+    }
     let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&venv).ok()?);
     (owner == ctx.uid).then_some(venv)
 }
@@ -174,7 +152,7 @@ fn project_venv(ctx: &Context) -> Option<PathBuf> {
         );
         return None;
     }
-    if ctx.is_root() && !tier::root_controlled(&venv.join("bin")) {
+    if ctx.is_root() && !tier::root_trusts_venv(&venv) {
         Ui::plain().warn(&format!(
             "ignoring VIRTUAL_ENV={}: as root pyctl only runs interpreters that root alone can \
              change; using the system tier",
@@ -205,9 +183,10 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         .collect();
     // pip's own -q quiets pyctl's summary too.
     let mut ui = ui;
-    ui.quiet = str_args
-        .iter()
-        .any(|a| a == "--quiet" || (a.starts_with("-q") && a[1..].bytes().all(|b| b == b'q')));
+    ui.quiet = PipArgs::parse(&str_args).quiet_count() > 0;
+    if ctx.is_root() {
+        note_dropped_for_root(ctx, &ui);
+    }
     let action = classify(&str_args);
     if action != PipAction::Write && tier.venv_exists() {
         return exec_pip(ctx, &tier.venv(), &args);
@@ -235,10 +214,10 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
     let op = Operation {
         kind: crate::history::Kind::Pip,
         command: std::iter::once(name.to_string())
-            .chain(str_args.iter().cloned())
+            .chain(crate::redact::redact_all(&str_args))
             .collect::<Vec<_>>()
             .join(" "),
-        pip_args: str_args,
+        pip_args: crate::redact::redact_all(&str_args),
         reverts: Vec::new(),
         reapplies: Vec::new(),
         target: None,
@@ -252,6 +231,19 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         print_outcome(&ui, &op, &outcome);
     }
     Ok(outcome.exit_code)
+}
+
+/// One line naming the caller's pip and Python variables that root's pip does not see.
+fn note_dropped_for_root(ctx: &Context, ui: &Ui) {
+    let dropped = crate::pip::dropped_for_root(ctx);
+    if dropped.is_empty() || ui.quiet {
+        return;
+    }
+    ui.info(&format!(
+        "as root, pip ignores {} from the environment: root's pip takes its settings from root's \
+         pip.conf and the command line (SECURITY.md)",
+        dropped.join(", ")
+    ));
 }
 
 fn print_outcome(ui: &Ui, op: &Operation, outcome: &record::Outcome) {
@@ -286,66 +278,10 @@ fn print_outcome(ui: &Ui, op: &Operation, outcome: &record::Outcome) {
     }
 }
 
-/// The real pip of a venv: `<venv>/bin/python -m pip ARGS`, with the recursion guard set and,
-/// for root, isolated from the caller (see `isolate_for_root`).
-fn pip_command_for(ctx: &Context, venv: &Path, args: &[OsString]) -> Command {
-    let mut cmd = Command::new(venv.join("bin/python"));
-    if ctx.is_root() {
-        isolate_for_root(ctx, &mut cmd);
-    }
-    cmd.arg("-m").arg("pip").args(args).env(ACTIVE_ENV, venv);
-    cmd
-}
-
-/// pip's settings that name a place to write or a file to read settings from: under `sudo -E`
-/// they come from the caller and would make root write (or log, cache, build) wherever the
-/// caller likes.
-const ROOT_DROPPED_PIP_VARS: &[&str] = &[
-    "PIP_TARGET",
-    "PIP_PREFIX",
-    "PIP_ROOT",
-    "PIP_USER",
-    "PIP_CONFIG_FILE",
-    "PIP_SRC",
-    "PIP_LOG",
-    "PIP_LOG_FILE",
-    "PIP_LOCAL_LOG",
-    "PIP_CACHE_DIR",
-    "PIP_REPORT",
-    "PIP_BUILD",
-    "PIP_BUILD_DIR",
-    "PIP_DEST",
-    "PIP_DOWNLOAD",
-    "PIP_WHEEL_DIR",
-];
-
-/// For a Python that root runs (must be called before the first argument): `-I`, so neither
-/// `PYTHON*` variables, the user site nor the current folder (`python -m` puts it first on
-/// `sys.path`) bring in the caller's code; the caller's `PYTHON*`, pip path settings, XDG
-/// folders and temp folder removed, and `HOME` set to root's own, so pip reads root's
-/// configuration and writes its cache and temp files in root's places only.
-pub fn isolate_for_root(ctx: &Context, cmd: &mut Command) {
-    cmd.arg("-I");
-    for key in ctx.env().keys() {
-        let k = key.to_string_lossy();
-        if k.starts_with("PYTHON")
-            || k.starts_with("XDG_")
-            || ROOT_DROPPED_PIP_VARS.contains(&k.as_ref())
-            || matches!(k.as_ref(), "TMPDIR" | "TMP" | "TEMP" | "VIRTUAL_ENV")
-        {
-            cmd.env_remove(key);
-        }
-    }
-    match &ctx.home {
-        Some(home) => cmd.env("HOME", home),
-        None => cmd.env_remove("HOME"),
-    };
-}
-
 /// Replaces this process with the venv's pip (read-only commands, pass-through).
 fn exec_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
     let python = venv.join("bin/python");
-    let err = pip_command_for(ctx, venv, args).exec();
+    let err = crate::pip::command(ctx, venv).args(args).exec();
     Err(err).with_context(|| format!("{}: cannot run", python.display()))
 }
 
@@ -360,7 +296,8 @@ fn run_pip_child(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
     // after-record.
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
         .context("cannot install signal handlers")?;
-    let mut child = pip_command_for(ctx, venv, args)
+    let mut child = crate::pip::command(ctx, venv)
+        .args(args)
         .spawn()
         .with_context(|| format!("{}: cannot run", python.display()))?;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -442,5 +379,27 @@ mod tests {
             classify(&s(&["--python", "/x/python", "install", "y"])),
             PipAction::OtherInterpreter
         );
+        // Found by an attack: pip reads unique prefixes of long options.
+        assert_eq!(
+            classify(&s(&["--retr", "1", "install", "x"])),
+            PipAction::Write
+        );
+        assert_eq!(
+            classify(&s(&["--cache", "/d", "install", "x"])),
+            PipAction::Write
+        );
+        assert_eq!(
+            classify(&s(&["install", "--dry", "x"])),
+            PipAction::ReadOnly
+        );
+        assert_eq!(classify(&s(&["install", "--hel"])), PipAction::ReadOnly);
+        assert_eq!(classify(&s(&["install", "-r", "--help"])), PipAction::Write);
+        assert_eq!(
+            classify(&s(&["--pyth", "/x/python", "install", "y"])),
+            PipAction::OtherInterpreter
+        );
+        assert_eq!(classify(&s(&["--", "install", "x"])), PipAction::Write);
+        assert_eq!(classify(&s(&["--bogus", "install", "x"])), PipAction::Write);
+        assert_eq!(classify(&s(&["--bogus", "list"])), PipAction::ReadOnly);
     }
 }
