@@ -257,9 +257,14 @@ pub fn apply(
         "--no-index".into(),
         "--disable-pip-version-check".into(),
     ];
-    for dir in find_links.iter().filter(|d| d.exists()) {
+    // Root builds nothing from a folder another account can write, even one root once named.
+    let find_links: Vec<&PathBuf> = find_links
+        .iter()
+        .filter(|d| d.exists() && (!ctx.is_root() || crate::tier::root_controlled(d)))
+        .collect();
+    for dir in &find_links {
         offline.push("--find-links".into());
-        offline.push(dir.into());
+        offline.push(dir.as_os_str().into());
     }
     offline.extend(requirements.iter().cloned());
     let lines: Vec<String> = via_pip.iter().map(|a| a.line.clone()).collect();

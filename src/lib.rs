@@ -60,6 +60,13 @@ pub fn run(mut ctx: Context, args: Vec<OsString>) -> i32 {
     } else if args.get(1).is_some_and(|a| a == "__shim") {
         init_logging(&ctx, 0);
         wrapper::run_as_shim(&ctx, args.into_iter().skip(2).collect())
+    } else if args.get(1).is_some_and(|a| a == "__pip-options") {
+        // The option table the wrapper reads pip's command lines with, for the checks against
+        // each real pip (tests/security.rs, the distro scenario).
+        for line in pipargs::table_lines() {
+            println!("{line}");
+        }
+        Ok(0)
     } else {
         let cli = match cli::Cli::try_parse_from(&args) {
             Ok(cli) => cli,

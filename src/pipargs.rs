@@ -158,10 +158,15 @@ impl PipArgs {
     pub fn parse(args: &[String]) -> PipArgs {
         let mut out = PipArgs::default();
         let mut i = 0;
+        // pip hands the command every argument but its word: a `--` before the word ends the
+        // command's options too (`pip -- install --no-deps x` asks for a requirement
+        // `--no-deps`).
+        let mut options_end = false;
         // General options, up to the command word (pip turns interspersed arguments off here).
         while i < args.len() {
             let arg = &args[i];
             if arg == "--" {
+                options_end = true;
                 i += 1;
                 break;
             }
@@ -189,7 +194,6 @@ impl PipArgs {
             return out;
         };
         let tables = [own, GENERAL];
-        let mut options_end = false;
         while i < args.len() {
             let arg = &args[i];
             if options_end || !is_option(arg) {

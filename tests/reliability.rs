@@ -1565,6 +1565,7 @@ fn the_fuzz_corpus_replays_through_the_same_checks() {
     run("pyvenv_cfg", &mut |i| checks::pyvenv_cfg(&at("venv"), i));
     run("apt_hook", &mut checks::apt_hook);
     run("hook_listings", &mut |i| checks::hook_listings(&current, i));
+    run("redact", &mut checks::redact);
     // Every target of fuzz/Cargo.toml has its corpus replayed here.
     let targets = std::fs::read_to_string(corpus.join("../Cargo.toml")).unwrap();
     assert_eq!(

@@ -194,3 +194,28 @@ pub fn small_set(site: &Path) -> PackageSet {
     put(&site.join("alpha-1.0.dist-info/METADATA"), ALPHA_METADATA);
     PackageSet::scan_site(site).expect("a site-packages folder to scan")
 }
+
+/// Credentials in URLs (`pyctl::redact`): after masking, no URL in the text shows a password or
+/// a bare user name, masking twice changes nothing, and a secret planted in a URL inside the
+/// fuzzed text is gone. The first line of the input is the secret, the rest the text around it.
+pub fn redact(input: &[u8]) {
+    use pyctl::redact::{redact, shows_credentials};
+    let text = String::from_utf8_lossy(input);
+    let once = redact(&text);
+    assert!(!shows_credentials(&once), "credentials left in {once:?}");
+    assert_eq!(redact(&once), once, "masking is not idempotent");
+    let (secret, around) = text.split_once('\n').unwrap_or((&text, ""));
+    let secret: String = secret
+        .chars()
+        .filter(|c| !c.is_whitespace() && !"/?#@:'\"".contains(*c))
+        .collect();
+    if secret.is_empty() || secret == "****" {
+        return;
+    }
+    let planted = format!("{around} -i https://u:{secret}@h/simple {around}");
+    let masked = redact(&planted);
+    assert!(
+        !masked.contains(&format!("u:{secret}@h")),
+        "the planted secret survived in {masked:?}"
+    );
+}

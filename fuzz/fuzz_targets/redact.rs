@@ -1,0 +1,8 @@
+//! Credentials masking (`pyctl::redact`) on any text: no URL keeps its password.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use pyctl_fuzz::checks;
+
+fuzz_target!(|data: &[u8]| {
+    checks::redact(data);
+});
