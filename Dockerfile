@@ -27,6 +27,7 @@ RUN apt-get update -qq \
 
 COPY debs/ /pyctl-test/debs/
 COPY tests/distro/scenario.sh /pyctl-test/scenario.sh
+COPY tests/data/pip_options.py /pyctl-test/pip_options.py
 
 RUN bash /pyctl-test/scenario.sh wheels
 RUN bash /pyctl-test/scenario.sh install

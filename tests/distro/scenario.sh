@@ -298,7 +298,17 @@ export PYTHONPATH=$e/pkgs PYTHONSTARTUP=$e/startup.py PYTHONUSERBASE=$e/userbase
 export PYTHONHOME=$e PYTHONPYCACHEPREFIX=$e/pycache
 export TMPDIR=$e/tmp
 export PATH=$e/bin:\$PATH
+export PIP_PYTHON=$e/venv/bin/python PIP_FIND_LINKS=$e/links PIP_NO_INDEX=1 PYCTL_ACTIVE=$e/venv
+export CC=$e/bin/cc GIT_SSH_COMMAND=$e/bin/cc
 EOF
+  # An sdist in the caller's find-links whose in-tree build backend leaves a mark when built.
+  mkdir -p "$e/links" "$e/sdist/evilpkg-1.0"
+  printf '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n' >"$e/sdist/evilpkg-1.0/pyproject.toml"
+  echo "open('$marker', 'a').write('sdist backend built as root\n')" >"$e/sdist/evilpkg-1.0/backend.py"
+  printf 'Metadata-Version: 2.1\nName: evilpkg\nVersion: 1.0\n' >"$e/sdist/evilpkg-1.0/PKG-INFO"
+  tar -C "$e/sdist" -czf "$e/links/evilpkg-1.0.tar.gz" evilpkg-1.0
+  printf '#!/bin/sh\necho "cc uid=$(id -u)" >> %s\nexit 1\n' "$marker" >"$e/bin/cc"
+  chmod 755 "$e/bin/cc"
   chown -R $A: "$e" "$ha/.config" "$ha/.pip"
 }
 
@@ -321,7 +331,7 @@ phase_privilege() {
   e=$ha/$E_NAME
   marker=$ha/$MARKER_NAME
   m=$(minor)
-  for n in demo_priv_sudo demo_priv_root; do make_wheel "$n"; done
+  for n in demo_priv_sudo demo_priv_root demo_planted; do make_wheel "$n"; done
   chmod -R a+rX "$W"
   make_hostile_env "$ha"
   # The fixtures have teeth: a root Python without isolation runs the caller's sitecustomize and
@@ -362,6 +372,8 @@ phase_privilege() {
   out=$(as_hostile 'sudo -E pyctl freeze') || fail "sudo -E pyctl freeze: $out"
   check "sudo -E pyctl freeze lists the system tier" matches "$out" '^demo.priv.sudo[ =]'
   check "sudo -E pyctl system status" as_hostile 'sudo -E pyctl system status'
+  refuse "sudo -E pip install evilpkg: root takes no find-links, index or interpreter from the caller" \
+    as_hostile 'sudo -E pip install --no-index evilpkg'
 
   # 2. The same as root directly, where sudo strips nothing (PYTHONPATH, PYTHONHOME, PATH).
   check "root (hostile env): /usr/bin/pip install" root_hostile /usr/bin/pip install --no-index "$(wheel demo_priv_root)"
@@ -474,6 +486,29 @@ phase_privilege() {
   check "system tier still root's and not group/world-writable" \
     test -z "$(find "$SYS" \( ! -user root -o \( ! -type l -perm /022 \) \) -print)"
   rm -rf "$e" "$marker" "$pkg" "$deb" "$stamp" "$ha/.config/pip" "$ha/.pip"
+
+  # 6. Code in the current folder: B plants a pip.py and a pip/ package in a sticky folder; A's
+  # pip and root's pip run there and import neither.
+  local planted=/tmp/pyctl-planted
+  local owned=$planted/owned
+  rm -rf "$planted"
+  as_sh $B "mkdir -m 1777 $planted && mkdir $planted/pip"
+  for f in pip.py pip/__init__.py; do
+    echo "import os; open('$owned', 'a').write('$f as %d\n' % os.getuid())" >"$planted/$f"
+  done
+  chown -R $B: "$planted/pip.py" "$planted/pip"
+  chmod -R a+rX "$planted"
+  check "A: pip list in B's folder" as $A "cd $planted && pip list >/dev/null"
+  check "A: pip install in B's folder" as $A "cd $planted && pip install -q --no-index $(wheel demo_planted)"
+  check "A: pip uninstall in B's folder" as $A "cd $planted && pip uninstall -q -y demo_planted"
+  check "root: pip list in B's folder" sh -c "cd $planted && pip list >/dev/null"
+  check "no code from the current folder ran$( [ -e "$owned" ] && echo ": $(cat "$owned")")" test ! -e "$owned"
+  rm -rf "$planted"
+
+  # 7. The option table pyctl reads pip's command lines with covers this image's pip.
+  pyctl __pip-options >"$T/pip-options.txt"
+  out=$("$SYS/venv/bin/python" -I "$T/pip_options.py" "$T/pip-options.txt" 2>&1) || fail "option table: $out"
+  pass "$out"
 }
 
 # Numbers, not pass/fail: printed as MEASURE lines for the run's log.
