@@ -328,7 +328,7 @@ enum PipEnd {
 fn run_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<PipEnd> {
     use std::os::unix::process::ExitStatusExt as _;
     let python = venv.join("bin/python");
-    let status = crate::pip::command(ctx, venv)
+    let status = crate::pip::tier_command(ctx, venv)
         .args(args)
         .status()
         .with_context(|| format!("{}: cannot run", python.display()))?;

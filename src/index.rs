@@ -73,6 +73,45 @@ fn pip_config_files(ctx: &Context, venv: Option<&Path>) -> Vec<PathBuf> {
     files
 }
 
+/// Whether pip's configuration files (as `pip_config_files` finds them) set `user` to true in
+/// `[global]` or `[install]`: pip would then install with `--user`.
+pub fn config_sets_user(ctx: &Context, venv: Option<&Path>) -> Option<PathBuf> {
+    pip_config_files(ctx, venv).into_iter().rev().find(|file| {
+        std::fs::read_to_string(file).is_ok_and(|text| {
+            section_value(&text, &["global", "install"], &["user"]).is_some_and(|v| {
+                matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+            })
+        })
+    })
+}
+
+/// The last value of one of `keys` in one of `sections` of a pip.conf.
+fn section_value(text: &str, sections: &[&str], keys: &[&str]) -> Option<String> {
+    let mut inside = false;
+    let mut found = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = sections.contains(&section.trim());
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let Some(split) = line.find(['=', ':']) else {
+            continue;
+        };
+        let (key, value) = (line[..split].trim(), line[split + 1..].trim());
+        if keys.contains(&key) && !value.is_empty() {
+            found = Some(value.to_string());
+        }
+    }
+    found
+}
+
 /// `index-url` (or `index_url`) in the `[global]` section of a pip.conf (an INI file as Python's
 /// configparser reads it: `key = value` or `key: value`, `#` and `;` comment lines).
 fn global_index_url(text: &str) -> Option<String> {

@@ -325,7 +325,7 @@ fn run_pip(
     requirements: &[String],
 ) -> Result<bool> {
     let python = venv.join("bin/python");
-    let status = crate::pip::command(ctx, venv)
+    let status = crate::pip::tier_command(ctx, venv)
         .arg("--disable-pip-version-check")
         .args(pip_args)
         .args(requirements)

@@ -116,6 +116,14 @@ pub fn root_env(ctx: &Context) -> Vec<(OsString, OsString)> {
     env
 }
 
+/// pip for a tier's venv: `command`, with `--user` turned off whatever `PIP_USER` or a pip.conf
+/// says. A tier is already its owner's own place; pip would refuse `--user` in a venv.
+pub fn tier_command(ctx: &Context, venv: &Path) -> Command {
+    let mut cmd = command(ctx, venv);
+    cmd.env("PIP_USER", "0");
+    cmd
+}
+
 /// The caller's PATH less every folder that someone other than root could change; the
 /// standard folders when nothing is left.
 pub fn root_path(path: Option<&OsStr>) -> OsString {

@@ -177,6 +177,7 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
     if tier.venv_exists() {
         tier.check_interpreter()?;
     }
+    let (args, dropped_user) = drop_user_option(args);
     let str_args: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -187,9 +188,16 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
     if ctx.is_root() {
         note_dropped_for_root(ctx, &ui);
     }
+    note_user_habit(ctx, &ui, tier, &str_args, dropped_user);
     let action = classify(&str_args);
+    // `pip config` shows the user's settings as they are; every other command runs with
+    // `--user` off.
+    let shows_config = PipArgs::parse(&str_args).command_name() == Some("config");
     if action != PipAction::Write && tier.venv_exists() {
-        return exec_pip(ctx, &tier.venv(), &args);
+        if shows_config {
+            return exec_pip(ctx, &tier.venv(), &args);
+        }
+        return exec_tier_pip(ctx, &tier.venv(), &args);
     }
 
     // The interpreter of a tier to be made is found first, so that a `pip3.X` for a Python that
@@ -209,12 +217,16 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
     }
     if action != PipAction::Write {
         drop(lock);
-        return exec_pip(ctx, &tier.venv(), &args);
+        if shows_config {
+            return exec_pip(ctx, &tier.venv(), &args);
+        }
+        return exec_tier_pip(ctx, &tier.venv(), &args);
     }
     let op = Operation {
         kind: crate::history::Kind::Pip,
         command: std::iter::once(name.to_string())
             .chain(crate::redact::redact_all(&str_args))
+            .chain(dropped_user.then(|| "(--user dropped)".to_string()))
             .collect::<Vec<_>>()
             .join(" "),
         pip_args: crate::redact::redact_all(&str_args),
@@ -231,6 +243,84 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         print_outcome(&ui, &op, &outcome);
     }
     Ok(outcome.exit_code)
+}
+
+/// Commands whose `--user` pyctl drops in a tier: the tier is already the caller's own place
+/// (install, uninstall), and everything in it is the caller's (list, freeze).
+const USER_HABIT_COMMANDS: &[&str] = &["install", "uninstall", "list", "freeze"];
+
+/// Takes `--user` out of a pip command line run in a tier (pip refuses it in a venv: "User
+/// site-packages are not visible in this virtualenv"). Only the whole spelling after the command
+/// word and before a `--` is taken: a prefix such as `--use` is ambiguous to pip too.
+fn drop_user_option(args: Vec<OsString>) -> (Vec<OsString>, bool) {
+    let strs: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let parsed = PipArgs::parse(&strs);
+    let Some((at, command)) = &parsed.command else {
+        return (args, false);
+    };
+    if !USER_HABIT_COMMANDS.contains(&command.as_str()) || strs[..*at].iter().any(|a| a == "--") {
+        return (args, false);
+    }
+    let mut out = Vec::with_capacity(args.len());
+    let mut dropped = false;
+    let mut options_end = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        if i > *at && !options_end {
+            if strs[i] == "--" {
+                options_end = true;
+            } else if strs[i] == "--user" {
+                dropped = true;
+                continue;
+            }
+        }
+        out.push(arg);
+    }
+    (out, dropped)
+}
+
+/// One line when an old `--user` habit meets a tier: the option dropped, or `PIP_USER` / a
+/// pip.conf `user = true` turned off for this run.
+fn note_user_habit(ctx: &Context, ui: &Ui, tier: &Tier, args: &[String], dropped: bool) {
+    if ui.quiet {
+        return;
+    }
+    let place = match tier.kind {
+        TierKind::System => "as root, pip already installs into the system tier".to_string(),
+        TierKind::User => format!(
+            "pip already installs into your own tier ({})",
+            tier.venv().display()
+        ),
+    };
+    let command = PipArgs::parse(args).command_name().map(str::to_string);
+    if dropped {
+        let what = match command.as_deref() {
+            Some("list") | Some("freeze") => {
+                "everything in the tier is yours, so all of it is listed".to_string()
+            }
+            _ => place.clone(),
+        };
+        ui.info(&format!("--user is not needed and was dropped: {what}"));
+        return;
+    }
+    if !command.as_deref().is_some_and(|c| c == "install") {
+        return;
+    }
+    let from_env = !ctx.is_root()
+        && ctx.var_str("PIP_USER").is_some_and(|v| {
+            matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+        });
+    let source = if from_env {
+        Some("PIP_USER in the environment".to_string())
+    } else {
+        crate::index::config_sets_user(ctx, Some(&tier.venv()))
+            .map(|file| format!("`user = true` in {}", file.display()))
+    };
+    if let Some(source) = source {
+        ui.info(&format!("{source} is ignored for this tier: {place}"));
+    }
 }
 
 /// One line naming the caller's pip and Python variables that root's pip does not see.
@@ -278,6 +368,13 @@ fn print_outcome(ui: &Ui, op: &Operation, outcome: &record::Outcome) {
     }
 }
 
+/// Replaces this process with a tier's pip (`--user` off, see `pip::tier_command`).
+fn exec_tier_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
+    let python = venv.join("bin/python");
+    let err = crate::pip::tier_command(ctx, venv).args(args).exec();
+    Err(err).with_context(|| format!("{}: cannot run", python.display()))
+}
+
 /// Replaces this process with the venv's pip (read-only commands, pass-through).
 fn exec_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
     let python = venv.join("bin/python");
@@ -296,7 +393,7 @@ fn run_pip_child(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
     // after-record.
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
         .context("cannot install signal handlers")?;
-    let mut child = crate::pip::command(ctx, venv)
+    let mut child = crate::pip::tier_command(ctx, venv)
         .args(args)
         .spawn()
         .with_context(|| format!("{}: cannot run", python.display()))?;

@@ -1266,3 +1266,86 @@ fn listings_to_a_closed_pipe_end_quietly() {
         assert_ne!(out.status.code(), Some(101), "pyctl {args:?}: {stderr}");
     }
 }
+
+/// Issue 17: `pip install --user`, `PIP_USER=1` and `user = true` in a pip.conf, habits from
+/// before PEP 668, go to the tier with one line saying so, instead of pip's "Can not perform a
+/// '--user' install" in a venv.
+#[test]
+fn old_user_habits_install_into_the_tier() {
+    let t = Tier::new();
+    let wheels = t.wheels();
+    let w = wheels.to_str().unwrap();
+    let out = t.pip(&["install", "--user", "--no-index", "-f", w, "alpha==1.0"]);
+    let said = common::ok("pip install --user", out);
+    assert!(
+        said.contains("--user is not needed and was dropped"),
+        "{said}"
+    );
+    let (_, before, _) = t.history().pop().unwrap();
+    assert!(
+        before["command"]
+            .as_str()
+            .unwrap()
+            .ends_with("(--user dropped)"),
+        "{before}"
+    );
+    assert!(
+        !before["pip_args"].to_string().contains("--user"),
+        "{before}"
+    );
+    t.assert_set(&["alpha==1.0"]);
+
+    let env_user = t
+        .command(&t.path().join("bin/pip"))
+        .env("PIP_USER", "1")
+        .args(["install", "--no-index", "-f", w, "beta"])
+        .output()
+        .unwrap();
+    let said = common::ok("PIP_USER=1 pip install", env_user);
+    assert!(
+        said.contains("PIP_USER in the environment is ignored"),
+        "{said}"
+    );
+
+    let conf = t.path().join("pip.conf");
+    std::fs::write(&conf, "[install]\nuser = true\n").unwrap();
+    t.give_away(&conf);
+    let with_conf = |args: &[&str]| {
+        t.command(&t.path().join("bin/pip"))
+            .env("PIP_CONFIG_FILE", &conf)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let said = common::ok(
+        "pip install with user = true",
+        with_conf(&["install", "--no-index", "-f", w, "alpha==2.0"]),
+    );
+    assert!(
+        said.contains(&format!("`user = true` in {} is ignored", conf.display())),
+        "{said}"
+    );
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    // `pip config` still shows the file as it is.
+    let shown = common::ok("pip config list", with_conf(&["config", "list"]));
+    assert!(shown.contains("install.user='true'"), "{shown}");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "[install]\nuser = true\n"
+    );
+
+    // list and freeze with --user: everything in the tier is the user's.
+    let listed = common::ok("pip list --user", t.pip(&["list", "--user"]));
+    assert!(
+        listed.contains("alpha") && listed.contains("beta"),
+        "{listed}"
+    );
+    let frozen = common::ok("pip freeze --user", t.pip(&["freeze", "--user"]));
+    assert!(frozen.contains("alpha==2.0"), "{frozen}");
+    let gone = common::ok(
+        "pip uninstall --user",
+        t.pip(&["uninstall", "--user", "-y", "beta"]),
+    );
+    assert!(gone.contains("--user is not needed"), "{gone}");
+    t.assert_set(&["alpha==2.0"]);
+}
