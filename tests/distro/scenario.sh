@@ -69,7 +69,7 @@ EOF
 
 phase_wheels() {
   mkdir -p "$W"
-  for n in demo_login demo_sh demo_root demo_sudo demo_proj demo_pass demo_new demo_bench; do
+  for n in demo_login demo_sh demo_root demo_sudo demo_proj demo_pass demo_new demo_bench demo_habit; do
     make_wheel "$n"
   done
   # A requests far from any Debian's, for the apt hook's conflict.
@@ -125,6 +125,28 @@ phase_user_tiers() {
   check "B's pip lists none of A's packages" sh -c "! su - $B -c 'pip list --format=freeze' | grep -qi demo"
   check "B's tier holds none of A's packages" sh -c "! ls $(site_of "$hb/$TIER/venv") | grep -q demo"
   check "B's history: only its init" test "$(history_count $B)" = 1
+  check "A's tier is private (0700) and its lock A's alone (0600)" \
+    test "$(stat -c %a "$ha/$TIER")/$(stat -c %a "$ha/$TIER/.lock")" = 700/600
+  refuse "B cannot open A's tier lock" as_sh $B "exec 3<$ha/$TIER/.lock"
+
+  # Old habits (issue 17), with this release's pip: --user, PIP_USER=1, user = true in pip.conf.
+  out=$(as $A "pip install --user --no-index $(wheel demo_habit) 2>&1") || fail "A: pip install --user: $out"
+  check "pip install --user: the option was dropped, with one line" contains "$out" "--user is not needed and was dropped"
+  check "pip install --user landed in A's tier" has_pkg "$ha/$TIER/venv" demo_habit
+  out=$(as $A "pip list --user --format=freeze 2>&1") || fail "A: pip list --user: $out"
+  check "pip list --user lists the tier" matches "$out" '^demo.habit=='
+  out=$(as $A "pip uninstall --user -y demo_habit 2>&1") || fail "A: pip uninstall --user: $out"
+  check "pip uninstall --user took it out" test ! -d "$(site_of "$ha/$TIER/venv")/demo_habit"
+  out=$(as $A "PIP_USER=1 pip install --no-index $(wheel demo_habit) 2>&1") || fail "A: PIP_USER=1 pip install: $out"
+  check "PIP_USER=1: installed, with one line" contains "$out" "PIP_USER in the environment is ignored"
+  as $A "pip uninstall -q -y demo_habit" || fail "A: pip uninstall demo_habit"
+  as $A "mkdir -p ~/.config/pip && printf '[install]\nuser = true\n' > ~/.config/pip/pip.conf"
+  out=$(as $A "pip install --no-index $(wheel demo_habit) 2>&1") || fail "A: pip install with user = true: $out"
+  check "user = true in pip.conf: installed, with one line" contains "$out" "user = true"
+  check "... into A's tier" has_pkg "$ha/$TIER/venv" demo_habit
+  out=$(as $A "pip config list 2>&1") || true
+  check "pip config list still shows the file's user = true ($out)" contains "$out" "install.user='true'"
+  as $A "pip uninstall -q -y demo_habit && rm ~/.config/pip/pip.conf" || fail "A: clean up demo_habit"
 }
 
 # Reads syslog datagrams into a file while the build step runs: on /dev/log, or, where /dev is
