@@ -144,7 +144,7 @@ fn assert_undo_works(t: &Tier, what: &str) -> bool {
 }
 
 /// What a kill hits: the wrapper alone (pip carries on as an orphan), the wrapper and pip
-/// together (its whole process group), or pip alone (the `python -m pip` child of the wrapper or
+/// together (its whole process group), or pip alone (the pip child of the wrapper or
 /// of pyctl's engine; the parent carries on and records how pip ended).
 #[derive(Clone, Copy, Debug)]
 enum Victim {
@@ -161,7 +161,8 @@ fn spawn_group(mut cmd: Command) -> Child {
         .unwrap()
 }
 
-/// The `python -m pip` process whose parent is `parent`, if one is running (not a zombie).
+/// The pip process (the venv's python running pyctl's pip launcher) whose parent is `parent`,
+/// if one is running (not a zombie).
 fn pip_child(parent: i32) -> Option<i32> {
     std::fs::read_dir("/proc").ok()?.find_map(|e| {
         let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
@@ -170,7 +171,8 @@ fn pip_child(parent: i32) -> Option<i32> {
         let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
         let (state, ppid) = (fields.next()?, fields.next()?.parse::<i32>().ok()?);
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let is_pip = cmdline.windows(8).any(|w| w == b"\0-m\0pip\0");
+        let launcher = pyctl::pip::LAUNCHER.as_bytes();
+        let is_pip = cmdline.windows(launcher.len()).any(|w| w == launcher);
         (ppid == parent && state != "Z" && is_pip).then_some(pid)
     })
 }
