@@ -67,6 +67,10 @@ pub fn run(mut ctx: Context, args: Vec<OsString>) -> i32 {
             println!("{line}");
         }
         Ok(0)
+    } else if args.get(1).is_some_and(|a| a == "__pip-launcher") {
+        // The Python code pyctl runs pip with, for bench/launcher.sh.
+        print!("{}", pip::LAUNCHER);
+        Ok(0)
     } else {
         let cli = match cli::Cli::try_parse_from(&args) {
             Ok(cli) => cli,

@@ -367,7 +367,14 @@ fn root_takes_nothing_from_the_callers_environment() {
     let last: serde_json::Value = serde_json::from_str(seen.lines().last().unwrap()).unwrap();
     assert_eq!(last["isolated"], 1, "{last}");
     let env = last["env"].as_object().unwrap();
-    let allowed = ["PATH", "HOME", "PYCTL_ACTIVE", "NO_COLOR", "LC_CTYPE"];
+    let allowed = [
+        "PATH",
+        "HOME",
+        "PYCTL_ACTIVE",
+        "PIP_USER",
+        "NO_COLOR",
+        "LC_CTYPE",
+    ];
     for key in env.keys() {
         assert!(
             allowed.contains(&key.as_str()),
@@ -376,6 +383,7 @@ fn root_takes_nothing_from_the_callers_environment() {
         );
     }
     assert_eq!(env["PATH"], "/usr/bin:/bin", "{last}");
+    assert_eq!(env["PIP_USER"], "0", "--user is off in a tier");
     assert_eq!(env["HOME"], "/root");
     assert_eq!(env["PYCTL_ACTIVE"], s(&sys.prefix().join("venv")));
     let path = last["path"].to_string();

@@ -1021,7 +1021,7 @@ fn init_adds_one_path_block_per_shell_and_self_uninstall_removes_them() {
 
     let out = t.pyctl_ok(&["init"]);
     assert!(out.contains("added") && out.contains("to PATH in"), "{out}");
-    let bin = "$HOME/tier/venv/bin";
+    let bin = "\"$HOME\"'/tier/venv/bin'";
     let mut after_first = Vec::new();
     for (name, content) in RC_FILES {
         let now = std::fs::read_to_string(home.join(name)).unwrap();
@@ -1032,7 +1032,8 @@ fn init_adds_one_path_block_per_shell_and_self_uninstall_removes_them() {
         assert_eq!(now.matches(marker).count(), 1, "{name}:\n{now}");
         assert!(now.contains("# <<< pyctl <<<"), "{name}:\n{now}");
         assert!(
-            now.contains(&format!("export PATH=\"{bin}:$PATH\"")),
+            now.contains(&format!("pyctl_bin={bin}\n"))
+                && now.contains("export PATH=\"$pyctl_bin:$PATH\""),
             "{name}:\n{now}"
         );
         after_first.push(now);
@@ -1040,7 +1041,7 @@ fn init_adds_one_path_block_per_shell_and_self_uninstall_removes_them() {
     let fish_text = std::fs::read_to_string(&fish).unwrap();
     assert_eq!(fish_text.matches(marker).count(), 1, "{fish_text}");
     assert!(
-        fish_text.contains(&format!("set -gx PATH \"{bin}\" $PATH")),
+        fish_text.contains(&format!("set -gx PATH {bin} $PATH")),
         "{fish_text}"
     );
 
@@ -1115,7 +1116,7 @@ fn the_first_pip_install_creates_the_tier() {
     assert!(t.root().join("snapshots/baseline.txt").is_file());
     // No --no-modify-path on a first install: PATH goes into ~/.profile.
     let profile = std::fs::read_to_string(t.home().join(".profile")).unwrap();
-    assert!(profile.contains("$HOME/tier/venv/bin"), "{profile}");
+    assert!(profile.contains("\"$HOME\"'/tier/venv/bin'"), "{profile}");
 }
 
 /// Where Debian's python3-venv keeps the pip wheel ensurepip installs (python3-pip-whl).
