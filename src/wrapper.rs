@@ -305,7 +305,7 @@ fn note_user_habit(ctx: &Context, ui: &Ui, tier: &Tier, args: &[String], dropped
         ui.info(&format!("--user is not needed and was dropped: {what}"));
         return;
     }
-    if !command.as_deref().is_some_and(|c| c == "install") {
+    if command.as_deref() != Some("install") {
         return;
     }
     let from_env = !ctx.is_root()
