@@ -537,6 +537,11 @@ pub fn create_venv_with(
     with_pip: bool,
 ) -> Result<()> {
     let mut cmd = Command::new(python);
+    // `-I` isolates this interpreter only: venv runs ensurepip in a child that reads the
+    // environment (the user site of `HOME` or `PYTHONUSERBASE`, whose `.pth` files run code).
+    // Nothing of the caller's is needed to make a venv, so the child gets none of it: as root
+    // under `sudo -E` that user site would be the caller's.
+    cmd.env_clear().env("PATH", crate::pip::ROOT_PATH);
     cmd.args(["-I", "-m", "venv"]);
     if inherit_system {
         cmd.arg("--system-site-packages");

@@ -305,6 +305,16 @@ fn root_takes_nothing_from_the_callers_environment() {
     std::fs::create_dir_all(u.join("xdg/pip")).unwrap();
     std::fs::write(u.join("xdg/pip/pip.conf"), &conf).unwrap();
     std::fs::create_dir_all(u.join("tmp")).unwrap();
+    // The caller's user site: its .pth files run in any Python that reads it.
+    for minor in 9..=14 {
+        let site = u.join(format!(".local/lib/python3.{minor}/site-packages"));
+        std::fs::create_dir_all(&site).unwrap();
+        std::fs::write(
+            site.join("zz-caller.pth"),
+            format!("import os; open({m:?}, 'a').write('user site .pth as %d\\n' % os.getuid())\n"),
+        )
+        .unwrap();
+    }
     chown(u, account("pyctltest-a"));
     chmod(u, 0o755);
     let sticky = tempfile::tempdir().unwrap();
@@ -325,7 +335,7 @@ fn root_takes_nothing_from_the_callers_environment() {
         ("SSL_CERT_FILE", s(&u.join("pip.conf"))),
         ("XDG_CONFIG_HOME", s(&u.join("xdg"))),
         ("PYTHONPATH", s(&u.join("pp"))),
-        ("PYTHONUSERBASE", s(u)),
+        ("PYTHONUSERBASE", s(&u.join(".local"))),
         ("PYTHONHOME", s(u)),
         ("HOME", s(u)),
         ("TMPDIR", s(&u.join("tmp"))),
@@ -354,6 +364,25 @@ fn root_takes_nothing_from_the_callers_environment() {
         .output()
         .unwrap();
     assert!(text(&list).contains("envdump"), "{}", text(&list));
+    // A venv made as root (here: the system venv gone, made again on first use) runs ensurepip
+    // in a child of its own, which gets none of the caller's environment (a venv that inherits
+    // the system's site-packages reads the user site). Defence in depth: with Debian 12's
+    // Python 3.11 the caller's .pth did not run even before pyctl cleared that environment.
+    ok(
+        "config inherit_system_packages",
+        sys.root_cmd("pyctl", &[])
+            .args(["config", "inherit_system_packages", "true"])
+            .output()
+            .unwrap(),
+    );
+    std::fs::remove_dir_all(sys.prefix().join("venv")).unwrap();
+    let remade = sys
+        .root_cmd("pip", &hostile)
+        .arg("--version")
+        .current_dir(u)
+        .output()
+        .unwrap();
+    assert!(remade.status.success(), "{}", text(&remade));
     assert!(
         !marker.exists(),
         "root ran the caller's code: {}\ninstall: {}",
