@@ -4,8 +4,8 @@
 //! clusters (`-qqU`, `-rFILE`), and `--` ending the options. What is recorded, and whether a
 //! command writes at all, is decided from this reading, never from whole names alone.
 //!
-//! The tables are the union of the options of pip 20.3 (Debian 11), 23.0 (Debian 12) and 25.1
-//! (Debian 13); `tests/security.rs` checks them against the real pip of the machine, and the
+//! The tables are the union of the options of pip 20.3 (Debian 11, with Debian's `--system`),
+//! 23.0 (Debian 12) and 25.1 (Debian 13); `tests/security.rs` checks them against the real pip of the machine, and the
 //! distro scenario against the pip of each image (`pyctl __pip-options`).
 
 /// One pip option: every spelling (the first is the canonical one) and whether it takes a value.
@@ -102,6 +102,9 @@ pub const INSTALL: &[Opt] = &[
         &["--src", "--source", "--source-dir", "--source-directory"],
         true,
     ),
+    // Debian 11's pip 20.3.4 only (a Debian patch: install into the system's folders). Found by
+    // the option-table check in the bullseye image.
+    opt(&["--system"], false),
     opt(&["--target", "-t"], true),
     opt(&["--upgrade", "-U"], false),
     opt(&["--upgrade-strategy"], true),
