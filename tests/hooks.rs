@@ -213,12 +213,84 @@ fn apt_hook_survives_malformed_input_in_bounded_time() {
     }
 }
 
+/// Whether the host has the package tool the hook runs (tests/distro/all installs rpm and
+/// pacman; elsewhere these tests say they were skipped).
+fn have_tool(name: &str) -> bool {
+    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        .iter()
+        .any(|d| Path::new(d).join(name).is_file())
+}
+
 #[test]
-fn dnf_and_pacman_hooks_tolerate_missing_tools() {
+fn dnf_and_pacman_hooks_tolerate_missing_packages() {
     let tier = system_tier();
     add_dist(tier.path(), "requests", "2.0.0");
     let (out, _) = hook(Some(tier.path()), &["dnf", "python3-requests"], b"");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let (out, _) = hook(Some(tier.path()), &["pacman"], b"python-requests\n");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// Thousands of packages, odd names, names that look like options: the hooks finish in their
+/// bound, say which packages they could not check and why, and exit 0 (a dnf or pacman hook
+/// runs after the transaction; it never fails it).
+#[test]
+fn dnf_and_pacman_hooks_report_what_they_could_not_check_in_bounded_time() {
+    let tier = system_tier();
+    add_dist(tier.path(), "requests", "2.0.0");
+    let mut names: Vec<String> = (0..3000).map(|i| format!("python3-nosuch{i}")).collect();
+    names.extend(
+        [
+            "-rf",
+            "--all",
+            "a b",
+            "tab\tname",
+            "ctl\u{1}x",
+            "\u{e9}t\u{e9}",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    names.push("x".repeat(300));
+    for (manager, tool) in [("dnf", "rpm"), ("dnf5", "rpm"), ("pacman", "pacman")] {
+        if !have_tool(tool) {
+            eprintln!("skipped for {manager}: no {tool} on this machine");
+            continue;
+        }
+        let (out, took) = if manager == "pacman" {
+            hook(Some(tier.path()), &["pacman"], names.join("\n").as_bytes())
+        } else {
+            let mut args = vec![manager];
+            args.extend(names.iter().map(String::as_str));
+            hook(Some(tier.path()), &args, b"")
+        };
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{manager}: {err}");
+        assert!(!err.contains("panicked"), "{manager}: {err}");
+        assert!(
+            took < pyctl::hooks::HOOK_BUDGET + Duration::from_secs(10),
+            "{manager} took {took:?}"
+        );
+        assert!(
+            err.contains("could not check 3001 package(s) against the system tier (not in the package database)"),
+            "{manager}: {err}"
+        );
+        assert!(
+            err.contains("could not check 6 package(s) against the system tier (odd package name)"),
+            "{manager}: {err}"
+        );
+        let said = String::from_utf8_lossy(&out.stdout);
+        if manager == "dnf5" {
+            // Every standard output line is a key=value line dnf 5 accepts.
+            assert!(!said.is_empty(), "dnf5 wrote no log lines");
+            for line in said.lines() {
+                assert!(
+                    line.starts_with("log.WARNING=pyctl: "),
+                    "dnf5 stdout: {line:?}"
+                );
+            }
+        } else {
+            assert!(said.is_empty(), "{manager} wrote to stdout: {said}");
+        }
+    }
 }
