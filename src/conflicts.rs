@@ -259,7 +259,7 @@ pub fn run_bounded_output(
     max_bytes: usize,
 ) -> Result<BoundedOutput> {
     use std::io::Read;
-    let program = format!("{:?}", cmd.get_program());
+    let program = Path::new(cmd.get_program()).display().to_string();
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -369,18 +369,21 @@ pub fn package_files(
         let unknown = db.unknown_names(&out);
         // Names neither listed nor said to be unknown: packages without files when the tool
         // was content, else not checked (a database missing, locked or damaged, a bad query).
-        let said = out
+        let complaint: Vec<&str> = out
             .stderr
             .lines()
             .map(str::trim)
-            .find(|l| !l.is_empty() && !l.contains("was not found"));
+            .filter(|l| !l.is_empty() && !l.contains("was not found"))
+            .take(3)
+            .collect();
+        let said = (!complaint.is_empty()).then(|| complaint.join(" "));
         if !out.success || said.is_some() {
             let answered: std::collections::BTreeSet<&str> = listed
                 .iter()
                 .map(|(p, _)| p.as_str())
                 .chain(unknown.iter().map(String::as_str))
                 .collect();
-            let why = match said {
+            let why = match &said {
                 Some(line) => format!("{} said: {}", out.program, printable(line)),
                 None => format!("{} failed ({})", out.program, out.status),
             };
