@@ -175,41 +175,55 @@ pub fn apt(ctx: &Context, ui: &Ui) -> Result<i32> {
     let Some((set, on_conflict)) = system_set(ctx, ui) else {
         return Ok(0);
     };
-    // Each .deb once, only those that exist; dpkg-deb runs on all cores.
+    // Each .deb once; dpkg-deb runs on all cores, within the hook's overall time bound.
     let mut debs: Vec<(&str, &str)> = actions
         .iter()
         .filter(|a| !a.remove)
         .filter_map(|a| a.deb.as_deref().map(|d| (a.package.as_str(), d)))
-        .filter(|(_, d)| std::path::Path::new(d).is_file())
         .collect();
     debs.sort();
     debs.dedup();
+    let start = std::time::Instant::now();
     let found = crate::parallel::map(&debs, |(package, deb)| {
+        if !std::path::Path::new(deb).is_file() {
+            return Err("its .deb is not there".to_string());
+        }
+        let left = HOOK_BUDGET.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Err(format!(
+                "the hook's time bound of {} s ran out",
+                HOOK_BUDGET.as_secs()
+            ));
+        }
         let listing = conflicts::run_bounded(
             conflicts::system_tool("dpkg-deb")
                 .arg("--contents")
                 .arg(deb),
-            COMMAND_LIMIT,
+            left.min(COMMAND_LIMIT),
             64 * 1024 * 1024,
-        );
-        match listing {
-            Ok(l) => {
-                let paths = conflicts::parse_dpkg_contents(&l);
-                conflicts::dists_in_paths(paths.iter().map(String::as_str), Some(package))
-            }
-            Err(e) => {
-                log::warn!("{deb}: {e:#}");
-                Vec::new()
-            }
-        }
+        )
+        .map_err(|e| format!("{e:#}"))?;
+        let paths = conflicts::parse_dpkg_contents(&listing);
+        Ok(conflicts::dists_in_paths(
+            paths.iter().map(String::as_str),
+            Some(package),
+        ))
     });
-    let dists: Vec<DistroDist> = found.into_iter().flatten().collect();
+    let mut dists: Vec<DistroDist> = Vec::new();
+    let mut unchecked = Unchecked::default();
+    for ((package, _), result) in debs.iter().zip(found) {
+        match result {
+            Ok(found) => dists.extend(found),
+            Err(why) => unchecked.add(&why, [package.to_string()]),
+        }
+    }
     let conflicts = conflicts::version_conflicts(&dists, "system", &set);
+    report_unchecked(ui, "apt", &unchecked, false);
     Ok(report(ui, "apt", &conflicts, on_conflict, true))
 }
 
-/// The whole time a dnf or pacman hook may spend asking the package database, however many
-/// packages the transaction has; what is left when it runs out is reported as not checked.
+/// The whole time a hook may spend reading packages (`dpkg-deb`, `rpm`, `pacman`), however
+/// many the transaction has; what is left when it runs out is reported as not checked.
 pub const HOOK_BUDGET: Duration = Duration::from_secs(60);
 /// Package names per `rpm -q` / `pacman -Ql` call.
 const NAMES_PER_QUERY: usize = 256;

@@ -210,7 +210,73 @@ fn apt_hook_survives_malformed_input_in_bounded_time() {
             stderr(&out)
         );
         assert!(took < Duration::from_secs(60), "{label} took {took:?}");
+        if label == "huge" {
+            assert!(
+                stderr(&out).contains(
+                    "could not check 1 package(s) against the system tier (its .deb is not there): p"
+                ),
+                "{}",
+                stderr(&out)
+            );
+        }
     }
+}
+
+/// Thousands of .debs in one transaction, some damaged: the apt hook checks the good ones,
+/// names the ones it could not read, and lets apt go on (exit 0 with `warn`).
+#[test]
+fn apt_hook_names_debs_it_could_not_read() {
+    let tier = system_tier();
+    add_dist(tier.path(), "requests", "2.0.0");
+    let work = tempfile::tempdir().unwrap();
+    let good = build_deb(
+        work.path(),
+        "python3-requests",
+        &[(
+            "/usr/lib/python3/dist-packages/requests-2.28.1.dist-info/METADATA",
+            "Name: requests\n",
+        )],
+    );
+    let mut actions: Vec<(String, std::path::PathBuf)> =
+        vec![("python3-requests".into(), good.clone())];
+    for i in 0..3 {
+        let bad = work.path().join(format!("broken{i}_1.0_all.deb"));
+        std::fs::write(&bad, b"!<arch>\nnot really a deb").unwrap();
+        actions.push((format!("broken{i}"), bad));
+    }
+    for i in 0..2000 {
+        actions.push((
+            format!("gone{i}"),
+            work.path().join(format!("gone{i}_1.0_all.deb")),
+        ));
+    }
+    let refs: Vec<(&str, &Path)> = actions
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_path()))
+        .collect();
+    let (out, took) = hook(Some(tier.path()), &["apt"], v3_input(&refs).as_bytes());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(took < Duration::from_secs(70), "took {took:?}");
+    assert!(
+        err.contains(
+            "python3-requests ships requests 2.28.1 but the system venv has requests 2.0.0"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "could not check 2000 package(s) against the system tier (its .deb is not there)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("could not check 3 package(s)")
+                && l.contains("dpkg-deb")
+                && l.contains("broken0")),
+        "{err}"
+    );
 }
 
 /// Whether the host has the package tool the hook runs (tests/distro/all installs rpm and
