@@ -298,7 +298,7 @@ impl Unchecked {
             .filter(|(_, names)| !names.is_empty())
             .map(|(why, names)| {
                 let mut shown: Vec<String> =
-                    names.iter().take(SHOWN).map(|n| printable(n)).collect();
+                    names.iter().take(SHOWN).map(|n| printable(n, 80)).collect();
                 if names.len() > SHOWN {
                     shown.push(format!("and {} more", names.len() - SHOWN));
                 }
@@ -312,14 +312,15 @@ impl Unchecked {
     }
 }
 
-/// A name as it may be shown on one line of a package manager's output.
-fn printable(name: &str) -> String {
-    let shown: String = name
+/// A name or a tool's complaint as it may be shown on one line of a package manager's output:
+/// control characters replaced, at most `max` characters.
+fn printable(text: &str, max: usize) -> String {
+    let shown: String = text
         .chars()
-        .take(80)
+        .take(max)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
-    if name.chars().count() > 80 {
+    if text.chars().count() > max {
         format!("{shown}...")
     } else {
         shown
@@ -398,7 +399,7 @@ pub fn package_files(
                 .chain(unknown.iter().map(String::as_str))
                 .collect();
             let why = match &said {
-                Some(line) => format!("{} said: {}", out.program, printable(line)),
+                Some(line) => format!("{} said: {}", out.program, printable(line, 240)),
                 None => format!("{} failed ({})", out.program, out.status),
             };
             unchecked.add(
@@ -542,6 +543,41 @@ oldpkg 1.0 amd64 same > - - none **REMOVE**\n";
         let _ = parse_apt_input(&binary);
         let huge = "VERSION 3\n\n".to_string() + &"x ".repeat(200_000);
         assert!(parse_apt_input(&huge).len() <= 1);
+    }
+
+    #[test]
+    fn odd_package_names_are_not_passed_to_the_tools() {
+        for plain in [
+            "python3-requests",
+            "libstdc++",
+            "a.b_c~d^e",
+            "\u{e9}t\u{e9}",
+        ] {
+            assert!(is_plain_package_name(plain), "{plain}");
+        }
+        let long = "x".repeat(257);
+        for odd in ["", "-rf", "--all", "a b", "a\tb", "a\u{1}b", long.as_str()] {
+            assert!(!is_plain_package_name(odd), "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn unchecked_lines_name_a_few_and_count_the_rest() {
+        let mut u = Unchecked::default();
+        u.add("odd package name", ["a\u{1}b".to_string()]);
+        u.add(
+            "not in the package database",
+            (0..7).map(|i| format!("p{i}")),
+        );
+        assert_eq!(
+            u.lines(),
+            vec![
+                "could not check 7 package(s) against the system tier (not in the package \
+                 database): p0, p1, p2, p3, p4, and 2 more",
+                "could not check 1 package(s) against the system tier (odd package name): a?b",
+            ]
+        );
+        assert!(Unchecked::default().lines().is_empty());
     }
 
     #[test]
