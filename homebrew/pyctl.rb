@@ -15,9 +15,8 @@ class Pyctl < Formula
 
   def install
     system "cargo", "install", *std_cargo_args
-    system bin/"pyctl", "generate", "man", buildpath/"generated/man"
     system bin/"pyctl", "generate", "completions", buildpath/"generated/completions"
-    man1.install Dir[buildpath/"generated/man/*.1"]
+    man1.install Dir["man/*.1"]
     bash_completion.install buildpath/"generated/completions/pyctl.bash" => "pyctl"
     zsh_completion.install buildpath/"generated/completions/_pyctl"
     fish_completion.install buildpath/"generated/completions/pyctl.fish"

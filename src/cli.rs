@@ -208,9 +208,15 @@ pub enum Command {
 pub enum HookManager {
     /// apt's DPkg::Pre-Install-Pkgs hook (protocol version 3 on standard input).
     Apt,
-    /// dnf's post-transaction action, with the package names.
+    /// dnf 4's post-transaction action, with the package names.
     Dnf {
-        #[arg(value_name = "PACKAGE")]
+        #[arg(value_name = "PACKAGE", allow_hyphen_values = true)]
+        packages: Vec<String>,
+    },
+    /// dnf 5's post_transaction action, with the package names (messages also as
+    /// `log.WARNING=` lines on standard output, which dnf 5 reads).
+    Dnf5 {
+        #[arg(value_name = "PACKAGE", allow_hyphen_values = true)]
         packages: Vec<String>,
     },
     /// pacman's hook, with the target names on standard input.

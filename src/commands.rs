@@ -47,7 +47,8 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
         Command::Doctor { fix } => crate::doctor::run(ctx, &ui, fix),
         Command::Hook { manager } => match manager {
             HookManager::Apt => crate::hooks::apt(ctx, &ui),
-            HookManager::Dnf { packages } => crate::hooks::dnf(ctx, &ui, &packages),
+            HookManager::Dnf { packages } => crate::hooks::dnf(ctx, &ui, &packages, false),
+            HookManager::Dnf5 { packages } => crate::hooks::dnf(ctx, &ui, &packages, true),
             HookManager::Pacman => crate::hooks::pacman(ctx, &ui),
         },
         Command::Freeze { path } => freeze(ctx, &ui, path),

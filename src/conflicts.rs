@@ -233,20 +233,50 @@ pub fn system_tool(name: &str) -> Command {
 /// Runs a command with a time limit and an output cap, so a hook never hangs its package
 /// manager. Returns stdout.
 pub fn run_bounded(cmd: &mut Command, limit: Duration, max_bytes: usize) -> Result<String> {
+    let out = run_bounded_output(cmd, limit, max_bytes)?;
+    if !out.success {
+        bail!("{} failed ({})", out.program, out.status);
+    }
+    Ok(out.stdout)
+}
+
+/// What a bounded command printed, whether or not it succeeded: a query for several packages
+/// (`rpm -q A B`, `pacman -Ql A B`) lists those it knows and fails for the others.
+#[derive(Debug)]
+pub struct BoundedOutput {
+    pub program: String,
+    pub success: bool,
+    pub status: String,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// As `run_bounded`, keeping stdout and stderr (each capped at `max_bytes`) on failure too.
+/// Errors only when the program cannot start or outlives `limit` (then it is killed).
+pub fn run_bounded_output(
+    cmd: &mut Command,
+    limit: Duration,
+    max_bytes: usize,
+) -> Result<BoundedOutput> {
     use std::io::Read;
-    let program = format!("{:?}", cmd.get_program());
+    let program = Path::new(cmd.get_program()).display().to_string();
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {program}"))?;
-    let mut stdout = child.stdout.take().context("no stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = (&mut stdout).take(max_bytes as u64).read_to_end(&mut buf);
-        buf
-    });
+    let capped_reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = (&mut pipe).take(max_bytes as u64).read_to_end(&mut buf);
+            // The rest is drained so the child never blocks on a full pipe.
+            let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+            buf
+        })
+    };
+    let stdout = capped_reader(Box::new(child.stdout.take().context("no stdout")?));
+    let stderr = capped_reader(Box::new(child.stderr.take().context("no stderr")?));
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -255,15 +285,23 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration, max_bytes: usize) -> Resu
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("{program} took longer than {} s; skipped", limit.as_secs());
+            bail!(
+                "{program} took longer than {} s; skipped",
+                limit.as_secs_f32()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let out = reader.join().unwrap_or_default();
-    if !status.success() {
-        bail!("{program} failed ({status})");
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    let text = |h: std::thread::JoinHandle<Vec<u8>>| {
+        String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned()
+    };
+    Ok(BoundedOutput {
+        program,
+        success: status.success(),
+        status: status.to_string(),
+        stdout: text(stdout),
+        stderr: text(stderr),
+    })
 }
 
 /// Paths inside a `.deb`, from `dpkg-deb --contents` (tar listing: the path is the sixth

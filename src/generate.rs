@@ -121,6 +121,37 @@ mod tests {
         assert!(top.contains(".TH PYCTL 1"), "{top}");
     }
 
+    /// The committed `man/` is what `pyctl generate man` writes now: same pages, same bytes.
+    /// The packages, the PKGBUILD and the Homebrew formula install from that folder.
+    #[test]
+    fn committed_man_pages_are_up_to_date() {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+        let fresh = tempfile::tempdir().unwrap();
+        man_pages(fresh.path()).unwrap();
+        let pages = |dir: &Path| -> std::collections::BTreeMap<String, Vec<u8>> {
+            std::fs::read_dir(dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "1"))
+                .map(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    (name, std::fs::read(&p).unwrap())
+                })
+                .collect()
+        };
+        let (want, have) = (pages(fresh.path()), pages(&committed));
+        let differ: std::collections::BTreeSet<&String> = want
+            .keys()
+            .chain(have.keys())
+            .filter(|name| want.get(*name) != have.get(*name))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "man/ differs from `pyctl generate man` in {differ:?}; regenerate it with \
+             `rm -f man/*.1 && cargo run -q -- generate man man` and commit the result"
+        );
+    }
+
     #[test]
     fn completions_for_three_shells() {
         let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@
 //! Input is untrusted and bounded: at most `MAX_INPUT` bytes are read, lines are parsed
 //! leniently, and every external command runs with a time limit.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::Duration;
 
@@ -174,57 +175,306 @@ pub fn apt(ctx: &Context, ui: &Ui) -> Result<i32> {
     let Some((set, on_conflict)) = system_set(ctx, ui) else {
         return Ok(0);
     };
-    // Each .deb once, only those that exist; dpkg-deb runs on all cores.
+    // Each .deb once; dpkg-deb runs on all cores, within the hook's overall time bound.
     let mut debs: Vec<(&str, &str)> = actions
         .iter()
         .filter(|a| !a.remove)
         .filter_map(|a| a.deb.as_deref().map(|d| (a.package.as_str(), d)))
-        .filter(|(_, d)| std::path::Path::new(d).is_file())
         .collect();
     debs.sort();
     debs.dedup();
+    let start = std::time::Instant::now();
     let found = crate::parallel::map(&debs, |(package, deb)| {
+        if !std::path::Path::new(deb).is_file() {
+            return Err("its .deb is not there".to_string());
+        }
+        let left = HOOK_BUDGET.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Err(format!(
+                "the hook's time bound of {} s ran out",
+                HOOK_BUDGET.as_secs()
+            ));
+        }
         let listing = conflicts::run_bounded(
             conflicts::system_tool("dpkg-deb")
                 .arg("--contents")
                 .arg(deb),
-            COMMAND_LIMIT,
+            left.min(COMMAND_LIMIT),
             64 * 1024 * 1024,
-        );
-        match listing {
-            Ok(l) => {
-                let paths = conflicts::parse_dpkg_contents(&l);
-                conflicts::dists_in_paths(paths.iter().map(String::as_str), Some(package))
-            }
-            Err(e) => {
-                log::warn!("{deb}: {e:#}");
-                Vec::new()
-            }
-        }
+        )
+        .map_err(|e| format!("{e:#}"))?;
+        let paths = conflicts::parse_dpkg_contents(&listing);
+        Ok(conflicts::dists_in_paths(
+            paths.iter().map(String::as_str),
+            Some(package),
+        ))
     });
-    let dists: Vec<DistroDist> = found.into_iter().flatten().collect();
+    let mut dists: Vec<DistroDist> = Vec::new();
+    let mut unchecked = Unchecked::default();
+    for ((package, _), result) in debs.iter().zip(found) {
+        match result {
+            Ok(found) => dists.extend(found),
+            Err(why) => unchecked.add(&why, [package.to_string()]),
+        }
+    }
     let conflicts = conflicts::version_conflicts(&dists, "system", &set);
+    report_unchecked(ui, "apt", &unchecked, false);
     Ok(report(ui, "apt", &conflicts, on_conflict, true))
 }
 
-/// dnf's post-transaction actions pass package names; their files come from `rpm -ql`.
-pub fn dnf(ctx: &Context, ui: &Ui, packages: &[String]) -> Result<i32> {
+/// The whole time a hook may spend reading packages (`dpkg-deb`, `rpm`, `pacman`), however
+/// many the transaction has; what is left when it runs out is reported as not checked.
+pub const HOOK_BUDGET: Duration = Duration::from_secs(60);
+/// Package names per `rpm -q` / `pacman -Ql` call.
+const NAMES_PER_QUERY: usize = 256;
+
+/// The package database a hook reads file lists from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageDb {
+    Rpm,
+    Pacman,
+}
+
+impl PackageDb {
+    fn query(self, names: &[&str]) -> std::process::Command {
+        let mut cmd = match self {
+            // One `NAME PATH` line per file, as `pacman -Ql` prints them.
+            PackageDb::Rpm => {
+                let mut c = conflicts::system_tool("rpm");
+                c.args(["-q", "--qf", "[%{=NAME} %{FILENAMES}\\n]"]);
+                c
+            }
+            PackageDb::Pacman => {
+                let mut c = conflicts::system_tool("pacman");
+                c.arg("-Ql");
+                c
+            }
+        };
+        // Names never read as options, whatever the transaction passed.
+        cmd.arg("--").args(names);
+        cmd
+    }
+
+    /// Names the tool said it does not know: rpm prints `package NAME is not installed` on
+    /// stdout, pacman `error: package 'NAME' was not found` on stderr.
+    fn unknown_names(self, out: &conflicts::BoundedOutput) -> Vec<String> {
+        match self {
+            PackageDb::Rpm => out
+                .stdout
+                .lines()
+                .filter_map(|l| {
+                    l.strip_prefix("package ")?
+                        .strip_suffix(" is not installed")
+                })
+                .map(str::to_string)
+                .collect(),
+            PackageDb::Pacman => out
+                .stderr
+                .lines()
+                .filter_map(|l| {
+                    l.strip_prefix("error: package '")?
+                        .strip_suffix("' was not found")
+                })
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+/// Packages a hook could not check, with the reason, so the report can say so.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Unchecked(pub BTreeMap<String, Vec<String>>);
+
+impl Unchecked {
+    fn add(&mut self, why: &str, names: impl IntoIterator<Item = String>) {
+        self.0.entry(why.to_string()).or_default().extend(names);
+    }
+
+    /// One line per reason, naming at most a few packages.
+    pub fn lines(&self) -> Vec<String> {
+        const SHOWN: usize = 5;
+        self.0
+            .iter()
+            .filter(|(_, names)| !names.is_empty())
+            .map(|(why, names)| {
+                let mut shown: Vec<String> =
+                    names.iter().take(SHOWN).map(|n| printable(n, 80)).collect();
+                if names.len() > SHOWN {
+                    shown.push(format!("and {} more", names.len() - SHOWN));
+                }
+                format!(
+                    "could not check {} package(s) against the system tier ({why}): {}",
+                    names.len(),
+                    shown.join(", ")
+                )
+            })
+            .collect()
+    }
+}
+
+/// A name or a tool's complaint as it may be shown on one line of a package manager's output:
+/// control characters replaced, at most `max` characters.
+fn printable(text: &str, max: usize) -> String {
+    let shown: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        format!("{shown}...")
+    } else {
+        shown
+    }
+}
+
+/// A package name that can be passed to rpm or pacman as one argument: not empty, not an
+/// option, no whitespace or control characters, not absurdly long.
+fn is_plain_package_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && !name.starts_with('-')
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The files of the named installed packages, asked of the package database in batches within
+/// `budget`; the packages it could not ask about (odd names, unknown to the database, the
+/// database unreadable or locked, the time bound reached) go to `Unchecked`.
+pub fn package_files(
+    db: PackageDb,
+    names: &[String],
+    budget: Duration,
+) -> (Vec<(String, String)>, Unchecked) {
+    let start = std::time::Instant::now();
+    let mut unchecked = Unchecked::default();
+    let mut plain: Vec<&str> = Vec::new();
+    for name in names {
+        if is_plain_package_name(name) {
+            plain.push(name);
+        } else {
+            unchecked.add("odd package name", [name.clone()]);
+        }
+    }
+    plain.sort_unstable();
+    plain.dedup();
+    let mut files = Vec::new();
+    for chunk in plain.chunks(NAMES_PER_QUERY) {
+        let left = budget.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            unchecked.add(
+                &format!("the hook's time bound of {} s ran out", budget.as_secs()),
+                chunk.iter().map(|n| n.to_string()),
+            );
+            continue;
+        }
+        let out = match conflicts::run_bounded_output(
+            &mut db.query(chunk),
+            left.min(COMMAND_LIMIT),
+            64 * 1024 * 1024,
+        ) {
+            Ok(out) => out,
+            Err(e) => {
+                unchecked.add(&format!("{e:#}"), chunk.iter().map(|n| n.to_string()));
+                continue;
+            }
+        };
+        let listed: Vec<(String, String)> = parse_pacman_files(&out.stdout)
+            .into_iter()
+            .filter(|(_, f)| f.starts_with('/'))
+            .collect();
+        let unknown = db.unknown_names(&out);
+        // Names neither listed nor said to be unknown: packages without files when the tool
+        // was content, else not checked (a database missing, locked or damaged, a bad query).
+        let complaint: Vec<&str> = out
+            .stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.contains("was not found"))
+            .take(3)
+            .collect();
+        let said = (!complaint.is_empty()).then(|| complaint.join(" "));
+        if !out.success || said.is_some() {
+            let answered: std::collections::BTreeSet<&str> = listed
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .chain(unknown.iter().map(String::as_str))
+                .collect();
+            let why = match &said {
+                Some(line) => format!("{} said: {}", out.program, printable(line, 240)),
+                None => format!("{} failed ({})", out.program, out.status),
+            };
+            unchecked.add(
+                &why,
+                chunk
+                    .iter()
+                    .filter(|n| !answered.contains(*n))
+                    .map(|n| n.to_string()),
+            );
+        }
+        unchecked.add("not in the package database", unknown);
+        files.extend(listed);
+    }
+    (files, unchecked)
+}
+
+/// The conflicts in the files of packages, grouped by package.
+fn conflicts_in_files(files: &[(String, String)], set: &PackageSet) -> Vec<Conflict> {
+    let mut by_package: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (package, file) in files {
+        by_package.entry(package).or_default().push(file);
+    }
+    by_package
+        .into_iter()
+        .flat_map(|(package, paths)| {
+            let dists = conflicts::dists_in_paths(paths, Some(package));
+            conflicts::version_conflicts(&dists, "system", set)
+        })
+        .collect()
+}
+
+/// Says what could not be checked, where the conflicts go.
+fn report_unchecked(ui: &Ui, manager: &str, unchecked: &Unchecked, dnf5_log: bool) {
+    for line in unchecked.lines() {
+        ui.warn(&format!("{manager} hook: {line}"));
+        crate::record::syslog_line(&format!("{manager} hook: {line}"));
+        if dnf5_log {
+            dnf5_log_line(&line);
+        }
+    }
+}
+
+/// dnf 5's actions plugin reads an action's standard output as `key=value` lines; a
+/// `log.WARNING=` line goes to dnf's log (libdnf5-actions(8)). One line, no control characters.
+fn dnf5_log_line(message: &str) {
+    let line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    ui_println(&format!("log.WARNING=pyctl: {line}"));
+}
+
+fn ui_println(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+/// dnf's post-transaction actions pass package names (dnf 4's plugin and dnf 5's actions
+/// plugin run the command once per package); their files come from the rpm database. With
+/// `dnf5`, each message is also written as a `log.WARNING=` line for dnf 5's log.
+pub fn dnf(ctx: &Context, ui: &Ui, packages: &[String], dnf5: bool) -> Result<i32> {
     let Some((set, on_conflict)) = system_set(ctx, ui) else {
         return Ok(0);
     };
-    let mut conflicts = Vec::new();
-    for package in packages {
-        let Ok(listing) = conflicts::run_bounded(
-            conflicts::system_tool("rpm").arg("-ql").arg(package),
-            COMMAND_LIMIT,
-            64 * 1024 * 1024,
-        ) else {
-            continue;
-        };
-        let dists = conflicts::dists_in_paths(listing.lines(), Some(package));
-        conflicts.extend(conflicts::version_conflicts(&dists, "system", &set));
+    let (files, unchecked) = package_files(PackageDb::Rpm, packages, HOOK_BUDGET);
+    let conflicts = conflicts_in_files(&files, &set);
+    let manager = if dnf5 { "dnf5" } else { "dnf" };
+    if dnf5 {
+        for c in &conflicts {
+            dnf5_log_line(&format!("{manager} hook: {c}"));
+        }
     }
-    Ok(report(ui, "dnf", &conflicts, on_conflict, false))
+    report_unchecked(ui, manager, &unchecked, dnf5);
+    Ok(report(ui, manager, &conflicts, on_conflict, false))
 }
 
 /// pacman's hook passes the target package names on standard input (`NeedsTargets`).
@@ -233,24 +483,15 @@ pub fn pacman(ctx: &Context, ui: &Ui) -> Result<i32> {
     let Some((set, on_conflict)) = system_set(ctx, ui) else {
         return Ok(0);
     };
-    let targets: Vec<&str> = input
+    let targets: Vec<String> = input
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
+        .map(str::to_string)
         .collect();
-    let mut conflicts = Vec::new();
-    for target in targets {
-        let Ok(listing) = conflicts::run_bounded(
-            conflicts::system_tool("pacman").arg("-Ql").arg(target),
-            COMMAND_LIMIT,
-            64 * 1024 * 1024,
-        ) else {
-            continue;
-        };
-        let files = parse_pacman_files(&listing);
-        let dists = conflicts::dists_in_paths(files.iter().map(|(_, f)| f.as_str()), Some(target));
-        conflicts.extend(conflicts::version_conflicts(&dists, "system", &set));
-    }
+    let (files, unchecked) = package_files(PackageDb::Pacman, &targets, HOOK_BUDGET);
+    let conflicts = conflicts_in_files(&files, &set);
+    report_unchecked(ui, "pacman", &unchecked, false);
     Ok(report(ui, "pacman", &conflicts, on_conflict, false))
 }
 
@@ -302,6 +543,41 @@ oldpkg 1.0 amd64 same > - - none **REMOVE**\n";
         let _ = parse_apt_input(&binary);
         let huge = "VERSION 3\n\n".to_string() + &"x ".repeat(200_000);
         assert!(parse_apt_input(&huge).len() <= 1);
+    }
+
+    #[test]
+    fn odd_package_names_are_not_passed_to_the_tools() {
+        for plain in [
+            "python3-requests",
+            "libstdc++",
+            "a.b_c~d^e",
+            "\u{e9}t\u{e9}",
+        ] {
+            assert!(is_plain_package_name(plain), "{plain}");
+        }
+        let long = "x".repeat(257);
+        for odd in ["", "-rf", "--all", "a b", "a\tb", "a\u{1}b", long.as_str()] {
+            assert!(!is_plain_package_name(odd), "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn unchecked_lines_name_a_few_and_count_the_rest() {
+        let mut u = Unchecked::default();
+        u.add("odd package name", ["a\u{1}b".to_string()]);
+        u.add(
+            "not in the package database",
+            (0..7).map(|i| format!("p{i}")),
+        );
+        assert_eq!(
+            u.lines(),
+            vec![
+                "could not check 7 package(s) against the system tier (not in the package \
+                 database): p0, p1, p2, p3, p4, and 2 more",
+                "could not check 1 package(s) against the system tier (odd package name): a?b",
+            ]
+        );
+        assert!(Unchecked::default().lines().is_empty());
     }
 
     #[test]
