@@ -393,11 +393,23 @@ fn transact(
     }
     .map(|v| tier::minor_version(&v))
     .unwrap_or_default();
-    let plan = engine::plan(&store, &current, &target.freeze, &python_minor);
+    let plan = engine::plan(
+        &store,
+        &tier.venv(),
+        &current,
+        &target.freeze,
+        &python_minor,
+    );
     // A new venv is filled from nothing, but what people need to see is the change from the
     // venv they have now: what goes away included.
     let shown = if fresh_venv && tier.venv_exists() {
-        engine::plan(&store, &current_set(tier)?, &target.freeze, &python_minor)
+        engine::plan(
+            &store,
+            &tier.venv(),
+            &current_set(tier)?,
+            &target.freeze,
+            &python_minor,
+        )
     } else {
         plan.clone()
     };
@@ -541,9 +553,14 @@ fn user_site_follows(ui: &Ui, tier: &Tier, log: &Log, op: &Operation, succeeded:
 
 /// Moves the venv aside and makes a new one without pip (pip comes from the store, as part of
 /// the plan); with pip when the store cannot give pip back.
+///
+/// The old `pyvenv.cfg` is kept when the new venv runs the same interpreter (`home` and
+/// `version` unchanged): only its `command` line would differ (`--without-pip`), and the tree
+/// after a clean is the tree of a venv as init made it.
 fn recreate_venv(tier: &Tier, plan: &Plan, python: &Path, inherit: bool) -> Result<()> {
     let venv = tier.venv();
     let trash = unique_trash(tier, "venv");
+    let old_cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok();
     if venv.exists() {
         std::fs::rename(&venv, &trash)
             .with_context(|| format!("cannot move {} aside", venv.display()))?;
@@ -552,7 +569,23 @@ fn recreate_venv(tier: &Tier, plan: &Plan, python: &Path, inherit: bool) -> Resu
         .add
         .iter()
         .any(|a| a.name == "pip" && matches!(a.source, engine::Source::Store { .. }));
-    tier::create_venv_with(tier, python, inherit, !pip_from_store)
+    tier::create_venv_with(tier, python, inherit, !pip_from_store)?;
+    let cfg = venv.join("pyvenv.cfg");
+    if let (Some(old), Ok(new)) = (old_cfg, std::fs::read_to_string(&cfg)) {
+        let same_interpreter = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| {
+                    let key = l.split('=').next().unwrap_or("").trim();
+                    matches!(key, "home" | "version" | "include-system-site-packages")
+                })
+                .map(|l| l.replace(' ', ""))
+                .collect()
+        };
+        if old != new && same_interpreter(&old) == same_interpreter(&new) {
+            crate::fsutil::write_atomic(&cfg, old.as_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 /// A new `.trash-*` folder name in the tier: deleted in the background, so names never repeat.
