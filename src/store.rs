@@ -68,7 +68,7 @@ pub fn file_key(meta: &std::fs::Metadata) -> FileKey {
 pub enum Damage {
     #[error("damaged in the store ({path}: missing)")]
     Missing { path: PathBuf },
-    #[error("damaged in the store ({path}: hash differs from RECORD)")]
+    #[error("damaged in the store ({path}: sha256 differs from the RECORD hash)")]
     HashDiffers { path: PathBuf },
     #[error("damaged in the store ({path}: size differs from RECORD)")]
     SizeDiffers { path: PathBuf },

@@ -9,7 +9,7 @@
 //! seed and the steps, shrunk to a shorter sequence that still fails when it can find one.
 //!
 //! Knobs: `PYCTL_ORACLE_SEEDS` (comma-separated, default three fixed seeds),
-//! `PYCTL_ORACLE_STEPS` (steps per seed, default 70), `PYCTL_ORACLE_SHRINK=0` skips shrinking.
+//! `PYCTL_ORACLE_STEPS` (steps per seed, default 60), `PYCTL_ORACLE_SHRINK=0` skips shrinking.
 
 mod common;
 
@@ -306,6 +306,9 @@ enum Step {
     Clean,
     /// Append to the nth owned file (mod the count), then put its mtime back.
     Edit(usize),
+    /// Write the nth owned file anew as an editor that saves by rename does (a new inode),
+    /// other bytes of the same size, the mtime put back.
+    Replace(usize),
 }
 
 fn generate(seed: u64, steps: usize) -> Vec<Step> {
@@ -324,7 +327,8 @@ fn generate(seed: u64, steps: usize) -> Vec<Step> {
             15 => Step::Snapshot(format!("s{}", rng.below(2))),
             16 => Step::Restore(format!("s{}", rng.below(2))),
             17 => Step::Clean,
-            _ => Step::Edit(rng.below(1000)),
+            18 => Step::Edit(rng.below(1000)),
+            _ => Step::Replace(rng.below(1000)),
         };
         out.push(step);
     }
@@ -412,7 +416,8 @@ impl<'a> Model<'a> {
                 }
                 self.pip(&["uninstall", "-y", name])?
             }
-            Step::Edit(n) => return self.edit(*n),
+            Step::Edit(n) => return self.edit(*n, false),
+            Step::Replace(n) => return self.edit(*n, true),
             Step::Snapshot(name) => {
                 let out = self.t.pyctl(&["-q", "snapshot", "--force", name]);
                 if !out.status.success() {
@@ -460,7 +465,7 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
-    fn edit(&mut self, n: usize) -> Result<(), String> {
+    fn edit(&mut self, n: usize, replace: bool) -> Result<(), String> {
         // Files a RECORD hashes (the user's editor does not care who owns what).
         let candidates: Vec<&String> = self
             .claimed
@@ -489,14 +494,21 @@ impl<'a> Model<'a> {
             .unwrap()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap();
-        // As the tier's owner would: append, then `touch` the mtime back so that nothing that
-        // trusts it can tell. A refused write (a read-only file) leaves the file as it was.
+        // As the tier's owner would: append (or write a new file of the same size over it by
+        // rename), then `touch` the mtime back so that nothing that trusts it can tell. A
+        // refused write (a read-only file) leaves the file as it was.
+        let script = if replace {
+            "tr 'a-z' 'b-za' < \"$1\" > \"$1.new\" && mv -f \"$1.new\" \"$1\" && \
+             touch -m -d \"@$2\" \"$1\""
+        } else {
+            "echo '# edited in place' >> \"$1\" 2>/dev/null && touch -m -d \"@$2\" \"$1\""
+        };
         let out = self
             .t
             .command(Path::new("/bin/sh"))
             .args([
                 "-c",
-                "echo '# edited in place' >> \"$1\" 2>/dev/null && touch -m -d \"@$2\" \"$1\"",
+                script,
                 "sh",
                 path.to_str().unwrap(),
                 &format!("{}.{:09}", mtime.as_secs(), mtime.subsec_nanos()),
@@ -652,7 +664,7 @@ fn undo_redo_restore_clean_give_back_the_exact_tree() {
     let steps: usize = std::env::var("PYCTL_ORACLE_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(70);
+        .unwrap_or(60);
     let shrinking = std::env::var("PYCTL_ORACLE_SHRINK").map_or(true, |v| v != "0");
     for seed in seeds {
         let sequence = generate(seed, steps);
