@@ -101,6 +101,15 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
     finish(ui, &tier, findings)
 }
 
+/// The output settings for a repair doctor runs: no plan printed (doctor's report is the
+/// output, a JSON one included); warnings still go to stderr.
+fn quiet(ui: &Ui) -> Ui {
+    let mut ui = ui.clone();
+    ui.json = false;
+    ui.quiet = true;
+    ui
+}
+
 /// The problem of a venv without pip (`pip uninstall -y pip`): every pip command through the
 /// shims fails with "No module named pip". Names the entry that removed it when history tells.
 pub fn no_pip_problem(
@@ -154,7 +163,7 @@ fn check_pip(
         note: false,
     };
     if fix {
-        f.fixed = crate::undo::put_pip_back(ctx, ui, tier, config, &log)? == 0;
+        f.fixed = crate::undo::put_pip_back(ctx, &quiet(ui), tier, config, &log)? == 0;
     }
     findings.push(f);
     Ok(())
@@ -570,6 +579,16 @@ fn check_installed_files(
     };
     let log = history::read_log(&tier.history_dir())?;
     let store = record::store_of(tier, config);
+    // pip's own `bin/pip*` are pyctl's shims on purpose.
+    let shim_paths: std::collections::HashSet<String> = tier
+        .python_version()
+        .map(|v| {
+            shims::shim_names(&v)
+                .into_iter()
+                .map(|n| format!("bin/{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
     // line -> (problems that --fix repairs, clashes with another distribution)
     let mut damaged: std::collections::BTreeMap<String, (Vec<String>, Vec<String>)> =
         Default::default();
@@ -586,6 +605,9 @@ fn check_installed_files(
             let Some(expected) = row.hash.as_deref().filter(|h| h.starts_with("sha256=")) else {
                 continue;
             };
+            if shim_paths.contains(&row.path) {
+                continue;
+            }
             let path = venv.join(&row.path);
             if let Some((dir, entry)) = &stored {
                 if let Some(file) = entry.files.iter().find(|f| f.path == row.path) {
@@ -622,7 +644,7 @@ fn check_installed_files(
     let repairable = damaged.values().any(|(r, _)| !r.is_empty());
     let mut fixed = false;
     if fix && repairable {
-        fixed = crate::undo::repair_installed(ctx, ui, tier, config, &log)? == 0;
+        fixed = crate::undo::repair_installed(ctx, &quiet(ui), tier, config, &log)? == 0;
     }
     let listed = |problems: &[String]| {
         let more = if problems.len() > 3 {

@@ -206,7 +206,8 @@ fn doctor_names_a_distribution_whose_files_another_overwrote() {
     );
     t.give_away(&t.wheels());
     t.install(&["pyjwt"]);
-    assert!(findings(&t, &[], "installed files").is_empty());
+    let healthy = findings(&t, &[], "installed files");
+    assert!(healthy.is_empty(), "{healthy:?}");
     t.install(&["jwt"]);
     let by = t.last_id();
     let found = findings(&t, &[], "installed files");
