@@ -178,6 +178,9 @@ pub fn plan(
     plan
 }
 
+/// A stored file that may go at a path: (owner's freeze line, the entry's `files/`, the file).
+type Candidate = (String, PathBuf, store::StoredFile);
+
 /// The files of the kept distributions that are not what their store entry holds, and the
 /// kept distributions that cannot be put right from the store (line, why).
 fn find_repairs(
@@ -187,7 +190,7 @@ fn find_repairs(
     added: &HashSet<String>,
 ) -> (Vec<Repair>, Vec<(String, String)>) {
     // Every kept file with the store copies that may go there (several owners: any of them).
-    let mut owners: BTreeMap<String, Vec<(String, PathBuf, store::StoredFile)>> = BTreeMap::new();
+    let mut owners: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for dist in kept {
         if dist.format != MetadataFormat::DistInfo {
             continue;
@@ -207,8 +210,7 @@ fn find_repairs(
             ));
         }
     }
-    let items: Vec<(String, Vec<(String, PathBuf, store::StoredFile)>)> =
-        owners.into_iter().collect();
+    let items: Vec<(String, Vec<Candidate>)> = owners.into_iter().collect();
     let checked = crate::parallel::map(&items, |(path, candidates)| {
         check_kept_file(venv, path, candidates)
     });
@@ -233,7 +235,7 @@ fn find_repairs(
 fn check_kept_file(
     venv: &Path,
     path: &str,
-    candidates: &[(String, PathBuf, store::StoredFile)],
+    candidates: &[Candidate],
 ) -> Result<Option<Repair>, (String, String)> {
     use std::os::unix::fs::MetadataExt;
     let dest = venv.join(path);
