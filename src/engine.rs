@@ -264,8 +264,9 @@ fn check_kept_file(
             }
             continue;
         }
-        // Another inode (a copy, or another distribution's file): its content decides.
-        if here.len() != stored.len() {
+        // Another inode (a copy, another distribution's file, an editor's save): its content
+        // and mode decide.
+        if here.len() != stored.len() || here.mode() & 0o7777 != stored.mode() & 0o7777 {
             continue;
         }
         let same = match file.hash.as_deref().filter(|h| h.starts_with("sha256=")) {
