@@ -127,8 +127,7 @@ pub fn requested_names(log: &Log) -> BTreeSet<String> {
 }
 
 /// Distributions pip marked as asked for (a `REQUESTED` file in the `.dist-info`, written for
-/// every top-level requirement: names, `-r FILE`, `-e PATH`; not for `-c` constraints or
-/// dependencies), less those the venv came with (ensurepip marks pip and setuptools) that no
+/// every top-level requirement: names, `-r FILE`, `-e PATH`; not for dependencies), less those the venv came with (ensurepip marks pip and setuptools) that no
 /// recorded command named.
 pub fn requested_markers(set: &PackageSet, log: &Log) -> BTreeSet<String> {
     let from_init: BTreeSet<String> = log
