@@ -507,6 +507,11 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
         ));
     }
     let log = history::read_log(&tier.history_dir())?;
+    if let Some(set) = &set {
+        if let Some(problem) = crate::doctor::no_pip_problem(set, &log) {
+            problems.push(problem);
+        }
+    }
     problems.extend(
         log.problems
             .iter()

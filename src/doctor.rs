@@ -85,6 +85,9 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
     if tier.venv_exists() && tier.python().exists() {
         check_shims(ctx, &tier, fix, &mut findings)?;
         check_history(ctx, ui, &tier, fix, &mut findings)?;
+        check_pip(ctx, ui, &tier, &config, fix, &mut findings)?;
+        check_installed_files(ctx, ui, &tier, &config, fix, &mut findings)?;
+        check_orphans(&tier, fix, &mut findings)?;
         check_dependencies(&tier, &mut findings);
         check_store(&tier, &config, fix, &mut findings)?;
         check_conflicts(&tier, &config, &mut findings);
@@ -96,6 +99,74 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
         check_system_modes(&tier, fix, &mut findings);
     }
     finish(ui, &tier, findings)
+}
+
+/// The output settings for a repair doctor runs: no plan printed (doctor's report is the
+/// output, a JSON one included); warnings still go to stderr.
+fn quiet(ui: &Ui) -> Ui {
+    let mut ui = ui.clone();
+    ui.json = false;
+    ui.quiet = true;
+    ui
+}
+
+/// The problem of a venv without pip (`pip uninstall -y pip`): every pip command through the
+/// shims fails with "No module named pip". Names the entry that removed it when history tells.
+pub fn no_pip_problem(
+    set: &crate::inventory::PackageSet,
+    log: &crate::history::Log,
+) -> Option<String> {
+    if set.get("pip").is_some() {
+        return None;
+    }
+    let by = log
+        .entries
+        .iter()
+        .rev()
+        .find(|e| {
+            e.changes().is_some_and(|c| {
+                c.removed
+                    .iter()
+                    .any(|l| crate::record::requirement_name(l) == "pip")
+            })
+        })
+        .map(|e| format!(" (removed by #{}: {})", e.id, e.before.command))
+        .unwrap_or_default();
+    Some(format!(
+        "the venv has no pip{by}: every `pip` command fails with \"No module named pip\""
+    ))
+}
+
+/// A venv without pip: `--fix` puts the pip of the last recorded state back from the store.
+fn check_pip(
+    ctx: &Context,
+    ui: &Ui,
+    tier: &Tier,
+    config: &Config,
+    fix: bool,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    let Ok(set) = crate::inventory::PackageSet::scan(&tier.venv()) else {
+        return Ok(());
+    };
+    let log = crate::history::read_log(&tier.history_dir())?;
+    let Some(problem) = no_pip_problem(&set, &log) else {
+        return Ok(());
+    };
+    let mut f = Finding {
+        check: "pip",
+        problem,
+        fix: "`pyctl undo` (when the last operation removed it) or `pyctl doctor --fix` puts \
+              pip back from the store"
+            .into(),
+        fixed: false,
+        note: false,
+    };
+    if fix {
+        f.fixed = crate::undo::put_pip_back(ctx, &quiet(ui), tier, config, &log)? == 0;
+    }
+    findings.push(f);
+    Ok(())
 }
 
 /// Packages that `pip install --user` put in the user site: not wrong (the tier's venv does not
@@ -486,4 +557,295 @@ fn check_system_modes(tier: &Tier, fix: bool, findings: &mut Vec<Finding>) {
         f.fixed = ok;
     }
     findings.push(f);
+}
+
+/// Installed distributions whose files are not what their RECORD says: missing, changed in
+/// place, or holding another distribution's bytes (two distributions shipping the same file:
+/// only one of them can be whole), naming the operation that did it when the history tells.
+/// `--fix` puts back what the store can (missing and changed files; pip reinstalls what the
+/// store cannot give back), as a recorded operation; a clash between two installed
+/// distributions is left to the user.
+fn check_installed_files(
+    ctx: &Context,
+    ui: &Ui,
+    tier: &Tier,
+    config: &Config,
+    fix: bool,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    let venv = tier.venv();
+    let Ok(set) = PackageSet::scan(&venv) else {
+        return Ok(());
+    };
+    let log = history::read_log(&tier.history_dir())?;
+    let store = record::store_of(tier, config);
+    // pip's own `bin/pip*` are pyctl's shims on purpose.
+    let shim_paths: std::collections::HashSet<String> = tier
+        .python_version()
+        .map(|v| {
+            shims::shim_names(&v)
+                .into_iter()
+                .map(|n| format!("bin/{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    // line -> (problems that --fix repairs, clashes with another distribution)
+    let mut damaged: std::collections::BTreeMap<String, (Vec<String>, Vec<String>)> =
+        Default::default();
+    for dist in set.dists.values() {
+        if dist.format != crate::inventory::MetadataFormat::DistInfo {
+            continue;
+        }
+        let Ok(rows) = crate::store::installed_files(&venv, dist) else {
+            continue;
+        };
+        let stored = store.entry_for_installed(dist);
+        let line = dist.freeze_lines().pop().unwrap_or_default();
+        for row in rows {
+            let Some(expected) = row.hash.as_deref().filter(|h| h.starts_with("sha256=")) else {
+                continue;
+            };
+            if shim_paths.contains(&row.path) {
+                continue;
+            }
+            let path = venv.join(&row.path);
+            if let Some((dir, entry)) = &stored {
+                if let Some(file) = entry.files.iter().find(|f| f.path == row.path) {
+                    let files = dir.join("files");
+                    let same_inode = match (
+                        std::fs::symlink_metadata(&path),
+                        std::fs::symlink_metadata(files.join(&file.path)),
+                    ) {
+                        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                        _ => false,
+                    };
+                    if same_inode && Store::verify_file(&files, file).is_ok() {
+                        continue;
+                    }
+                }
+            }
+            let ok = std::fs::symlink_metadata(&path).is_ok()
+                && crate::store::file_hash(&path).is_ok_and(|h| h == expected);
+            if ok {
+                continue;
+            }
+            let (what, clash) = blame(&venv, &set, &store, &log, &row.path);
+            let slot = damaged.entry(line.clone()).or_default();
+            if clash {
+                slot.1.push(what);
+            } else {
+                slot.0.push(what);
+            }
+        }
+    }
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    let repairable = damaged.values().any(|(r, _)| !r.is_empty());
+    let mut fixed = false;
+    if fix && repairable {
+        fixed = crate::undo::repair_installed(ctx, &quiet(ui), tier, config, &log)? == 0;
+    }
+    let listed = |problems: &[String]| {
+        let more = if problems.len() > 3 {
+            format!(" and {} more", problems.len() - 3)
+        } else {
+            String::new()
+        };
+        format!("{}{more}", problems[..problems.len().min(3)].join("; "))
+    };
+    for (line, (repairs, clashes)) in damaged {
+        if !repairs.is_empty() {
+            findings.push(Finding {
+                check: "installed files",
+                problem: format!("{line} is damaged: {}", listed(&repairs)),
+                fix: "`pyctl doctor --fix` puts its own files back from the store".into(),
+                fixed,
+                note: false,
+            });
+        }
+        if !clashes.is_empty() {
+            findings.push(Finding {
+                check: "installed files",
+                problem: format!("{line} is damaged: {}", listed(&clashes)),
+                fix: "two installed distributions ship the same files and only one can be \
+                      whole: `pip uninstall` one of them (`pyctl undo` of the operation named \
+                      puts the first back as it was)"
+                    .into(),
+                fixed: false,
+                note: false,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What happened to an installed distribution's file `rel`: another installed distribution's
+/// bytes (and the operation that brought that one; the bool says so), missing (and the
+/// operation that removed a distribution whose stored copy had it), or changed in place.
+fn blame(
+    venv: &Path,
+    set: &PackageSet,
+    store: &Store,
+    log: &history::Log,
+    rel: &str,
+) -> (String, bool) {
+    let path = venv.join(rel);
+    let brought_by = |line: &str| {
+        log.entries.iter().rev().find(|e| {
+            e.changes().is_some_and(|c| {
+                c.added.iter().any(|l| l == line) || c.modified.iter().any(|m| m.to == line)
+            })
+        })
+    };
+    let removed_by = |line: &str| {
+        log.entries.iter().rev().find(|e| {
+            e.changes()
+                .is_some_and(|c| c.removed.iter().any(|l| l == line))
+        })
+    };
+    let by = |e: Option<&history::Entry>| {
+        e.map(|e| format!(" (damaged by #{}: {})", e.id, e.before.command))
+            .unwrap_or_default()
+    };
+    if std::fs::symlink_metadata(&path).is_err() {
+        let gone = log
+            .entries
+            .iter()
+            .rev()
+            .filter_map(|e| e.changes())
+            .flat_map(|c| c.removed.iter())
+            .find(|line| {
+                store
+                    .find(&record::requirement_name(line), line)
+                    .iter()
+                    .any(|(_, entry)| entry.files.iter().any(|f| f.path == rel))
+            })
+            .cloned();
+        return match gone {
+            Some(line) => (format!("{rel}: missing{}", by(removed_by(&line))), false),
+            None => (format!("{rel}: missing"), false),
+        };
+    }
+    let Ok(hash) = crate::store::file_hash(&path) else {
+        return (format!("{rel}: unreadable"), false);
+    };
+    for dist in set.dists.values() {
+        let Ok(rows) = crate::store::installed_files(venv, dist) else {
+            continue;
+        };
+        if rows
+            .iter()
+            .any(|r| r.path == rel && r.hash.as_deref() == Some(hash.as_str()))
+        {
+            let line = dist.freeze_lines().pop().unwrap_or_default();
+            return (
+                format!("{rel}: holds {line}'s bytes{}", by(brought_by(&line))),
+                true,
+            );
+        }
+    }
+    (format!("{rel}: changed in place"), false)
+}
+
+/// Top-level entries of site-packages that no distribution owns (a pip stopped half-way by a
+/// full disk leaves a package folder without its `.dist-info`), with the operation that left
+/// them when its time tells. `--fix` moves them into `<tier>/orphans/<time>/` (nothing is
+/// deleted).
+fn check_orphans(tier: &Tier, fix: bool, findings: &mut Vec<Finding>) -> Result<()> {
+    let venv = tier.venv();
+    let Ok(set) = PackageSet::scan(&venv) else {
+        return Ok(());
+    };
+    let log = history::read_log(&tier.history_dir())?;
+    let mut owned: std::collections::HashSet<PathBuf> = Default::default();
+    for dist in set.dists.values() {
+        match dist.format {
+            crate::inventory::MetadataFormat::DistInfo => {
+                if let Ok(rows) = crate::store::installed_files(&venv, dist) {
+                    owned.extend(rows.into_iter().map(|r| venv.join(r.path)));
+                }
+            }
+            _ => {
+                // An egg-info names its packages in top_level.txt.
+                let top = std::fs::read_to_string(dist.metadata_path.join("top_level.txt"))
+                    .unwrap_or_default();
+                if let Some(site) = dist.metadata_path.parent() {
+                    for name in top.lines().filter(|l| !l.trim().is_empty()) {
+                        owned.insert(site.join(name.trim()));
+                        owned.insert(site.join(format!("{}.py", name.trim())));
+                    }
+                }
+            }
+        }
+    }
+    let Ok(sites) = crate::inventory::site_packages_dirs(&venv) else {
+        return Ok(());
+    };
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    for site in sites {
+        let Ok(read) = std::fs::read_dir(&site) else {
+            continue;
+        };
+        for item in read.filter_map(Result::ok) {
+            let path = item.path();
+            let name = item.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".dist-info")
+                || name.ends_with(".egg-info")
+                || name.ends_with(".egg-link")
+                || name == "__pycache__"
+                || owned.contains(&path)
+            {
+                continue;
+            }
+            let (files, bytes, any_owned) = walkdir::WalkDir::new(&path)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| !e.file_type().is_dir())
+                .fold((0u64, 0u64, false), |(n, b, o), e| {
+                    let size = e.metadata().map_or(0, |m| m.len());
+                    (n + 1, b + size, o || owned.contains(e.path()))
+                });
+            if any_owned {
+                continue;
+            }
+            let left_by = item
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                .and_then(|t| {
+                    let t = t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+                    log.entries.iter().find(|e| {
+                        e.before.timestamp <= t
+                            && e.after.as_ref().is_some_and(|a| a.timestamp >= t)
+                    })
+                })
+                .map(|e| format!("; left by #{} ({})", e.id, e.before.command))
+                .unwrap_or_default();
+            let mut f = Finding {
+                check: "orphan files",
+                problem: format!(
+                    "{} holds {files} file(s) ({}) that no distribution's RECORD names{left_by}",
+                    path.display(),
+                    crate::undo::human_bytes(bytes)
+                ),
+                fix: format!(
+                    "`pyctl doctor --fix` moves it into {}",
+                    tier.root.join("orphans").join(&stamp).display()
+                ),
+                fixed: false,
+                note: false,
+            };
+            if fix {
+                let dest_dir = tier.root.join("orphans").join(&stamp);
+                f.fixed = std::fs::create_dir_all(&dest_dir).is_ok()
+                    && std::fs::rename(&path, dest_dir.join(&name)).is_ok();
+            }
+            findings.push(f);
+        }
+    }
+    Ok(())
 }

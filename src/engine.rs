@@ -2,7 +2,7 @@
 //! set and a target set, printed, then applied from the store, with pip as the fallback for
 //! anything the store cannot give back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -46,13 +46,38 @@ pub struct Plan {
     pub add: Vec<Addition>,
     /// (current line, target) for distributions present in both at different versions/sources.
     pub change: Vec<(String, Addition)>,
+    /// Files of distributions the target keeps that are not their own bytes any more (another
+    /// distribution overwrote them, pip's uninstall of a co-owner deleted them, or they were
+    /// changed in place): put back from the store.
+    pub repair: Vec<Repair>,
+    /// Kept distributions whose store copy is damaged or missing while their installed files
+    /// differ too: reinstalled by pip (`--force-reinstall --no-deps`).
+    pub reinstall: Vec<Addition>,
     #[serde(skip)]
     to_remove: Vec<Distribution>,
+    /// Distributions in both sets at the same line.
+    #[serde(skip)]
+    kept: Vec<Distribution>,
+}
+
+/// One file of a kept distribution to put back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repair {
+    /// Venv-relative.
+    pub path: String,
+    /// The freeze line of the distribution whose bytes go back.
+    pub line: String,
+    #[serde(skip)]
+    src: PathBuf,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.remove.is_empty() && self.add.is_empty() && self.change.is_empty()
+        self.remove.is_empty()
+            && self.add.is_empty()
+            && self.change.is_empty()
+            && self.repair.is_empty()
+            && self.reinstall.is_empty()
     }
 
     /// Additions and changes, each once.
@@ -71,6 +96,12 @@ impl Plan {
             self.add.len(),
             self.change.len()
         );
+        if !self.repair.is_empty() {
+            s.push_str(&format!(", {} file(s) to put back", self.repair.len()));
+        }
+        if !self.reinstall.is_empty() {
+            s.push_str(&format!(", {} to reinstall", self.reinstall.len()));
+        }
         if from_pip > 0 {
             s.push_str(&format!(
                 " ({from_pip} not in the store: pip will fetch them)"
@@ -80,11 +111,17 @@ impl Plan {
     }
 }
 
-/// Computes the plan from `current` to the set described by `target_freeze` (freeze or
-/// requirements text).
+/// Computes the plan from `current` (the set of `venv`) to the set described by
+/// `target_freeze` (freeze or requirements text).
 /// Store entries only serve the Python minor version `python_minor` (their files live under
 /// `lib/pythonX.Y/`).
-pub fn plan(store: &Store, current: &PackageSet, target_freeze: &str, python_minor: &str) -> Plan {
+pub fn plan(
+    store: &Store,
+    venv: &Path,
+    current: &PackageSet,
+    target_freeze: &str,
+    python_minor: &str,
+) -> Plan {
     let target = freeze_map(target_freeze);
     let current_map = current.requirement_map();
     let mut plan = Plan::default();
@@ -110,10 +147,149 @@ pub fn plan(store: &Store, current: &PackageSet, target_freeze: &str, python_min
                     plan.to_remove.push(d.clone());
                 }
             }
-            Some(_) => {}
+            Some(_) => {
+                if let Some(d) = current.dists.get(name) {
+                    plan.kept.push(d.clone());
+                }
+            }
         }
     }
+    // What the additions bring wins over a kept distribution's copy of the same path, as it
+    // would if pip installed them now.
+    let added: HashSet<String> = plan
+        .all_additions()
+        .filter_map(|a| match &a.source {
+            Source::Store { entry, .. } => Some(entry.files.iter().map(|f| f.path.clone())),
+            Source::Pip { .. } => None,
+        })
+        .flatten()
+        .collect();
+    let (repair, damaged) = find_repairs(store, venv, &plan.kept, &added);
+    plan.repair = repair;
+    plan.reinstall = damaged
+        .into_iter()
+        .map(|(line, reason)| Addition {
+            name: crate::record::requirement_name(&line),
+            line,
+            source: Source::Pip { reason },
+        })
+        .collect();
     plan
+}
+
+/// A stored file that may go at a path: (owner's freeze line, the entry's `files/`, the file).
+type Candidate = (String, PathBuf, store::StoredFile);
+
+/// The files of the kept distributions that are not what their store entry holds, and the
+/// kept distributions that cannot be put right from the store (line, why).
+fn find_repairs(
+    store: &Store,
+    venv: &Path,
+    kept: &[Distribution],
+    added: &HashSet<String>,
+) -> (Vec<Repair>, Vec<(String, String)>) {
+    // Every kept file with the store copies that may go there (several owners: any of them).
+    let mut owners: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+    for dist in kept {
+        if dist.format != MetadataFormat::DistInfo {
+            continue;
+        }
+        let Some((dir, entry)) = store.entry_for_installed(dist) else {
+            continue;
+        };
+        let line = dist.freeze_lines().pop().unwrap_or_default();
+        for file in entry.files {
+            if added.contains(&file.path) {
+                continue;
+            }
+            owners.entry(file.path.clone()).or_default().push((
+                line.clone(),
+                dir.join("files"),
+                file,
+            ));
+        }
+    }
+    let items: Vec<(String, Vec<Candidate>)> = owners.into_iter().collect();
+    let checked = crate::parallel::map(&items, |(path, candidates)| {
+        check_kept_file(venv, path, candidates)
+    });
+    let mut repairs = Vec::new();
+    let mut damaged: BTreeMap<String, String> = BTreeMap::new();
+    for result in checked {
+        match result {
+            Ok(None) => {}
+            Ok(Some(r)) => repairs.push(r),
+            Err((line, why)) => {
+                damaged.entry(line).or_insert(why);
+            }
+        }
+    }
+    // A distribution pip reinstalls gets all its files from pip.
+    repairs.retain(|r| !damaged.contains_key(&r.line));
+    (repairs, damaged.into_iter().collect())
+}
+
+/// Whether the venv's `path` is one of its owners' own file; if not, the store copy to put
+/// there, or (line, why) when no owner's store copy is sound.
+fn check_kept_file(
+    venv: &Path,
+    path: &str,
+    candidates: &[Candidate],
+) -> Result<Option<Repair>, (String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let dest = venv.join(path);
+    let here = std::fs::symlink_metadata(&dest).ok();
+    for (_, files, file) in candidates {
+        let src = files.join(&file.path);
+        let Ok(stored) = std::fs::symlink_metadata(&src) else {
+            continue;
+        };
+        let Some(here) = &here else { continue };
+        if stored.file_type().is_symlink() {
+            if here.file_type().is_symlink()
+                && std::fs::read_link(&src).ok() == std::fs::read_link(&dest).ok()
+            {
+                return Ok(None);
+            }
+            continue;
+        }
+        if !here.is_file() {
+            continue;
+        }
+        if here.ino() == stored.ino() && here.dev() == stored.dev() {
+            // The same inode: sound if the stored file is.
+            if Store::verify_file(files, file).is_ok() {
+                return Ok(None);
+            }
+            continue;
+        }
+        // Another inode (a copy, another distribution's file, an editor's save): its content
+        // and mode decide.
+        if here.len() != stored.len() || here.mode() & 0o7777 != stored.mode() & 0o7777 {
+            continue;
+        }
+        let same = match file.hash.as_deref().filter(|h| h.starts_with("sha256=")) {
+            Some(expected) => store::file_hash(&dest).is_ok_and(|h| h == expected),
+            None => std::fs::read(&dest).ok() == std::fs::read(&src).ok(),
+        };
+        if same {
+            return Ok(None);
+        }
+    }
+    let mut why = None;
+    for (line, files, file) in candidates {
+        match Store::verify_file(files, file) {
+            Ok(()) => {
+                return Ok(Some(Repair {
+                    path: path.to_string(),
+                    line: line.clone(),
+                    src: files.join(&file.path),
+                }))
+            }
+            Err(e) => why = Some((line.clone(), e.to_string())),
+        }
+    }
+    Err(why.unwrap_or_else(|| (String::new(), format!("{path}: no owner in the store"))))
 }
 
 fn find_source(store: &Store, canonical: &str, line: &str, python_minor: &str) -> Source {
@@ -159,6 +335,22 @@ pub fn plan_lines(ui: &Ui, plan: &Plan) -> Vec<String> {
             from(a)
         ));
     }
+    for r in &plan.repair {
+        lines.push(format!(
+            "  {} {} ({}'s own, from the store)",
+            ui.out(Style::Changed, "put back"),
+            r.path,
+            r.line
+        ));
+    }
+    for a in &plan.reinstall {
+        lines.push(format!(
+            "  {} {} {}",
+            ui.out(Style::Changed, "reinstall"),
+            a.line,
+            from(a)
+        ));
+    }
     lines
 }
 
@@ -187,7 +379,15 @@ pub fn apply(
             d.format == MetadataFormat::DistInfo && d.metadata_path.join("RECORD").is_file()
         });
     if !by_record.is_empty() {
-        store::remove_dists(venv, &by_record, trash).context("removing distributions")?;
+        // A file a kept distribution owns too stays, whoever else owns it.
+        let mut protected: HashSet<PathBuf> = HashSet::new();
+        for dist in &plan.kept {
+            if let Ok(rows) = store::installed_files(venv, dist) {
+                protected.extend(rows.into_iter().map(|r| venv.join(r.path)));
+            }
+        }
+        store::remove_dists(venv, &by_record, &protected, trash)
+            .context("removing distributions")?;
     }
     let pip_only_removals: Vec<String> = pip_only.iter().map(|d| d.name.clone()).collect();
     if !pip_only_removals.is_empty() {
@@ -225,6 +425,7 @@ pub fn apply(
         let result = match Store::verify(dir, entry) {
             Ok(()) => store.restore(dir, entry, venv, &mut made_dirs),
             Err(e) => {
+                let e = anyhow::Error::new(e);
                 // A damaged entry goes, so that the copy pip installs now is kept in its place
                 // (keeping skips a distribution whose entry exists).
                 let _ = std::fs::remove_dir_all(dir);
@@ -237,11 +438,41 @@ pub fn apply(
     drop(progress);
     for ((addition, _, _), result) in from_store.iter().zip(results) {
         if let Err(e) = result {
-            ui.warn(&format!(
-                "{}: the store copy is unusable ({e:#}); falling back to pip",
-                addition.line
-            ));
+            ui.warn(&format!("{}: {e:#}; falling back to pip", addition.line));
             via_pip.push(addition);
+        }
+    }
+    for r in &plan.repair {
+        if let Err(e) = store.put_back(&r.src, &venv.join(&r.path)) {
+            report.failures.push(format!(
+                "could not put back {} of {}: {e:#}",
+                r.path, r.line
+            ));
+        }
+    }
+    for a in &plan.reinstall {
+        if let Source::Pip { reason } = &a.source {
+            ui.warn(&format!("{}: {reason}; reinstalling it with pip", a.line));
+        }
+    }
+    if !plan.reinstall.is_empty() {
+        let lines: Vec<String> = plan.reinstall.iter().map(|a| a.line.clone()).collect();
+        let requirements: Vec<OsString> = plan
+            .reinstall
+            .iter()
+            .flat_map(|a| requirement_args(&a.line))
+            .collect();
+        match pip_install(ctx, ui, venv, find_links, &requirements, true)? {
+            PipEnd::Done => {}
+            PipEnd::Failed => report.failures.push(format!(
+                "could not reinstall {}: not in a local wheel folder, and the index did not \
+                 serve them",
+                lines.join(", ")
+            )),
+            PipEnd::Killed(signal) => {
+                report.failures.push(killed(signal, "reinstalling", &lines));
+                return Ok(report);
+            }
         }
     }
     if via_pip.is_empty() {
@@ -251,43 +482,8 @@ pub fn apply(
         .iter()
         .flat_map(|a| requirement_args(&a.line))
         .collect();
-    let mut offline: Vec<OsString> = vec![
-        "install".into(),
-        "--no-deps".into(),
-        "--no-index".into(),
-        "--disable-pip-version-check".into(),
-    ];
-    // Root builds nothing from a folder another account can write, even one root once named.
-    let find_links: Vec<&PathBuf> = find_links
-        .iter()
-        .filter(|d| d.exists() && (!ctx.is_root() || crate::tier::root_controlled(d)))
-        .collect();
-    for dir in &find_links {
-        offline.push("--find-links".into());
-        offline.push(dir.as_os_str().into());
-    }
-    offline.extend(requirements.iter().cloned());
     let lines: Vec<String> = via_pip.iter().map(|a| a.line.clone()).collect();
-    if !find_links.is_empty() {
-        match run_pip(ctx, venv, &offline)? {
-            PipEnd::Done => return Ok(report),
-            PipEnd::Failed => {}
-            // Someone stopped pip: another pip would be against their will, and would take a
-            // distribution pip left half-installed for one already there.
-            PipEnd::Killed(signal) => {
-                report.failures.push(killed(signal, "installing", &lines));
-                return Ok(report);
-            }
-        }
-    }
-    ui.info("not everything is in the local wheel folders; asking the package index");
-    let mut online: Vec<OsString> = vec![
-        "install".into(),
-        "--no-deps".into(),
-        "--disable-pip-version-check".into(),
-    ];
-    online.extend(requirements);
-    match run_pip(ctx, venv, &online)? {
+    match pip_install(ctx, ui, venv, find_links, &requirements, false)? {
         PipEnd::Done => {}
         PipEnd::Failed => report.failures.push(format!(
             "could not restore {}: not in the store, not in a local wheel folder, and the index \
@@ -297,6 +493,50 @@ pub fn apply(
         PipEnd::Killed(signal) => report.failures.push(killed(signal, "installing", &lines)),
     }
     Ok(report)
+}
+
+/// `pip install --no-deps` of `requirements`: `--no-index` from the local wheel folders first,
+/// then the index (not after a pip that a signal ended: that is a failure).
+fn pip_install(
+    ctx: &Context,
+    ui: &Ui,
+    venv: &Path,
+    find_links: &[PathBuf],
+    requirements: &[OsString],
+    force: bool,
+) -> Result<PipEnd> {
+    let mut base: Vec<OsString> = vec![
+        "install".into(),
+        "--no-deps".into(),
+        "--disable-pip-version-check".into(),
+    ];
+    if force {
+        base.push("--force-reinstall".into());
+    }
+    // Root builds nothing from a folder another account can write, even one root once named.
+    let find_links: Vec<&PathBuf> = find_links
+        .iter()
+        .filter(|d| d.exists() && (!ctx.is_root() || crate::tier::root_controlled(d)))
+        .collect();
+    if !find_links.is_empty() {
+        let mut offline = base.clone();
+        offline.push("--no-index".into());
+        for dir in &find_links {
+            offline.push("--find-links".into());
+            offline.push(dir.as_os_str().into());
+        }
+        offline.extend(requirements.iter().cloned());
+        match run_pip(ctx, venv, &offline)? {
+            PipEnd::Failed => {}
+            // Done, or someone stopped pip: another pip would be against their will, and
+            // would take a distribution pip left half-installed for one already there.
+            end => return Ok(end),
+        }
+    }
+    ui.info("not everything is in the local wheel folders; asking the package index");
+    let mut online = base;
+    online.extend(requirements.iter().cloned());
+    run_pip(ctx, venv, &online)
 }
 
 /// The failure of a pip that a signal ended.

@@ -1,5 +1,6 @@
 //! `pyctl export`: the installed set as a requirements file, or with `--requested` only the
-//! projects the user asked for in recorded `pip install` commands, pinned to what is installed.
+//! projects the user asked for, pinned to what is installed: those pip marked `REQUESTED`
+//! (`-r FILE` and `-e` included), and the names of recorded `pip install` commands.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -74,6 +75,28 @@ pub fn requested_names(log: &Log) -> BTreeSet<String> {
     names
 }
 
+/// Distributions pip marked as asked for (a `REQUESTED` file in the `.dist-info`, written for
+/// every top-level requirement: names, `-r FILE`, `-e PATH`; not for dependencies), less those the venv came with (ensurepip marks pip and setuptools) that no
+/// recorded command named.
+pub fn requested_markers(set: &PackageSet, log: &Log) -> BTreeSet<String> {
+    let from_init: BTreeSet<String> = log
+        .entries
+        .iter()
+        .filter(|e| e.before.kind == Kind::Init)
+        .filter_map(|e| e.after.as_ref())
+        .flat_map(|a| crate::record::freeze_map(&a.freeze).into_values())
+        .collect();
+    set.dists
+        .iter()
+        .filter(|(_, d)| {
+            d.format == crate::inventory::MetadataFormat::DistInfo
+                && d.metadata_path.join("REQUESTED").is_file()
+                && !d.freeze_lines().iter().any(|l| from_init.contains(l))
+        })
+        .map(|(canonical, _)| canonical.clone())
+        .collect()
+}
+
 /// The requirements text: every installed distribution, or the requested ones still installed,
 /// each as `pip freeze` writes it.
 pub fn export_text(set: &PackageSet, only: Option<&BTreeSet<String>>) -> String {
@@ -117,7 +140,9 @@ pub fn run(ctx: &Context, ui: &Ui, requested: bool, output: Option<&Path>) -> Re
                 log.entries[0].id
             ));
         }
-        Some(requested_names(&log))
+        let mut names = requested_names(&log);
+        names.extend(requested_markers(&set, &log));
+        Some(names)
     } else {
         None
     };

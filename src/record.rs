@@ -233,7 +233,7 @@ pub fn record(
 ) -> Result<Outcome> {
     let dir = tier.history_dir();
     let before_set = scan(tier)?;
-    keep_in_store(tier, config, &before_set);
+    keep_in_store(tier, config, &before_set, &HashSet::new());
     let mut idx = history::index(&dir)?;
     settle_index(ctx, ui, tier, &before_set, &mut idx)?;
     let id = idx.next_id();
@@ -253,7 +253,13 @@ pub fn record(
     if tier.venv_exists() {
         shims::ensure_shims(tier, &ctx.exe)?;
     }
-    keep_in_store(tier, config, &after_set);
+    let fresh: HashSet<String> = changes
+        .added
+        .iter()
+        .chain(changes.modified.iter().map(|m| &m.to))
+        .map(|line| requirement_name(line))
+        .collect();
+    keep_in_store(tier, config, &after_set, &fresh);
     idx.ids.insert(id, (true, true));
     idx.max_id = id;
     let pruned = history::prune(&dir, &idx, config.history.max_entries)?;
@@ -280,7 +286,7 @@ pub fn store_of(tier: &Tier, config: &Config) -> Store {
 /// A failure here never fails the operation: the store is a cache, pip is the fallback.
 /// `history.auto_snapshot = false` turns this off: history still records every set, and undo
 /// gets what the store lacks from pip (local wheel folders first, then the index).
-fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet) {
+fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet, fresh: &HashSet<String>) {
     if set.is_empty() || !config.history.auto_snapshot {
         return;
     }
@@ -296,7 +302,7 @@ fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet) {
                 .collect()
         })
         .unwrap_or_default();
-    match store_of(tier, config).stash_set(&venv, set, &shim_paths) {
+    match store_of(tier, config).stash_set(&venv, set, &shim_paths, fresh) {
         Ok(n) if n > 0 => log::info!("kept {n} distributions in the store"),
         Ok(_) => {}
         Err(e) => log::warn!("store: {e:#}"),

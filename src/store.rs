@@ -45,16 +45,35 @@ pub struct StoredFile {
     pub hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// Inode and modification time of the stored file when it was kept (and checked against
-    /// its hash): while both are unchanged the content is too, as git's index assumes.
+    /// Inode, size and change time (ctime) of the stored file when it was kept and checked
+    /// against its hash. Nobody can set a ctime back (it is the kernel's clock at the last
+    /// change of content, mode or link count), so while all three are unchanged the content
+    /// is too. Entries written before issue 12 kept the mtime instead (`stat`), which `touch
+    /// -r` puts back: that field is ignored and such files are hashed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stat: Option<(u64, i64, i64)>,
+    pub key: Option<FileKey>,
 }
 
-/// What a file's (inode, mtime seconds, mtime nanoseconds) are now.
-fn stat_key(meta: &std::fs::Metadata) -> (u64, i64, i64) {
+/// What `StoredFile::key` compares: (inode, size, ctime seconds, ctime nanoseconds).
+pub type FileKey = (u64, u64, i64, i64);
+
+/// A file's key now.
+pub fn file_key(meta: &std::fs::Metadata) -> FileKey {
     use std::os::unix::fs::MetadataExt;
-    (meta.ino(), meta.mtime(), meta.mtime_nsec())
+    (meta.ino(), meta.len(), meta.ctime(), meta.ctime_nsec())
+}
+
+/// Why a stored distribution cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Damage {
+    #[error("damaged in the store ({path}: missing)")]
+    Missing { path: PathBuf },
+    #[error("damaged in the store ({path}: sha256 differs from the RECORD hash)")]
+    HashDiffers { path: PathBuf },
+    #[error("damaged in the store ({path}: size differs from RECORD)")]
+    SizeDiffers { path: PathBuf },
+    #[error("damaged in the store ({path}: {message})")]
+    Other { path: PathBuf, message: String },
 }
 
 /// `entry.json`.
@@ -205,13 +224,17 @@ impl Store {
         format!("{}-{version}{origin}", dist.canonical)
     }
 
-    /// Keeps every `.dist-info` distribution of `set` that the store does not hold yet. Returns
-    /// how many were added. `venv` must be the canonical venv path.
+    /// Keeps every `.dist-info` distribution of `set` that the store does not hold yet, and
+    /// keeps again those named in `fresh` (canonical names pip has just installed: their files
+    /// are new inodes, their byte-code new bytes, so the store takes them over and the venv's
+    /// files are the store's read-only ones again). Returns how many were kept. `venv` must be
+    /// the canonical venv path.
     pub fn stash_set(
         &self,
         venv: &Path,
         set: &PackageSet,
         shims: &HashSet<String>,
+        fresh: &HashSet<String>,
     ) -> Result<usize> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("{}: cannot create", self.dir.display()))?;
@@ -231,7 +254,8 @@ impl Store {
             if dist.format != MetadataFormat::DistInfo {
                 continue;
             }
-            if held.contains(&Self::entry_prefix(dist)) && dist.direct_url.is_none() {
+            let renew = fresh.contains(&dist.canonical);
+            if !renew && held.contains(&Self::entry_prefix(dist)) && dist.direct_url.is_none() {
                 continue;
             }
             let record_path = dist.metadata_path.join("RECORD");
@@ -240,7 +264,9 @@ impl Store {
                 continue;
             };
             let name = Self::entry_name(dist, &record);
-            if self.dir.join(&name).join("entry.json").is_file() {
+            if self.dir.join(&name).join("entry.json").is_file()
+                && (!renew || self.holds_installed(venv, dist, &name))
+            {
                 continue;
             }
             match self.stash_one(venv, dist, &name, shims) {
@@ -249,6 +275,21 @@ impl Store {
             }
         }
         Ok(added)
+    }
+
+    /// Whether the entry `name` holds the very files installed (restored from it, not
+    /// installed again by pip): its RECORD is the venv's RECORD inode.
+    fn holds_installed(&self, venv: &Path, dist: &Distribution, name: &str) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let record = dist.metadata_path.join("RECORD");
+        let Ok(rel) = record.strip_prefix(venv) else {
+            return false;
+        };
+        let stored = self.dir.join(name).join("files").join(rel);
+        match (std::fs::metadata(&record), std::fs::metadata(&stored)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        }
     }
 
     fn stash_one(
@@ -292,8 +333,9 @@ impl Store {
                         bail!("{}: differs from its RECORD hash; not kept", src.display());
                     }
                 }
-                place(&src, &dest, LinkMode::Hardlink)?;
-                stat = std::fs::symlink_metadata(&dest).ok().map(|m| stat_key(&m));
+                place(&src, &dest, self.link_mode)?;
+                make_read_only(&dest)?;
+                stat = std::fs::symlink_metadata(&dest).ok().map(|m| file_key(&m));
             } else {
                 continue;
             }
@@ -301,7 +343,7 @@ impl Store {
                 path: row.path,
                 hash: row.hash,
                 size: row.size,
-                stat,
+                key: stat,
             });
         }
         let dist_info = dist
@@ -324,6 +366,16 @@ impl Store {
         write_atomic(&tmp.path().join("entry.json"), &json)?;
         let final_dir = self.dir.join(name);
         let tmp_path = tmp.keep();
+        if final_dir.exists() {
+            // Taken over by the new copy: the old one goes aside first, so a kill leaves one
+            // whole entry or none.
+            let old = self
+                .dir
+                .join(format!(".tmp-old-{name}-{}", std::process::id()));
+            std::fs::rename(&final_dir, &old)
+                .with_context(|| format!("{}: cannot replace", final_dir.display()))?;
+            let _ = std::fs::remove_dir_all(&old);
+        }
         if let Err(e) = std::fs::rename(&tmp_path, &final_dir) {
             let _ = std::fs::remove_dir_all(&tmp_path);
             if !final_dir.join("entry.json").is_file() {
@@ -352,6 +404,13 @@ impl Store {
         out
     }
 
+    /// The entry kept from exactly this installed distribution (same RECORD), if any.
+    pub fn entry_for_installed(&self, dist: &Distribution) -> Option<(PathBuf, StoreEntry)> {
+        let record = std::fs::read(dist.metadata_path.join("RECORD")).ok()?;
+        let dir = self.dir.join(Self::entry_name(dist, &record));
+        read_entry(&dir).map(|e| (dir, e))
+    }
+
     /// Entries for a freeze line, newest first.
     pub fn find(&self, canonical: &str, line: &str) -> Vec<(PathBuf, StoreEntry)> {
         let Ok(read) = std::fs::read_dir(&self.dir) else {
@@ -368,9 +427,10 @@ impl Store {
         found
     }
 
-    /// Checks an entry's files: a file whose inode and mtime are those recorded when it was kept
-    /// (and hashed) is unchanged; any other is hashed against RECORD.
-    pub fn verify(entry_dir: &Path, entry: &StoreEntry) -> Result<()> {
+    /// Checks an entry's files: a file whose inode, size and change time are those recorded
+    /// when it was kept (and hashed) is unchanged; any other is hashed against RECORD. Never
+    /// trusts the mtime, which anyone can set back.
+    pub fn verify(entry_dir: &Path, entry: &StoreEntry) -> Result<(), Damage> {
         let files = entry_dir.join("files");
         // A folder inside the entry replaced by a link would hand out files from elsewhere:
         // each folder is looked at once.
@@ -385,31 +445,52 @@ impl Store {
             }
         }
         for dir in folders {
-            crate::fsutil::refuse_symlink(&files.join(dir))?;
+            let path = files.join(dir);
+            crate::fsutil::refuse_symlink(&path).map_err(|e| Damage::Other {
+                path: path.clone(),
+                message: format!("{e:#}"),
+            })?;
         }
         for file in &entry.files {
-            let path = files.join(&file.path);
-            let meta = std::fs::symlink_metadata(&path)
-                .with_context(|| format!("{}: missing from the store", path.display()))?;
-            if meta.file_type().is_symlink() {
-                continue;
-            }
-            if file.size.is_some_and(|size| size != meta.len()) {
-                bail!("{}: size differs from RECORD", path.display());
-            }
-            if file.stat.is_some_and(|s| s == stat_key(&meta)) {
-                continue;
-            }
-            let Some(expected) = file.hash.as_deref().filter(|h| h.starts_with("sha256=")) else {
-                continue;
-            };
-            let actual =
-                file_hash(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-            if actual != expected {
-                bail!("{}: content differs from its RECORD hash", path.display());
-            }
+            Self::verify_file(&files, file)?;
         }
         Ok(())
+    }
+
+    /// Checks one stored file (see `verify`).
+    pub fn verify_file(files: &Path, file: &StoredFile) -> Result<(), Damage> {
+        let path = files.join(&file.path);
+        let meta =
+            std::fs::symlink_metadata(&path).map_err(|_| Damage::Missing { path: path.clone() })?;
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        if file.size.is_some_and(|size| size != meta.len()) {
+            return Err(Damage::SizeDiffers { path });
+        }
+        if file.key.is_some_and(|k| k == file_key(&meta)) {
+            return Ok(());
+        }
+        let Some(expected) = file.hash.as_deref().filter(|h| h.starts_with("sha256=")) else {
+            return Ok(());
+        };
+        match file_hash(&path) {
+            Ok(actual) if actual == expected => Ok(()),
+            Ok(_) => Err(Damage::HashDiffers { path }),
+            Err(e) => Err(Damage::Other {
+                path,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+
+    /// Puts one stored file back at `dest` (a repair of a kept distribution).
+    pub fn put_back(&self, src: &Path, dest: &Path) -> Result<()> {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create", parent.display()))?;
+        }
+        place_replacing(src, dest, self.link_mode)
     }
 
     /// Puts an entry's files into the venv, the `.dist-info` last so that an interrupted
@@ -558,6 +639,23 @@ fn place_replacing(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
     }
 }
 
+/// Takes the write bits off a stored file. With hard links the venv's file is the same inode,
+/// so an in-place write (`echo >>`, `dd conv=notrunc`, an editor saving in place) fails
+/// instead of changing the stored original behind pyctl's back; an editor that saves by
+/// rename, and pip (which unlinks before writing), are unaffected. An override (`chmod u+w`,
+/// root) still gets through: the change time moves, and the file is hashed before any use.
+pub fn make_read_only(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.is_file() && mode & 0o222 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o222))
+            .with_context(|| format!("{}: cannot make read-only", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Hard-links `src` to `dest` (copying across filesystems), or copies.
 fn place(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
     if mode == LinkMode::Hardlink {
@@ -584,7 +682,16 @@ fn place(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
 /// unlinked file by file. The caller deletes `trash` afterwards, when the venv is already in its
 /// target state. Each `.dist-info` goes first, so a kill half-way never leaves a distribution
 /// that looks installed but is not.
-pub fn remove_dists(venv: &Path, doomed: &[&Distribution], trash: &Path) -> Result<()> {
+///
+/// A path in `protected` (a file a kept distribution owns too) stays, as does byte-code whose
+/// source is not being removed: the shared `site-packages/__pycache__` holds every top-level
+/// module's.
+pub fn remove_dists(
+    venv: &Path,
+    doomed: &[&Distribution],
+    protected: &HashSet<PathBuf>,
+    trash: &Path,
+) -> Result<()> {
     std::fs::create_dir_all(trash)
         .with_context(|| format!("{}: cannot create", trash.display()))?;
     let mut counter = 0usize;
@@ -598,7 +705,11 @@ pub fn remove_dists(venv: &Path, doomed: &[&Distribution], trash: &Path) -> Resu
     for dist in doomed {
         let rows = installed_files(venv, dist)?;
         move_aside(&dist.metadata_path)?;
-        files.extend(rows.into_iter().map(|r| venv.join(r.path)));
+        files.extend(
+            rows.into_iter()
+                .map(|r| venv.join(r.path))
+                .filter(|p| !protected.contains(p)),
+        );
     }
     let file_set: HashSet<&Path> = files.iter().map(PathBuf::as_path).collect();
     // Each file's top-level folder in site-packages (None for files directly in it or elsewhere).
@@ -631,7 +742,7 @@ pub fn remove_dists(venv: &Path, doomed: &[&Distribution], trash: &Path) -> Resu
         }
         remove_if_present(path)?;
         if path.extension().is_some_and(|e| e == "py") {
-            remove_bytecode(path)?;
+            remove_bytecode(path, protected)?;
         }
         let mut parent = path.parent();
         while let Some(dir) = parent {
@@ -652,7 +763,8 @@ pub fn remove_dists(venv: &Path, doomed: &[&Distribution], trash: &Path) -> Resu
     Ok(())
 }
 
-/// Whether every file under `dir` is one of `files` or byte-code in a `__pycache__`.
+/// Whether every file under `dir` is one of `files`, or byte-code in a `__pycache__` whose
+/// source is one of `files`.
 fn only_holds(dir: &Path, files: &HashSet<&Path>) -> bool {
     walkdir::WalkDir::new(dir)
         .into_iter()
@@ -660,14 +772,24 @@ fn only_holds(dir: &Path, files: &HashSet<&Path>) -> bool {
             Ok(e) if e.file_type().is_dir() => true,
             Ok(e) => {
                 let p = e.path();
-                files.contains(p)
-                    || (p.extension().is_some_and(|x| x == "pyc")
-                        && p.parent()
-                            .and_then(Path::file_name)
-                            .is_some_and(|n| n == "__pycache__"))
+                files.contains(p) || bytecode_source(p).is_some_and(|s| files.contains(s.as_path()))
             }
             Err(_) => false,
         })
+}
+
+/// `d/__pycache__/x.cpython-311.pyc` → `d/x.py`.
+fn bytecode_source(pyc: &Path) -> Option<PathBuf> {
+    if pyc.extension()? != "pyc" {
+        return None;
+    }
+    let cache = pyc.parent()?;
+    if cache.file_name()? != "__pycache__" {
+        return None;
+    }
+    let name = pyc.file_name()?.to_str()?;
+    let stem = name.split('.').next()?;
+    Some(cache.parent()?.join(format!("{stem}.py")))
 }
 
 /// Removes folders left empty, deepest first; a folder that is not empty stays, and so do the
@@ -695,8 +817,8 @@ fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
-/// `x.py` → `__pycache__/x.*.pyc`.
-fn remove_bytecode(py: &Path) -> Result<()> {
+/// `x.py` → `__pycache__/x.*.pyc`, unless protected.
+fn remove_bytecode(py: &Path, protected: &HashSet<PathBuf>) -> Result<()> {
     let (Some(dir), Some(stem)) = (py.parent(), py.file_stem()) else {
         return Ok(());
     };
@@ -707,7 +829,8 @@ fn remove_bytecode(py: &Path) -> Result<()> {
     let prefix = format!("{}.", stem.to_string_lossy());
     for item in read.filter_map(Result::ok) {
         let name = item.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) && name.ends_with(".pyc") {
+        if name.starts_with(&prefix) && name.ends_with(".pyc") && !protected.contains(&item.path())
+        {
             remove_if_present(&item.path())?;
         }
     }

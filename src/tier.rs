@@ -507,8 +507,8 @@ pub fn interpreter_version(python: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The interpreter a venv was made from, from `pyvenv.cfg` (`executable`, or `home` +
-/// `python3`).
+/// The interpreter a venv was made from, from `pyvenv.cfg`: the path `command` ran (so a new
+/// venv gets the same `bin/python*` links), else `executable`, else `home` + `python3`.
 pub fn venv_base_python(venv: &Path) -> Option<PathBuf> {
     let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
     let value = |key: &str| {
@@ -517,11 +517,16 @@ pub fn venv_base_python(venv: &Path) -> Option<PathBuf> {
             .find(|(k, _)| k.trim() == key)
             .map(|(_, v)| PathBuf::from(v.trim()))
     };
-    value("executable").filter(|p| p.exists()).or_else(|| {
-        value("home")
-            .map(|h| h.join("python3"))
-            .filter(|p| p.exists())
-    })
+    let command = value("command")
+        .and_then(|c| c.to_str()?.split(' ').next().map(PathBuf::from))
+        .filter(|p| p.is_absolute() && p.exists());
+    command
+        .or_else(|| value("executable").filter(|p| p.exists()))
+        .or_else(|| {
+            value("home")
+                .map(|h| h.join("python3"))
+                .filter(|p| p.exists())
+        })
 }
 
 /// Creates the venv of a tier with `python -m venv`.

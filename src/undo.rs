@@ -26,11 +26,37 @@ pub struct UndoState {
     pub redone_undos: BTreeSet<u64>,
 }
 
+/// Whether an undo or redo got the venv to the set it went for. One that did not (a store copy
+/// damaged and no wheel to fall back on, a pip that failed, a kill) changed only part of what it
+/// meant to: what it reverts is not counted as done, so the next `undo` (or `redo`) tries the
+/// same entries again. Entries written before targets were recorded count when pip's exit
+/// code says they succeeded.
+pub fn reached_target(e: &Entry) -> bool {
+    let Some(after) = &e.after else {
+        return false;
+    };
+    match &e.before.target {
+        Some(target) => freeze_map(target) == freeze_map(&after.freeze),
+        None => after.exit_code == Some(0),
+    }
+}
+
+/// A recorded operation that failed and changed nothing (`pip install` of a name the index
+/// does not have, say): there is nothing to undo in it.
+pub fn failed_no_op(e: &Entry) -> bool {
+    e.after.as_ref().is_some_and(|a| {
+        a.exit_code.is_some_and(|c| c != 0) && a.changes.as_ref().is_some_and(|c| c.is_empty())
+    })
+}
+
 pub fn undo_state(log: &Log) -> UndoState {
     let mut state = UndoState::default();
     // For each undo: what it reverted and what it brought back, so a redo can swap them back.
     let mut by_undo: BTreeMap<u64, (&[u64], &[u64])> = BTreeMap::new();
     for e in &log.entries {
+        if matches!(e.before.kind, Kind::Undo | Kind::Redo) && !reached_target(e) {
+            continue;
+        }
         match e.before.kind {
             Kind::Undo => {
                 state.undone.extend(e.before.reverts.iter().copied());
@@ -56,14 +82,28 @@ pub fn undo_state(log: &Log) -> UndoState {
     state
 }
 
-/// Entries `undo` may take, newest first: not undo/redo/init entries, not already undone.
+/// Entries `undo` may take, newest first: not undo/redo/init entries, not already undone, not
+/// failed no-ops.
 fn undo_candidates<'a>(log: &'a Log, state: &UndoState) -> Vec<&'a Entry> {
     log.entries
         .iter()
         .rev()
         .filter(|e| !matches!(e.before.kind, Kind::Undo | Kind::Redo | Kind::Init))
         .filter(|e| !state.undone.contains(&e.id))
+        .filter(|e| !failed_no_op(e))
         .collect()
+}
+
+/// Tells which failed no-op entries newer than `oldest` an undo passes over.
+fn say_skipped(ui: &Ui, log: &Log, state: &UndoState, oldest: u64) {
+    for e in log.entries.iter().rev().filter(|e| e.id > oldest) {
+        if !state.undone.contains(&e.id) && failed_no_op(e) {
+            ui.info(&format!(
+                "skipping #{} ({}): it failed and changed nothing",
+                e.id, e.before.command
+            ));
+        }
+    }
 }
 
 /// The target of a transaction.
@@ -147,13 +187,14 @@ pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool
             }
             if candidates.len() < steps {
                 bail!(
-                    "only {} operation(s) can be undone (undo, redo and init entries and what is \
-                     already undone do not count)",
+                    "only {} operation(s) can be undone (undo, redo and init entries, failed \
+                     operations that changed nothing and what is already undone do not count)",
                     candidates.len()
                 );
             }
             let taken = &candidates[..steps];
             let oldest = taken.last().expect("steps >= 1");
+            say_skipped(ui, &log, &state, oldest.id);
             let reverts = taken.iter().map(|e| e.id).collect();
             let command = if steps == 1 {
                 "pyctl undo".to_string()
@@ -320,6 +361,75 @@ pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entr
     transact(ctx, ui, tier, config, &lock, &log, target, false)
 }
 
+/// Puts pip back (doctor's repair of a venv without pip): the current set plus the newest pip
+/// the history recorded, from the store.
+pub fn put_pip_back(
+    ctx: &Context,
+    ui: &Ui,
+    tier: &Tier,
+    config: &Config,
+    log: &Log,
+) -> Result<i32> {
+    let pip_line = log
+        .entries
+        .iter()
+        .rev()
+        .flat_map(|e| [Some(&e.before.freeze), e.after.as_ref().map(|a| &a.freeze)])
+        .flatten()
+        .find_map(|f| freeze_map(f).remove("pip"))
+        .context("no recorded state had pip; `python -m ensurepip` installs one")?;
+    let lock = tier.lock(ctx, || {
+        ui.info("waiting for another pip in this tier to finish...")
+    })?;
+    let mut freeze = current_set(tier)?.freeze();
+    freeze.push_str(&pip_line);
+    freeze.push('\n');
+    let target = Target {
+        op: Operation {
+            kind: Kind::Restore,
+            command: format!("pyctl doctor --fix (put back {pip_line})"),
+            pip_args: Vec::new(),
+            reverts: Vec::new(),
+            reapplies: Vec::new(),
+            target: None,
+        },
+        freeze,
+        fresh_venv: false,
+        skip_if_empty: true,
+        python: None,
+    };
+    transact(ctx, ui, tier, config, &lock, log, target, false)
+}
+
+/// Puts back the files of installed distributions that are not their own (doctor's repair):
+/// a transaction to the current set, whose plan holds only the repairs.
+pub fn repair_installed(
+    ctx: &Context,
+    ui: &Ui,
+    tier: &Tier,
+    config: &Config,
+    log: &Log,
+) -> Result<i32> {
+    let lock = tier.lock(ctx, || {
+        ui.info("waiting for another pip in this tier to finish...")
+    })?;
+    let target = Target {
+        op: Operation {
+            kind: Kind::Restore,
+            command: "pyctl doctor --fix (put back damaged files)".into(),
+            pip_args: Vec::new(),
+            reverts: Vec::new(),
+            reapplies: Vec::new(),
+            target: None,
+        },
+        freeze: current_set(tier)?.freeze(),
+        fresh_venv: false,
+        skip_if_empty: true,
+        python: None,
+    };
+    transact(ctx, ui, tier, config, &lock, log, target, false)
+}
+
 /// Rebuilds the venv (on `python`, or the one that made it) with the set the history last
 /// recorded: doctor's repair for a venv that is gone or whose interpreter was upgraded away.
 pub fn rebuild(
@@ -393,11 +503,23 @@ fn transact(
     }
     .map(|v| tier::minor_version(&v))
     .unwrap_or_default();
-    let plan = engine::plan(&store, &current, &target.freeze, &python_minor);
+    let plan = engine::plan(
+        &store,
+        &tier.venv(),
+        &current,
+        &target.freeze,
+        &python_minor,
+    );
     // A new venv is filled from nothing, but what people need to see is the change from the
     // venv they have now: what goes away included.
     let shown = if fresh_venv && tier.venv_exists() {
-        engine::plan(&store, &current_set(tier)?, &target.freeze, &python_minor)
+        engine::plan(
+            &store,
+            &tier.venv(),
+            &current_set(tier)?,
+            &target.freeze,
+            &python_minor,
+        )
     } else {
         plan.clone()
     };
@@ -470,6 +592,26 @@ fn transact(
         target.op.command,
         outcome.changes.summary()
     ));
+    if outcome.exit_code != 0 && matches!(target.op.kind, Kind::Undo | Kind::Redo) {
+        let what: Vec<String> = target
+            .op
+            .reverts
+            .iter()
+            .map(|id| format!("#{id}"))
+            .collect();
+        ui.warn(&format!(
+            "#{} did not reach its target, so {} {} not counted as {}; `pyctl {}` tries again",
+            outcome.id,
+            what.join(", "),
+            if what.len() == 1 { "is" } else { "are" },
+            if target.op.kind == Kind::Undo {
+                "undone"
+            } else {
+                "redone"
+            },
+            target.op.kind.as_str()
+        ));
+    }
     user_site_follows(ui, tier, log, &target.op, outcome.exit_code == 0);
     Ok(outcome.exit_code)
 }
@@ -541,9 +683,14 @@ fn user_site_follows(ui: &Ui, tier: &Tier, log: &Log, op: &Operation, succeeded:
 
 /// Moves the venv aside and makes a new one without pip (pip comes from the store, as part of
 /// the plan); with pip when the store cannot give pip back.
+///
+/// The old `pyvenv.cfg` is kept when the new venv runs the same interpreter (`home` and
+/// `version` unchanged): only its `command` line would differ (`--without-pip`), and the tree
+/// after a clean is the tree of a venv as init made it.
 fn recreate_venv(tier: &Tier, plan: &Plan, python: &Path, inherit: bool) -> Result<()> {
     let venv = tier.venv();
     let trash = unique_trash(tier, "venv");
+    let old_cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok();
     if venv.exists() {
         std::fs::rename(&venv, &trash)
             .with_context(|| format!("cannot move {} aside", venv.display()))?;
@@ -552,7 +699,23 @@ fn recreate_venv(tier: &Tier, plan: &Plan, python: &Path, inherit: bool) -> Resu
         .add
         .iter()
         .any(|a| a.name == "pip" && matches!(a.source, engine::Source::Store { .. }));
-    tier::create_venv_with(tier, python, inherit, !pip_from_store)
+    tier::create_venv_with(tier, python, inherit, !pip_from_store)?;
+    let cfg = venv.join("pyvenv.cfg");
+    if let (Some(old), Ok(new)) = (old_cfg, std::fs::read_to_string(&cfg)) {
+        let same_interpreter = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| {
+                    let key = l.split('=').next().unwrap_or("").trim();
+                    matches!(key, "home" | "version" | "include-system-site-packages")
+                })
+                .map(|l| l.replace(' ', ""))
+                .collect()
+        };
+        if old != new && same_interpreter(&old) == same_interpreter(&new) {
+            crate::fsutil::write_atomic(&cfg, old.as_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 /// A new `.trash-*` folder name in the tier: deleted in the background, so names never repeat.

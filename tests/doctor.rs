@@ -161,3 +161,124 @@ fn a_venv_whose_python_went_away_is_found_and_rebuilt_with_the_same_set() {
     t.pyctl_ok(&["undo"]);
     assert_eq!(t.set(), before);
 }
+
+/// doctor's findings of one check, as (problem, fixed).
+fn findings(t: &Tier, args: &[&str], check: &str) -> Vec<(String, bool)> {
+    let mut all = vec!["--json", "doctor"];
+    all.extend_from_slice(args);
+    let out = t.pyctl(&all);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", text(&out)));
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["check"] == check)
+        .map(|f| {
+            (
+                f["problem"].as_str().unwrap().to_string(),
+                f["fixed"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 12: two distributions shipping the same package (as PyJWT and jwt do): the second
+/// overwrote the first's files. doctor names the damaged one, the file, whose bytes it holds
+/// and the operation that put them there (only one of the two can be whole: no --fix).
+#[test]
+fn doctor_names_a_distribution_whose_files_another_overwrote() {
+    let t = Tier::new();
+    let f = |p: &str, c: &str| (p.to_string(), c.to_string());
+    common::wheel(
+        &t.wheels(),
+        "pyjwt",
+        "2.0",
+        &[],
+        &[f("jwt/__init__.py", "def encode(): pass\n")],
+    );
+    common::wheel(
+        &t.wheels(),
+        "jwt",
+        "1.0",
+        &[],
+        &[f("jwt/__init__.py", "X = 1\n")],
+    );
+    t.give_away(&t.wheels());
+    t.install(&["pyjwt"]);
+    let healthy = findings(&t, &[], "installed files");
+    assert!(healthy.is_empty(), "{healthy:?}");
+    t.install(&["jwt"]);
+    let by = t.last_id();
+    let found = findings(&t, &[], "installed files");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (problem, _) = &found[0];
+    assert!(
+        problem.starts_with("pyjwt==2.0 is damaged")
+            && problem.contains("jwt/__init__.py: holds jwt==1.0's bytes")
+            && problem.contains(&format!("damaged by #{by}")),
+        "{problem}"
+    );
+}
+
+/// Issue 12: a file of an installed distribution replaced by other bytes (an editor saving by
+/// rename) or deleted: doctor names it, `--fix` puts the distribution's own file back from the
+/// store, offline.
+#[test]
+fn doctor_finds_changed_and_missing_files_and_puts_them_back() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    let alpha = t.site_packages().join("alpha/__init__.py");
+    let beta = t.site_packages().join("beta/__init__.py");
+    std::fs::remove_file(&alpha).unwrap();
+    std::fs::write(&alpha, "V = 'patched'\n").unwrap();
+    t.give_away(&alpha);
+    std::fs::remove_file(&beta).unwrap();
+    let found = findings(&t, &[], "installed files");
+    let all = format!("{found:?}");
+    assert_eq!(found.len(), 2, "{all}");
+    assert!(
+        all.contains("alpha==2.0 is damaged")
+            && all.contains("alpha/__init__.py: changed in place"),
+        "{all}"
+    );
+    assert!(
+        all.contains("beta==1.0 is damaged") && all.contains("beta/__init__.py: missing"),
+        "{all}"
+    );
+    std::fs::rename(t.wheels(), t.path().join("wheels.hidden")).unwrap();
+    let found = findings(&t, &["--fix"], "installed files");
+    assert!(found.iter().all(|(_, fixed)| *fixed), "{found:?}");
+    assert_eq!(std::fs::read_to_string(&alpha).unwrap(), "V = '2.0'\n");
+    assert_eq!(std::fs::read_to_string(&beta).unwrap(), "import alpha\n");
+    assert!(findings(&t, &[], "installed files").is_empty());
+}
+
+/// Issue 12: a package folder no RECORD names (what a pip stopped by a full disk leaves) is an
+/// orphan; `--fix` moves it out of site-packages into the tier's `orphans/`.
+#[test]
+fn doctor_finds_orphan_files_and_moves_them_aside() {
+    let t = Tier::new();
+    let orphan = t.site_packages().join("numpy");
+    std::fs::create_dir_all(orphan.join("core")).unwrap();
+    std::fs::write(orphan.join("core/_multiarray.py"), vec![b'x'; 4096]).unwrap();
+    std::fs::write(orphan.join("__init__.py"), b"").unwrap();
+    t.give_away(&orphan);
+    let found = findings(&t, &[], "orphan files");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].0.contains("numpy holds 2 file(s)") && found[0].0.contains("no distribution"),
+        "{found:?}"
+    );
+    // pip's and setuptools' own files are not orphans.
+    let found = findings(&t, &["--fix"], "orphan files");
+    assert!(found[0].1, "{found:?}");
+    assert!(!orphan.exists());
+    let kept: Vec<_> = walkdir::WalkDir::new(t.root().join("orphans"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().ends_with("numpy/core/_multiarray.py"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the orphan was not kept aside");
+    assert!(findings(&t, &[], "orphan files").is_empty());
+}

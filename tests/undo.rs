@@ -108,8 +108,10 @@ fn undo_of_an_uninstall_offline() {
     assert!(t.site_packages().join("beta/__init__.py").is_file());
 }
 
+/// Issue 12: a failed operation that changed nothing is never an undo target; undo says it
+/// passed over it and undoes the real one before it.
 #[test]
-fn undo_of_a_failed_install_changes_nothing() {
+fn undo_skips_a_failed_install_that_changed_nothing() {
     let t = Tier::new();
     t.install(&["alpha==1.0"]);
     // Nothing serves that project offline: pip fails, and the failure is still recorded.
@@ -127,14 +129,15 @@ fn undo_of_a_failed_install_changes_nothing() {
     let after = after.expect("the failed install is recorded");
     assert_eq!(after["exit_code"], 1, "{after}");
     t.hide_wheels();
-    t.pyctl_ok(&["undo"]);
-    t.assert_set(&["alpha==1.0"]);
+    let out = t.pyctl_ok(&["undo"]);
+    assert!(
+        out.contains(&format!("skipping #{id}")) && out.contains("failed and changed nothing"),
+        "undo did not say what it passed over:\n{out}"
+    );
+    t.assert_set(&[]);
     let (_, undo, _) = t.history().pop().unwrap();
     assert_eq!(undo["kind"], "undo");
-    assert_eq!(undo["reverts"], serde_json::json!([id]));
-    // The next undo goes past the failed install to the real one.
-    t.pyctl_ok(&["undo"]);
-    t.assert_set(&[]);
+    assert_eq!(undo["reverts"], serde_json::json!([id - 1]));
 }
 
 #[test]
@@ -1179,4 +1182,144 @@ fn lock_held(path: &Path) -> bool {
         Ok(_) => false,
         Err((_, e)) => e == nix::errno::Errno::EWOULDBLOCK,
     }
+}
+
+/// Issue 12: an undo that brought back only part of what it reverts is not counted as done:
+/// `history` and the next `undo --dry-run` still see the entry, the message tells a store copy
+/// that is damaged (the file, its hash) from one that is not in the store, and the next undo
+/// retries it.
+#[test]
+fn a_partial_undo_is_not_counted_and_the_next_undo_retries() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    ok(
+        "pip uninstall",
+        t.pip(&["uninstall", "-y", "alpha", "beta"]),
+    );
+    let uninstall = t.last_id();
+    t.assert_set(&[]);
+    // Root overrides the read-only bit, as a deliberate edit would: same size, other bytes.
+    let stored = store_entry(&t, "alpha-2.0-").join(format!(
+        "files/{}/alpha/__init__.py",
+        t.site_packages().strip_prefix(t.venv()).unwrap().display()
+    ));
+    std::fs::write(&stored, "V = '6.6'\n").unwrap();
+    t.hide_wheels();
+    let out = t.pyctl(&["undo"]);
+    let msg = text(&out);
+    assert!(!out.status.success(), "{msg}");
+    assert!(
+        msg.contains("damaged in the store (")
+            && msg.contains("alpha/__init__.py: sha256 differs from the RECORD hash"),
+        "the damage is not named with its file:\n{msg}"
+    );
+    assert!(msg.contains("did not reach its target"), "{msg}");
+    t.assert_set(&["beta==1.0"]);
+    // Not undone: the next undo goes for the same entry, alpha only now.
+    let plan = t.pyctl_json(&["undo", "--dry-run"]);
+    assert_eq!(plan["command"], "pyctl undo", "{plan}");
+    let adds: Vec<String> = plan["plan"]["add"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["line"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(adds, vec!["alpha==2.0"], "{plan}");
+    // The damaged copy was dropped: now it is plainly not in the store.
+    assert_eq!(
+        plan["plan"]["add"][0]["source"]["reason"],
+        "not in the store"
+    );
+    t.show_wheels();
+    let out = t.pyctl_ok(&["undo"]);
+    t.assert_set(&["alpha==2.0", "beta==1.0"]);
+    let (_, undo, after) = t.history().pop().unwrap();
+    assert_eq!(undo["reverts"], serde_json::json!([uninstall]), "{out}");
+    assert_eq!(after.unwrap()["exit_code"], 0);
+    // And that entry is undone now: the next undo takes the install.
+    let plan = t.pyctl_json(&["undo", "--dry-run"]);
+    assert_eq!(
+        plan["plan"]["remove"].as_array().unwrap().len(),
+        2,
+        "{plan}"
+    );
+}
+
+/// Issue 12: `pip uninstall -y pip` leaves a tier whose every pip command fails. status and
+/// doctor say so (naming the entry), the failed pip runs after it are no undo target, and
+/// both `pyctl undo` and `pyctl doctor --fix` put pip back from the store.
+#[test]
+fn a_tier_without_pip_is_reported_and_repaired() {
+    let t = Tier::new();
+    ok("pip uninstall pip", t.pip(&["uninstall", "-y", "pip"]));
+    let removed_by = t.last_id();
+    let wheels = t.wheels();
+    let out = t.pip(&[
+        "install",
+        "--no-index",
+        "--find-links",
+        wheels.to_str().unwrap(),
+        "alpha",
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let failed = t.last_id();
+    let status = t.pyctl_ok(&["status"]);
+    assert!(
+        status.contains("the venv has no pip") && status.contains(&format!("#{removed_by}")),
+        "{status}"
+    );
+    let out = t.pyctl(&["doctor"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("the venv has no pip"), "{}", text(&out));
+    t.hide_wheels();
+    let out = t.pyctl_ok(&["undo"]);
+    assert!(out.contains(&format!("skipping #{failed}")), "{out}");
+    t.assert_set(&[]);
+    // Again, repaired by doctor this time.
+    ok("pip uninstall pip", t.pip(&["uninstall", "-y", "pip"]));
+    let out = t.pyctl(&["doctor", "--fix"]);
+    let pyctl_says = text(&out);
+    assert!(pyctl_says.contains("the venv has no pip"), "{pyctl_says}");
+    t.assert_set(&[]);
+    assert!(!t.pyctl_ok(&["status"]).contains("no pip"));
+}
+
+/// Issue 12: `export --requested` reads pip's `REQUESTED` markers, so what came through
+/// `-r FILE` and `-e PATH` is asked for; a dependency pulled in is not, nor pip and setuptools
+/// that the venv came with.
+#[test]
+fn export_requested_counts_requirement_files_and_editables() {
+    let t = Tier::new();
+    let proj = editable_project(t.path());
+    let reqs = t.path().join("reqs.txt");
+    std::fs::write(&reqs, "beta\n").unwrap();
+    t.give_away(&proj);
+    t.give_away(&reqs);
+    t.install(&["-r", reqs.to_str().unwrap()]);
+    let proj_str = proj.to_str().unwrap();
+    ok(
+        "pip install -e",
+        t.pip(&[
+            "install",
+            "--no-index",
+            "--no-build-isolation",
+            "-e",
+            proj_str,
+        ]),
+    );
+    let out = t.pyctl_ok(&["-q", "export", "--requested"]);
+    let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with("pyctl:")).collect();
+    assert_eq!(
+        lines,
+        [
+            "beta==1.0",
+            "# Editable install with no version control (gamma==0.1)",
+            &format!("-e {proj_str}"),
+        ],
+        "{out}"
+    );
+    // Undone, the marker goes with the distribution.
+    t.pyctl_ok(&["undo"]);
+    let out = t.pyctl_ok(&["-q", "export", "--requested"]);
+    assert_eq!(out.trim(), "beta==1.0");
 }

@@ -113,7 +113,13 @@ pub fn snapshot(store: &Store, current: &PackageSet, input: &[u8]) {
     let text = String::from_utf8_lossy(input);
     let map = pyctl::record::freeze_map(&text);
     assert!(map.len() <= text.lines().count());
-    let plan = pyctl::engine::plan(store, current, &text, "3.11");
+    let plan = pyctl::engine::plan(
+        store,
+        Path::new("/nonexistent-venv"),
+        current,
+        &text,
+        "3.11",
+    );
     assert!(plan.add.len() + plan.change.len() <= map.len());
     let _ = plan.summary();
 }
