@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::fsutil::write_atomic;
-use crate::inventory::{Distribution, MetadataFormat, PackageSet};
+use crate::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
 
 pub const ENTRY_SCHEMA: u32 = 1;
 
@@ -352,17 +352,18 @@ impl Store {
         out
     }
 
-    /// Entries for a freeze line, newest first.
+    /// Entries for a freeze line (its project name in any spelling), newest first.
     pub fn find(&self, canonical: &str, line: &str) -> Vec<(PathBuf, StoreEntry)> {
         let Ok(read) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
         let prefix = format!("{canonical}-");
+        let key = requirement_key(line);
         let mut found: Vec<(PathBuf, StoreEntry)> = read
             .filter_map(Result::ok)
             .filter(|i| i.file_name().to_string_lossy().starts_with(&prefix))
             .filter_map(|i| read_entry(&i.path()).map(|e| (i.path(), e)))
-            .filter(|(_, e)| e.canonical == canonical && e.line == line)
+            .filter(|(_, e)| e.canonical == canonical && requirement_key(&e.line) == key)
             .collect();
         found.sort_by(|a, b| b.1.stored_at.cmp(&a.1.stored_at));
         found
@@ -455,8 +456,9 @@ impl Store {
         Ok(())
     }
 
-    /// Removes entries whose line no history entry, snapshot or the venv refers to, and
-    /// leftover temp folders. Returns (entries removed, bytes freed).
+    /// Removes entries whose line no history entry, snapshot or the venv refers to (`referenced`
+    /// holds [`requirement_key`]s), and leftover temp folders. Returns (entries removed, bytes
+    /// freed).
     pub fn collect_garbage(&self, referenced: &BTreeSet<String>) -> Result<(usize, u64)> {
         let Ok(read) = std::fs::read_dir(&self.dir) else {
             return Ok((0, 0));
@@ -470,7 +472,7 @@ impl Store {
                 false
             } else {
                 match read_entry(&path) {
-                    Some(entry) => referenced.contains(&entry.line),
+                    Some(entry) => referenced.contains(&requirement_key(&entry.line)),
                     None => false,
                 }
             };

@@ -13,7 +13,7 @@ use crate::context::Context;
 use crate::engine::{self, Plan};
 use crate::fsutil::TierLock;
 use crate::history::{self, Entry, Kind, Log};
-use crate::inventory::PackageSet;
+use crate::inventory::{requirement_key, PackageSet};
 use crate::record::{self, freeze_map, Operation};
 use crate::snapshot;
 use crate::tier::{self, Tier};
@@ -697,22 +697,27 @@ pub fn delete_snapshot(ctx: &Context, ui: &Ui, name: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// Every requirement line some history entry, snapshot or the venv refers to.
+/// The [`requirement_key`] of every requirement line some history entry, snapshot or the venv
+/// refers to.
 pub fn referenced_lines(tier: &Tier, log: &Log) -> BTreeSet<String> {
     let mut lines = BTreeSet::new();
     for e in &log.entries {
-        lines.extend(freeze_map(&e.before.freeze).into_values());
+        lines.extend(
+            freeze_map(&e.before.freeze)
+                .values()
+                .map(|l| requirement_key(l)),
+        );
         if let Some(a) = &e.after {
-            lines.extend(freeze_map(&a.freeze).into_values());
+            lines.extend(freeze_map(&a.freeze).values().map(|l| requirement_key(l)));
         }
     }
     for s in list(tier) {
         if let Ok(text) = crate::fsutil::read_regular_to_string(&s.path) {
-            lines.extend(freeze_map(&text).into_values());
+            lines.extend(freeze_map(&text).values().map(|l| requirement_key(l)));
         }
     }
     if let Ok(set) = current_set(tier) {
-        lines.extend(set.requirement_map().into_values());
+        lines.extend(set.requirement_map().values().map(|l| requirement_key(l)));
     }
     lines
 }
