@@ -445,7 +445,13 @@ fn transact(
                 Some(p) => p,
                 None => record::choose_python(ctx, tier)?,
             };
-            recreate_venv(tier, &plan, &python, config.venv.inherit_system_packages)?;
+            recreate_venv(
+                tier,
+                &plan,
+                &python,
+                config.venv.inherit_system_packages,
+                ctx.is_root(),
+            )?;
         }
         let venv = tier.venv().canonicalize().context("the venv vanished")?;
         let trash = tier
@@ -541,7 +547,13 @@ fn user_site_follows(ui: &Ui, tier: &Tier, log: &Log, op: &Operation, succeeded:
 
 /// Moves the venv aside and makes a new one without pip (pip comes from the store, as part of
 /// the plan); with pip when the store cannot give pip back.
-fn recreate_venv(tier: &Tier, plan: &Plan, python: &Path, inherit: bool) -> Result<()> {
+fn recreate_venv(
+    tier: &Tier,
+    plan: &Plan,
+    python: &Path,
+    inherit: bool,
+    as_root: bool,
+) -> Result<()> {
     let venv = tier.venv();
     let trash = unique_trash(tier, "venv");
     if venv.exists() {
@@ -552,7 +564,7 @@ fn recreate_venv(tier: &Tier, plan: &Plan, python: &Path, inherit: bool) -> Resu
         .add
         .iter()
         .any(|a| a.name == "pip" && matches!(a.source, engine::Source::Store { .. }));
-    tier::create_venv_with(tier, python, inherit, !pip_from_store)
+    tier::create_venv_with(tier, python, inherit, !pip_from_store, as_root)
 }
 
 /// A new `.trash-*` folder name in the tier: deleted in the background, so names never repeat.
