@@ -18,7 +18,7 @@
 //! Anything this does not cover (a `.data` folder, a platlib wheel, an entry point it cannot
 //! read) is an error, and the caller falls back to ensurepip.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -153,6 +153,7 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<String
         .iter()
         .filter_map(|r| r.hash.as_deref().map(|h| (r.path.as_str(), h)))
         .collect();
+    let mut made = HashSet::new();
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i)?;
         if entry.is_dir() {
@@ -183,7 +184,12 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<String
             bail!("{}: {name} does not match its RECORD hash", wheel.display());
         }
         let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
-        write_new(&target.site_packages.join(&relative), &data, executable)?;
+        write_new(
+            &mut made,
+            &target.site_packages.join(&relative),
+            &data,
+            executable,
+        )?;
     }
     let mut rows: Vec<[String; 3]> = record
         .iter()
@@ -210,12 +216,12 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<String
                 format!("{}: entry point {script} = {target_spec}", wheel.display())
             })?;
         let path = target.bin.join(&script);
-        write_script(&path, text.as_bytes())?;
+        write_script(&mut made, &path, text.as_bytes())?;
         rows.push(generated_row(target, &path, text.as_bytes()));
     }
     for (file, content) in [("INSTALLER", &b"pip\n"[..]), ("REQUESTED", &b""[..])] {
         let path = target.site_packages.join(&dist_info).join(file);
-        write_new(&path, content, false)?;
+        write_new(&mut made, &path, content, false)?;
         rows.push(generated_row(target, &path, content));
     }
     // pip writes what it installed, sorted, RECORD itself with no hash.
@@ -230,6 +236,7 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<String
     }
     let record_text = out.into_inner().context("writing RECORD")?;
     write_new(
+        &mut made,
         &target.site_packages.join(&record_name),
         &record_text,
         false,
@@ -313,13 +320,21 @@ fn umask() -> u32 {
         .unwrap_or(0o022)
 }
 
-/// Creates a file that must not exist yet (never through a link), with its folders. Executable
-/// zip entries get pip's mode: the umask's default plus execute for everyone
-/// (`set_extracted_file_to_default_mode_plus_executable`).
-fn write_new(path: &Path, data: &[u8], executable: bool) -> Result<()> {
+/// Creates a file that must not exist yet (never through a link), with its folders (each made
+/// once: `made` remembers them). Executable zip entries get pip's mode: the umask's default plus
+/// execute for everyone (`set_extracted_file_to_default_mode_plus_executable`).
+fn write_new(
+    made: &mut HashSet<PathBuf>,
+    path: &Path,
+    data: &[u8],
+    executable: bool,
+) -> Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("{}: cannot create", parent.display()))?;
+        if !made.contains(parent) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create", parent.display()))?;
+            made.insert(parent.to_path_buf());
+        }
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -338,8 +353,8 @@ fn write_new(path: &Path, data: &[u8], executable: bool) -> Result<()> {
 }
 
 /// A console script: mode as distlib's `set_mode` leaves it (read and execute for everyone).
-fn write_script(path: &Path, data: &[u8]) -> Result<()> {
-    write_new(path, data, false)?;
+fn write_script(made: &mut HashSet<PathBuf>, path: &Path, data: &[u8]) -> Result<()> {
+    write_new(made, path, data, false)?;
     let mode = (0o666 & !umask()) | 0o555;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("{}: cannot chmod", path.display()))

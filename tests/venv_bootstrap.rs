@@ -132,18 +132,19 @@ fn a_new_tier_has_the_venv_python_m_venv_makes_file_by_file() {
         if shims.contains(path) {
             continue;
         }
-        match (native.get(path), reference.get(path)) {
-            (Some(a), Some(b)) if a == b => {}
-            (Some((ma, ca)), Some((mb, cb))) => differences.insert(format!(
+        let difference = match (native.get(path), reference.get(path)) {
+            (Some(a), Some(b)) if a == b => continue,
+            (Some((ma, ca)), Some((mb, cb))) => format!(
                 "{path}: mode {ma:o} vs {mb:o}, {} vs {} bytes{}",
                 ca.len(),
                 cb.len(),
                 if ca == cb { "" } else { ", content differs" }
-            )),
-            (Some(_), None) => differences.insert(format!("{path}: only in pyctl's")),
-            (None, Some(_)) => differences.insert(format!("{path}: only in ensurepip's")),
+            ),
+            (Some(_), None) => format!("{path}: only in pyctl's"),
+            (None, Some(_)) => format!("{path}: only in ensurepip's"),
             (None, None) => unreachable!(),
-        }
+        };
+        differences.insert(difference);
     }
     let differences: Vec<String> = differences.into_iter().collect();
     assert!(differences.is_empty(), "{}", differences.join("\n"));
