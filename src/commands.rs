@@ -436,7 +436,7 @@ struct StatusJson {
     venv_exists: bool,
     python: Option<String>,
     packages: Option<usize>,
-    /// Bytes the store holds that the venv no longer links to.
+    /// Bytes of stored distribution files the venv no longer links to.
     store_extra_bytes: Option<u64>,
     last_operation: Option<LastOp>,
     problems: Vec<String>,
