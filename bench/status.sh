@@ -35,7 +35,7 @@ PIP_DISABLE_PIP_VERSION_CHECK=1 NO_COLOR=1 $1"
 log "making the tier (${USER_NAME}): install 99, uninstall 50"
 as_user "pip install -q --no-index --find-links $wheels -r requirements.txt" >/dev/null
 as_user "pip uninstall -q -y -r half.txt" >/dev/null
-as_user "pyctl status" | sed 's/^/  /' >&2
+as_user "$PYCTL status" | sed 's/^/  /' >&2
 entries=$(find "$work/tier/store" -mindepth 1 -maxdepth 1 -type d ! -name '.*' | wc -l)
 files=$(find "$work/tier/store" -type f | wc -l)
 log "store: $entries entries, $files files; pyctl $PYCTL_COMMIT; load $(cut -d' ' -f1-3 /proc/loadavg)"
