@@ -389,7 +389,18 @@ fn transact(
     };
     let python_minor = match &target.python {
         Some(p) => Some(tier::interpreter_version(p)?),
-        None => tier.python_version(),
+        // A venv whose pyvenv.cfg is missing (a clean killed while `python -m venv` ran) says
+        // nothing: the interpreter it is rebuilt with does, or the store would look unusable.
+        None => match tier.python_version() {
+            Some(v) => Some(v),
+            None => {
+                let python = match tier::venv_base_python(&tier.venv()) {
+                    Some(p) => p,
+                    None => record::choose_python(ctx, tier)?,
+                };
+                Some(tier::interpreter_version(&python)?)
+            }
+        },
     }
     .map(|v| tier::minor_version(&v))
     .unwrap_or_default();

@@ -1245,3 +1245,20 @@ fn status_store_figure_follows_installs_removals_undo_and_gc() {
     std::fs::remove_file(t.root().join("store/.sizes.json")).unwrap();
     assert_eq!(figure(), walked());
 }
+
+/// Found by `sigkill_during_clean_then_recovery` under load: a clean killed while
+/// `python -m venv` had not yet written `pyvenv.cfg` leaves a venv that names no Python; the
+/// undo that rebuilds it looked in the store for distributions of no Python version, found
+/// none, and went to pip (offline: failed).
+#[test]
+fn undo_rebuilds_a_venv_without_pyvenv_cfg_from_the_store() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    t.hide_wheels();
+    t.pyctl_ok(&["clean"]);
+    std::fs::remove_file(t.venv().join("pyvenv.cfg")).unwrap();
+    // The vanished venv is recorded as an outside change first; undo reverts that one.
+    let out = t.pyctl_ok(&["undo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&[]);
+}
