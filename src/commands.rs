@@ -11,7 +11,7 @@ use crate::config;
 use crate::context::Context;
 use crate::fsutil::TierLock;
 use crate::history::{self, Changes, Entry};
-use crate::inventory::PackageSet;
+use crate::inventory::{PackageSet, PipReader};
 use crate::record;
 use crate::shell;
 use crate::shims;
@@ -420,7 +420,11 @@ fn freeze(ctx: &Context, ui: &Ui, path: Option<PathBuf>) -> Result<i32> {
         }
     };
     let set = PackageSet::scan(&venv)?;
-    let text = set.freeze();
+    // Spelled as the venv's own pip spells it (its version read from its dist-info); what
+    // pyctl records keeps METADATA's spelling whatever that pip is.
+    let use_importlib = ctx.var_str("_PIP_USE_IMPORTLIB_METADATA");
+    let reader = PipReader::of_venv(&venv, &set, use_importlib.as_deref());
+    let text = set.freeze_as(reader);
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
     print_or_pipe(ui, &lines)
 }
@@ -433,7 +437,7 @@ struct StatusJson {
     venv_exists: bool,
     python: Option<String>,
     packages: Option<usize>,
-    /// Bytes the store holds that the venv no longer links to.
+    /// Bytes of stored distribution files the venv no longer links to.
     store_extra_bytes: Option<u64>,
     last_operation: Option<LastOp>,
     problems: Vec<String>,

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::inventory::{Distribution, MetadataFormat, PackageSet};
+use crate::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
 use crate::record::freeze_map;
 use crate::store::{self, Store, StoreEntry};
 use crate::ui::{Style, Ui};
@@ -141,7 +141,7 @@ pub fn plan(
         };
         match current_map.get(name) {
             None => plan.add.push(addition()),
-            Some(cur) if cur != line => {
+            Some(cur) if requirement_key(cur) != requirement_key(line) => {
                 plan.change.push((cur.clone(), addition()));
                 if let Some(d) = current.dists.get(name) {
                     plan.to_remove.push(d.clone());

@@ -12,6 +12,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::write_atomic;
+use crate::inventory::requirement_key;
 
 /// Version of the on-disk history format.
 pub const SCHEMA: u32 = 1;
@@ -61,17 +62,20 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// The difference between two requirement maps (canonical name → requirement line).
+    /// The difference between two requirement maps (canonical name → requirement line). Lines
+    /// that differ only in how the project name is spelled are the same distribution.
     pub fn between(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Self {
         let mut changes = Changes::default();
         for (name, line) in after {
             match before.get(name) {
                 None => changes.added.push(line.clone()),
-                Some(old) if old != line => changes.modified.push(Modified {
-                    name: name.clone(),
-                    from: old.clone(),
-                    to: line.clone(),
-                }),
+                Some(old) if requirement_key(old) != requirement_key(line) => {
+                    changes.modified.push(Modified {
+                        name: name.clone(),
+                        from: old.clone(),
+                        to: line.clone(),
+                    })
+                }
                 Some(_) => {}
             }
         }

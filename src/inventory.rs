@@ -8,10 +8,13 @@
 //! - `*.egg-link` files and path lines of `*.pth` files, which put more folders on `sys.path`
 //!   the way `site.addsitedir` does, so legacy `setup.py develop` installs are found too.
 //!
-//! `PackageSet::freeze` renders the set exactly as `pip freeze --all` does (pip's
+//! `PackageSet::freeze_as` renders the set exactly as `pip freeze --all` does (pip's
 //! `operations/freeze.py`): sorted by the lower-cased project name, `name==version` with the
 //! version normalised per PEP 440, `name @ url` for direct-URL installs, and `-e location` with a
-//! comment line for editable ones.
+//! comment line for editable ones. Which name and version text pip prints depends on the pip
+//! (and Python) of the venv: see [`PipReader`]. What pyctl records (history, snapshots, the
+//! store) is always the METADATA spelling, `PackageSet::freeze`, and lines are matched by
+//! [`requirement_key`], so a pip upgrade in a tier changes nothing recorded.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -42,6 +45,168 @@ pub fn canonical_name(name: &str) -> String {
         } else {
             out.extend(c.to_lowercase());
             in_sep = false;
+        }
+    }
+    out
+}
+
+/// A requirement or freeze line with its project name in PEP 503 form: two lines about the same
+/// distribution spelled by different pips (`zope.interface==1.0`, `zope-interface==1.0`) have
+/// the same key. Versions, URLs and editable paths are kept as written.
+pub fn requirement_key(line: &str) -> String {
+    let line = line.trim();
+    if let Some(rest) = line.strip_prefix("-e ") {
+        return match rest.split_once("#egg=") {
+            Some((before, egg)) => {
+                let end = egg.find('&').unwrap_or(egg.len());
+                format!(
+                    "-e {before}#egg={}{}",
+                    canonical_name(&egg[..end]),
+                    &egg[end..]
+                )
+            }
+            None => line.to_string(),
+        };
+    }
+    let end = line
+        .find(['=', ' ', '@', '<', '>', '!', '~', ';', '['])
+        .unwrap_or(line.len());
+    format!("{}{}", canonical_name(&line[..end]), &line[end..])
+}
+
+/// Which reader of installed metadata the venv's `pip freeze` goes through, and so where the
+/// name and version it prints come from. Read from pip's source (github.com/pypa/pip):
+///
+/// - pip < 21.2: `operations/freeze.py` (`FrozenRequirement.from_dist`) prints pkg_resources'
+///   `dist.project_name`, which `Distribution.from_location` in `_vendor/pkg_resources` takes
+///   from the `.dist-info`/`.egg-info` folder name (the part before the first `-`, through
+///   `safe_name`: runs of characters other than ASCII letters, digits and `.` become `-`), and
+///   the version from the folder name too for `.dist-info` (`.egg-info` reloads it from
+///   PKG-INFO). Debian 11's pip 20.3.4 is one: `zope_interface-8.0.1.dist-info` holding
+///   `Name: zope.interface` prints `zope-interface==8.0.1`.
+/// - pip >= 21.2 (commit "Remove pkg_resources usages from 'pip freeze'"): the name is
+///   `dist.raw_name`, the METADATA `Name` (`metadata/base.py`), whatever the backend. The
+///   version still depends on the backend `metadata/__init__.py` selects:
+///   - pkg_resources (every pip before 22.1; pip >= 22.1 on Python < 3.11, or when
+///     `_PIP_USE_IMPORTLIB_METADATA` says so): from the folder name, as above;
+///   - importlib.metadata (pip >= 22.1 on Python >= 3.11 by default, always on Python >= 3.14
+///     from pip 25.3): the METADATA `Version` up to pip 24.1 (`metadata/importlib/_dists.py`),
+///     and from pip 24.2 the text after the first `-` of a `.dist-info` folder name when there
+///     is one (`parse_name_and_version_from_info_directory` in `metadata/importlib/_compat.py`).
+///
+/// Not followed: a Python whose `importlib.metadata` was patched by its distributor with
+/// `_PIP_USE_IMPORTLIB_METADATA = False` (no Debian release does this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipReader {
+    /// pip < 21.2: name and version from the folder name (pkg_resources' `project_name`).
+    PkgResourcesProjectName,
+    /// pip >= 21.2 on the pkg_resources backend: METADATA name, version from the folder name.
+    PkgResources,
+    /// pip 22.1 to 24.1 on the importlib.metadata backend: METADATA name and version.
+    Importlib,
+    /// pip >= 24.2 on the importlib.metadata backend: METADATA name, version from the
+    /// `.dist-info` folder name.
+    ImportlibFolderVersion,
+}
+
+impl PipReader {
+    /// The spelling pyctl records: METADATA's own name and version, whatever pip the tier has.
+    pub const RECORDED: PipReader = PipReader::Importlib;
+
+    /// The reader of pip `pip_version` on Python `python` (major, minor); `use_importlib` is
+    /// the `_PIP_USE_IMPORTLIB_METADATA` environment variable when set.
+    pub fn for_pip(pip_version: &str, python: (u64, u64), use_importlib: Option<&str>) -> Self {
+        let Ok(pip) = pip_version.trim().parse::<pep440_rs::Version>() else {
+            return PipReader::RECORDED;
+        };
+        let at_least = |v: &str| pip >= v.parse::<pep440_rs::Version>().expect("a version");
+        if !at_least("21.2") {
+            return PipReader::PkgResourcesProjectName;
+        }
+        let importlib = if !at_least("22.1") {
+            false
+        } else if python >= (3, 14) && at_least("25.3") {
+            true
+        } else {
+            match use_importlib.and_then(strtobool) {
+                Some(choice) => choice,
+                None => python >= (3, 11),
+            }
+        };
+        match (importlib, at_least("24.2")) {
+            (false, _) => PipReader::PkgResources,
+            (true, false) => PipReader::Importlib,
+            (true, true) => PipReader::ImportlibFolderVersion,
+        }
+    }
+
+    /// The reader of the venv's own pip (`pip` in `set`, its Python from the site-packages
+    /// folder name), without running anything; the recorded spelling when the venv has no pip.
+    pub fn of_venv(venv: &Path, set: &PackageSet, use_importlib: Option<&str>) -> Self {
+        let python = site_packages_dirs(venv)
+            .ok()
+            .and_then(|dirs| dirs.iter().find_map(|d| python_of_site_packages(d)));
+        match (set.get("pip"), python) {
+            (Some(pip), Some(python)) => {
+                PipReader::for_pip(&pip.raw_version, python, use_importlib)
+            }
+            _ => PipReader::RECORDED,
+        }
+    }
+
+    /// The project name this pip prints for `dist`.
+    fn name(self, dist: &Distribution) -> String {
+        match self {
+            PipReader::PkgResourcesProjectName => dist.folder_project_name(),
+            _ => dist.name.clone(),
+        }
+    }
+
+    /// The version text this pip prints for `dist` (before PEP 440 normalisation).
+    fn version(self, dist: &Distribution) -> String {
+        let from_folder = match (self, dist.format) {
+            (PipReader::Importlib, _) | (_, MetadataFormat::EggInfo) => None,
+            (PipReader::ImportlibFolderVersion, MetadataFormat::DistInfo) => dist
+                .folder_stem()
+                .split_once('-')
+                .map(|(_, v)| v.to_string()),
+            (_, MetadataFormat::DistInfo) => dist.folder_stem().split('-').nth(1).map(String::from),
+        };
+        from_folder
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| dist.raw_version.clone())
+    }
+}
+
+/// Python's `distutils.util.strtobool`, which pip applies to `_PIP_USE_IMPORTLIB_METADATA`;
+/// `None` for anything else (pip then ignores the variable).
+fn strtobool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "y" | "yes" | "t" | "true" | "on" | "1" => Some(true),
+        "n" | "no" | "f" | "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// `.../lib/python3.11/site-packages` → (3, 11).
+fn python_of_site_packages(dir: &Path) -> Option<(u64, u64)> {
+    let name = dir.parent()?.file_name()?.to_str()?;
+    let (major, minor) = name.strip_prefix("python")?.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// pkg_resources' `safe_name`: each run of characters other than ASCII letters, digits and `.`
+/// becomes one `-`.
+fn pkg_resources_safe_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_run = false;
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || c == '.' {
+            out.push(c);
+            in_run = false;
+        } else if !in_run {
+            out.push('-');
+            in_run = true;
         }
     }
     out
@@ -156,12 +321,48 @@ impl Distribution {
     }
 
     /// `name==version`, or `name===version` for a version that is not PEP 440 (pip's
-    /// `_format_as_name_version`).
+    /// `_format_as_name_version`), in the recorded spelling.
     pub fn name_version(&self) -> String {
-        match &self.version {
-            Some(v) => format!("{}=={}", self.name, v),
-            None => format!("{}==={}", self.name, self.raw_version),
+        self.name_version_as(PipReader::RECORDED)
+    }
+
+    fn name_version_as(&self, reader: PipReader) -> String {
+        let name = reader.name(self);
+        let raw = reader.version(self);
+        let normal = if raw == self.raw_version {
+            self.version.clone()
+        } else {
+            normalize_version(&raw)
+        };
+        match normal {
+            Some(v) => format!("{name}=={v}"),
+            None => format!("{name}==={raw}"),
         }
+    }
+
+    /// The metadata folder's (or file's) name without its extension: `zope_interface-1.0`.
+    fn folder_stem(&self) -> &str {
+        let file_name = self
+            .metadata_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        // `os.path.splitext`: the last `.` that is not leading.
+        match file_name.rfind('.') {
+            Some(dot) if dot > 0 => &file_name[..dot],
+            _ => file_name,
+        }
+    }
+
+    /// pkg_resources' `project_name` (`Distribution.from_location`): the folder name up to its
+    /// first `-`, through `safe_name`; `Unknown` when that is empty.
+    fn folder_project_name(&self) -> String {
+        let stem = self.folder_stem();
+        let name = stem.split('-').next().unwrap_or_default();
+        if name.is_empty() {
+            return "Unknown".to_string();
+        }
+        pkg_resources_safe_name(name)
     }
 
     pub fn is_editable(&self) -> bool {
@@ -176,25 +377,31 @@ impl Distribution {
         self.egg_link.clone()
     }
 
-    /// The lines `pip freeze` prints for this distribution (comments first).
+    /// The lines `pip freeze` prints for this distribution (comments first), in the recorded
+    /// spelling.
     pub fn freeze_lines(&self) -> Vec<String> {
+        self.freeze_lines_as(PipReader::RECORDED)
+    }
+
+    /// The lines the pip read by `reader` prints for this distribution (comments first).
+    pub fn freeze_lines_as(&self, reader: PipReader) -> Vec<String> {
         if self.is_editable() {
             return match self.editable_location() {
-                Some(location) => editable_lines(self, &normalize_path(&location)),
-                None => vec![self.name_version()],
+                Some(location) => editable_lines(self, reader, &normalize_path(&location)),
+                None => vec![self.name_version_as(reader)],
             };
         }
         match &self.direct_url {
-            Some(du) => vec![du.as_direct_reference(&self.name)],
-            None => vec![self.name_version()],
+            Some(du) => vec![du.as_direct_reference(&reader.name(self))],
+            None => vec![self.name_version_as(reader)],
         }
     }
 }
 
 /// The editable part of pip's freeze (`_get_editable_info`): a VCS requirement when the project
 /// lives in a git checkout with a remote, otherwise the bare location with a comment.
-fn editable_lines(dist: &Distribution, location: &Path) -> Vec<String> {
-    let display = dist.name_version();
+fn editable_lines(dist: &Distribution, reader: PipReader, location: &Path) -> Vec<String> {
+    let display = dist.name_version_as(reader);
     let loc = location.display().to_string();
     let Some(repo_root) = find_git_root(location) else {
         return vec![
@@ -202,7 +409,7 @@ fn editable_lines(dist: &Distribution, location: &Path) -> Vec<String> {
             format!("-e {loc}"),
         ];
     };
-    match git_requirement(&repo_root, location, &dist.name) {
+    match git_requirement(&repo_root, location, &reader.name(dist)) {
         Some(req) => vec![format!("-e {req}")],
         None => vec![
             format!("# Editable Git install with no remote ({display})"),
@@ -332,14 +539,24 @@ impl PackageSet {
         self.dists.get(&canonical_name(name))
     }
 
-    /// The set as `pip freeze --all` prints it, one requirement per line, each line ending in
-    /// a newline.
+    /// The set in the recorded spelling (METADATA names and versions), as `pip freeze --all`
+    /// of a pip >= 22.1 on Python >= 3.11 prints it: one requirement per line, each line
+    /// ending in a newline.
     pub fn freeze(&self) -> String {
-        let mut entries: Vec<&Distribution> = self.dists.values().collect();
-        entries.sort_by_key(|d| d.name.to_lowercase());
+        self.freeze_as(PipReader::RECORDED)
+    }
+
+    /// The set exactly as `pip freeze --all` of the pip read by `reader` prints it.
+    pub fn freeze_as(&self, reader: PipReader) -> String {
+        let mut entries: Vec<(String, &Distribution)> = self
+            .dists
+            .values()
+            .map(|d| (reader.name(d).to_lowercase(), d))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = String::new();
-        for dist in entries {
-            for line in dist.freeze_lines() {
+        for (_, dist) in entries {
+            for line in dist.freeze_lines_as(reader) {
                 out.push_str(&line);
                 out.push('\n');
             }
@@ -597,6 +814,177 @@ pub fn normalize_version(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dist_in(folder: &str, name: &str, version: &str) -> Distribution {
+        let format = if folder.ends_with(".egg-info") {
+            MetadataFormat::EggInfo
+        } else {
+            MetadataFormat::DistInfo
+        };
+        make_dist(
+            Headers {
+                name: name.into(),
+                version: version.into(),
+            },
+            &Path::new("/venv/lib/python3.9/site-packages").join(folder),
+            format,
+            None,
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn pip_readers_follow_the_pip_and_python_versions() {
+        use PipReader::*;
+        for (pip, python, env, want) in [
+            ("20.3.4", (3, 9), None, PkgResourcesProjectName),
+            ("21.1.3", (3, 11), None, PkgResourcesProjectName),
+            ("21.2", (3, 11), None, PkgResources),
+            ("22.0.4", (3, 11), None, PkgResources),
+            ("22.0.4", (3, 11), Some("1"), PkgResources),
+            ("22.1", (3, 11), None, Importlib),
+            ("23.0.1", (3, 11), None, Importlib),
+            ("23.0.1", (3, 9), None, PkgResources),
+            ("23.0.1", (3, 9), Some("true"), Importlib),
+            ("23.0.1", (3, 11), Some("off"), PkgResources),
+            ("23.0.1", (3, 11), Some("maybe"), Importlib),
+            ("24.1.2", (3, 12), None, Importlib),
+            ("24.2", (3, 12), None, ImportlibFolderVersion),
+            ("25.1.1", (3, 13), None, ImportlibFolderVersion),
+            ("25.1.1", (3, 13), Some("0"), PkgResources),
+            ("25.3", (3, 14), Some("0"), ImportlibFolderVersion),
+            ("25.1", (3, 14), Some("0"), PkgResources),
+            ("not a version", (3, 11), None, PipReader::RECORDED),
+        ] {
+            assert_eq!(
+                PipReader::for_pip(pip, python, env),
+                want,
+                "{pip} {python:?} {env:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pip_20_3_spells_names_from_the_folder_through_safe_name() {
+        let legacy = PipReader::PkgResourcesProjectName;
+        for (folder, metadata_name, want) in [
+            (
+                "zope_interface-8.0.1.dist-info",
+                "zope.interface",
+                "zope-interface",
+            ),
+            (
+                "typing_extensions-4.16.0.dist-info",
+                "typing_extensions",
+                "typing-extensions",
+            ),
+            (
+                "Typing_Extensions-4.16.0.dist-info",
+                "typing-extensions",
+                "Typing-Extensions",
+            ),
+            ("ruamel.yaml-0.18.6.dist-info", "ruamel.yaml", "ruamel.yaml"),
+            ("a__b..c-1.0.dist-info", "a-b-c", "a-b..c"),
+            ("Foo_Bar-1.0-py3.9.egg-info", "foo-bar", "Foo-Bar"),
+            ("foo_bar.egg-info", "Foo.Bar", "foo-bar"),
+            ("-1.0.dist-info", "odd", "Unknown"),
+        ] {
+            let d = dist_in(folder, metadata_name, "1.0");
+            assert_eq!(legacy.name(&d), want, "{folder}");
+            for newer in [
+                PipReader::PkgResources,
+                PipReader::Importlib,
+                PipReader::ImportlibFolderVersion,
+            ] {
+                assert_eq!(newer.name(&d), metadata_name, "{folder} {newer:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn versions_come_from_the_folder_where_pip_takes_them_from_there() {
+        let d = dist_in("vmis-1.0.0.dist-info", "vmis", "1.0");
+        let line = |r: PipReader| d.freeze_lines_as(r).pop().unwrap();
+        assert_eq!(line(PipReader::PkgResourcesProjectName), "vmis==1.0.0");
+        assert_eq!(line(PipReader::PkgResources), "vmis==1.0.0");
+        assert_eq!(line(PipReader::Importlib), "vmis==1.0");
+        assert_eq!(line(PipReader::ImportlibFolderVersion), "vmis==1.0.0");
+        // `.egg-info`: pkg_resources reloads the version from PKG-INFO, importlib has none in
+        // the folder name.
+        let egg = dist_in("vmis-1.0.0-py3.9.egg-info", "vmis", "1.0");
+        for r in [
+            PipReader::PkgResourcesProjectName,
+            PipReader::PkgResources,
+            PipReader::Importlib,
+            PipReader::ImportlibFolderVersion,
+        ] {
+            assert_eq!(egg.freeze_lines_as(r), vec!["vmis==1.0"], "{r:?}");
+        }
+        // A folder with no version: METADATA's.
+        let bare = dist_in("vmis.dist-info", "vmis", "2.0");
+        assert_eq!(
+            bare.freeze_lines_as(PipReader::PkgResources),
+            vec!["vmis==2.0"]
+        );
+    }
+
+    #[test]
+    fn freeze_sorts_by_the_name_the_pip_prints() {
+        let mut set = PackageSet::default();
+        for d in [
+            dist_in("zope_interface-1.0.dist-info", "zope.interface", "1.0"),
+            dist_in("zope-1.0.dist-info", "zope", "1.0"),
+            dist_in("Foo_Bar-2.0.dist-info", "foo-bar", "2.0"),
+        ] {
+            set.dists.insert(d.canonical.clone(), d);
+        }
+        assert_eq!(
+            set.freeze(),
+            "foo-bar==2.0\nzope==1.0\nzope.interface==1.0\n"
+        );
+        assert_eq!(
+            set.freeze_as(PipReader::PkgResourcesProjectName),
+            "Foo-Bar==2.0\nzope==1.0\nzope-interface==1.0\n"
+        );
+    }
+
+    #[test]
+    fn requirement_keys_ignore_the_spelling_of_names_only() {
+        for (a, b) in [
+            ("zope.interface==1.0", "zope-interface==1.0"),
+            ("Typing_Extensions==4.16.0", "typing-extensions==4.16.0"),
+            (
+                "x.y @ file:///w/x_y-1.0-py3-none-any.whl",
+                "X_Y @ file:///w/x_y-1.0-py3-none-any.whl",
+            ),
+            (
+                "-e git+https://h/r.git@abc#egg=zope_interface&subdirectory=s",
+                "-e git+https://h/r.git@abc#egg=zope.interface&subdirectory=s",
+            ),
+        ] {
+            assert_eq!(requirement_key(a), requirement_key(b));
+        }
+        for (a, b) in [
+            ("zope.interface==1.0", "zope.interface==1.0.0"),
+            ("x @ file:///a/X.whl", "x @ file:///a/x.whl"),
+            ("-e /src/Foo", "-e /src/foo"),
+        ] {
+            assert_ne!(requirement_key(a), requirement_key(b));
+        }
+    }
+
+    #[test]
+    fn python_versions_come_from_the_site_packages_folder() {
+        assert_eq!(
+            python_of_site_packages(Path::new("/v/lib/python3.11/site-packages")),
+            Some((3, 11))
+        );
+        assert_eq!(
+            python_of_site_packages(Path::new("/v/lib/pypy/site-packages")),
+            None
+        );
+    }
 
     #[test]
     fn canonical_names_follow_pep_503() {

@@ -5,6 +5,7 @@
 //! One binary: named `pip`, `pip3` or `pip3.X` it is the pip wrapper (`wrapper`); otherwise it
 //! is the `pyctl` command (`cli`, `commands`).
 
+pub mod bootstrap;
 pub mod cli;
 pub mod commands;
 pub mod config;

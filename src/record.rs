@@ -357,7 +357,12 @@ pub fn ensure_venv(
         target: None,
     };
     let outcome = record(ctx, ui, tier, lock, &config, &op, || {
-        tier::create_venv(tier, &python, config.venv.inherit_system_packages)?;
+        tier::create_venv(
+            tier,
+            &python,
+            config.venv.inherit_system_packages,
+            ctx.is_root(),
+        )?;
         Ok(0)
     })?;
     let baseline = snapshot::snapshot_path(tier, snapshot::BASELINE)?;

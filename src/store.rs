@@ -6,6 +6,11 @@
 //! distribution's RECORD, which lists every file's hash, so it names the content. Entries are
 //! built in a temp folder and renamed into place, so a half-made entry is never used.
 //!
+//! `store/.sizes.json` keeps, per entry, the bytes of its files and one of them to sample, so the
+//! figure `pyctl status` shows (what the store holds that the venv no longer links to) costs one
+//! `stat` per entry instead of a walk of every stored file. An entry's files never change, so
+//! its size is measured once, when it is added (under the tier lock).
+//!
 //! RECORD is read per "Recording installed projects" (PyPA specs): CSV rows of path (relative to
 //! the folder holding `.dist-info`), `sha256=<urlsafe base64, no padding>` and size; RECORD
 //! itself and some generated files carry no hash.
@@ -20,9 +25,29 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::fsutil::write_atomic;
-use crate::inventory::{Distribution, MetadataFormat, PackageSet};
+use crate::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
 
 pub const ENTRY_SCHEMA: u32 = 1;
+const SIZES_FILE: &str = ".sizes.json";
+const SIZES_SCHEMA: u32 = 1;
+
+/// `store/.sizes.json`: entry folder name → its size.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Sizes {
+    schema: u32,
+    entries: BTreeMap<String, EntrySize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct EntrySize {
+    /// Bytes of the regular files under `files/`.
+    bytes: u64,
+    /// A file under the entry folder (its `.dist-info/METADATA`) whose link count says whether
+    /// the venv still holds the entry's files: pip replaces or removes a distribution's files
+    /// all together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sample: Option<String>,
+}
 
 /// How files are placed back into a venv.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -274,6 +299,9 @@ impl Store {
                 Err(e) => log::warn!("could not keep {} in the store: {e:#}", dist.name_version()),
             }
         }
+        if let Err(e) = self.update_sizes() {
+            log::warn!("{}: {e:#}", self.dir.join(SIZES_FILE).display());
+        }
         Ok(added)
     }
 
@@ -411,17 +439,18 @@ impl Store {
         read_entry(&dir).map(|e| (dir, e))
     }
 
-    /// Entries for a freeze line, newest first.
+    /// Entries for a freeze line (its project name in any spelling), newest first.
     pub fn find(&self, canonical: &str, line: &str) -> Vec<(PathBuf, StoreEntry)> {
         let Ok(read) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
         let prefix = format!("{canonical}-");
+        let key = requirement_key(line);
         let mut found: Vec<(PathBuf, StoreEntry)> = read
             .filter_map(Result::ok)
             .filter(|i| i.file_name().to_string_lossy().starts_with(&prefix))
             .filter_map(|i| read_entry(&i.path()).map(|e| (i.path(), e)))
-            .filter(|(_, e)| e.canonical == canonical && e.line == line)
+            .filter(|(_, e)| e.canonical == canonical && requirement_key(&e.line) == key)
             .collect();
         found.sort_by(|a, b| b.1.stored_at.cmp(&a.1.stored_at));
         found
@@ -536,8 +565,9 @@ impl Store {
         Ok(())
     }
 
-    /// Removes entries whose line no history entry, snapshot or the venv refers to, and
-    /// leftover temp folders. Returns (entries removed, bytes freed).
+    /// Removes entries whose line no history entry, snapshot or the venv refers to (`referenced`
+    /// holds [`requirement_key`]s), and leftover temp folders. Returns (entries removed, bytes
+    /// freed).
     pub fn collect_garbage(&self, referenced: &BTreeSet<String>) -> Result<(usize, u64)> {
         let Ok(read) = std::fs::read_dir(&self.dir) else {
             return Ok((0, 0));
@@ -547,11 +577,13 @@ impl Store {
         for item in read.filter_map(Result::ok) {
             let path = item.path();
             let name = item.file_name().to_string_lossy().into_owned();
-            let keep = if name.starts_with(".tmp-") {
+            let keep = if name == SIZES_FILE {
+                true
+            } else if name.starts_with(".tmp-") {
                 false
             } else {
                 match read_entry(&path) {
-                    Some(entry) => referenced.contains(&entry.line),
+                    Some(entry) => referenced.contains(&requirement_key(&entry.line)),
                     None => false,
                 }
             };
@@ -562,13 +594,104 @@ impl Store {
                 removed += 1;
             }
         }
+        if removed > 0 {
+            self.update_sizes()?;
+        }
         Ok((removed, freed))
     }
 
-    /// Bytes the store holds that no venv file shares (hard-link count 1).
+    /// Bytes of stored distribution files no venv file shares (hard-link count 1; the store's
+    /// own `entry.json` files aside).
+    ///
+    /// An entry whose sample file has one link left counts whole; an entry `.sizes.json` does
+    /// not know yet (made by an older pyctl, or by an operation running now) is walked.
     pub fn extra_bytes(&self) -> u64 {
-        unlinked_bytes(&self.dir)
+        use std::os::unix::fs::MetadataExt;
+        let sizes = self.read_sizes();
+        self.entry_names()
+            .iter()
+            .map(|name| {
+                let dir = self.dir.join(name);
+                let known = sizes.entries.get(name);
+                match known.and_then(|k| Some((k.bytes, k.sample.as_ref()?))) {
+                    Some((bytes, sample)) => match std::fs::symlink_metadata(dir.join(sample)) {
+                        Ok(m) if m.nlink() > 1 => 0,
+                        Ok(_) => bytes,
+                        Err(_) => unlinked_bytes(&dir.join("files")),
+                    },
+                    None => unlinked_bytes(&dir.join("files")),
+                }
+            })
+            .sum()
     }
+
+    /// The entry folders' names (temp folders and the sizes file aside).
+    fn entry_names(&self) -> Vec<String> {
+        let Ok(read) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        read.filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    }
+
+    /// `.sizes.json`, or nothing known when it is missing, unreadable or of another schema.
+    fn read_sizes(&self) -> Sizes {
+        std::fs::read(self.dir.join(SIZES_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Sizes>(&b).ok())
+            .filter(|s| s.schema == SIZES_SCHEMA)
+            .unwrap_or_default()
+    }
+
+    /// Brings `.sizes.json` in line with the entries present: measures the entries it lacks
+    /// (a walk of those only) and drops the ones gone. Written only when something changed;
+    /// called under the tier lock.
+    pub fn update_sizes(&self) -> Result<()> {
+        if !self.dir.is_dir() {
+            return Ok(());
+        }
+        let old = self.read_sizes();
+        let mut sizes = Sizes {
+            schema: SIZES_SCHEMA,
+            entries: BTreeMap::new(),
+        };
+        for name in self.entry_names() {
+            let size = match old.entries.get(&name) {
+                Some(known) => known.clone(),
+                None => {
+                    let dir = self.dir.join(&name);
+                    let Some(entry) = read_entry(&dir) else {
+                        continue;
+                    };
+                    measure_entry(&dir, &entry)
+                }
+            };
+            sizes.entries.insert(name, size);
+        }
+        if sizes != old {
+            write_atomic(&self.dir.join(SIZES_FILE), &serde_json::to_vec(&sizes)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The bytes of an entry's files, and its `.dist-info/METADATA` as the sample.
+fn measure_entry(dir: &Path, entry: &StoreEntry) -> EntrySize {
+    use std::os::unix::fs::MetadataExt;
+    let bytes = walkdir::WalkDir::new(dir.join("files"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.size())
+        .sum();
+    let sample = format!("files/{}/METADATA", entry.dist_info);
+    let sample = std::fs::symlink_metadata(dir.join(&sample))
+        .is_ok_and(|m| m.is_file())
+        .then_some(sample);
+    EntrySize { bytes, sample }
 }
 
 fn unlinked_bytes(dir: &Path) -> u64 {

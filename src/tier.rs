@@ -529,18 +529,150 @@ pub fn venv_base_python(venv: &Path) -> Option<PathBuf> {
         })
 }
 
-/// Creates the venv of a tier with `python -m venv`.
-pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool) -> Result<()> {
-    create_venv_with(tier, python, inherit_system, true)
+/// Creates the venv of a tier with pip in it, as `python -m venv` does. `as_root`: the wheels
+/// pip is placed from must be root's alone.
+pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool, as_root: bool) -> Result<()> {
+    create_venv_with(tier, python, inherit_system, true, as_root)
 }
 
-/// Creates the venv of a tier; `with_pip: false` skips ensurepip (pip then comes from the store).
+/// Creates the venv of a tier with `python -m venv --without-pip`; `with_pip` then places pip
+/// (and, before Python 3.12, setuptools) from the wheels ensurepip would install, unpacked
+/// natively ([`crate::bootstrap`]), falling back to ensurepip itself when they cannot be found
+/// or used. Without `with_pip`, pip comes from the store.
 pub fn create_venv_with(
     tier: &Tier,
     python: &Path,
     inherit_system: bool,
     with_pip: bool,
+    as_root: bool,
 ) -> Result<()> {
+    run_venv(tier, python, inherit_system, false)?;
+    if !with_pip {
+        return Ok(());
+    }
+    match place_pip(tier, python, as_root) {
+        Ok(true) => return Ok(()),
+        Ok(false) => log::info!("no pip wheel of this Python found: running ensurepip"),
+        Err(e) => log::warn!("placing pip from its wheel failed ({e:#}): running ensurepip"),
+    }
+    let venv = tier.venv();
+    std::fs::remove_dir_all(&venv)
+        .with_context(|| format!("{}: cannot remove to start again", venv.display()))?;
+    run_venv(tier, python, inherit_system, true)
+}
+
+/// Places the wheels ensurepip would install into the new venv of `tier` (made by `python`).
+/// `Ok(false)`: there are none to use, or (as root) one is not root's alone.
+fn place_pip(tier: &Tier, python: &Path, as_root: bool) -> Result<bool> {
+    let venv = std::path::absolute(tier.venv()).context("the venv's path")?;
+    let Some(version) = venv_python_version(&venv) else {
+        return Ok(false);
+    };
+    let mut parts = version.split('.').map(|p| p.parse::<u64>());
+    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
+        return Ok(false);
+    };
+    let Some(home) = pyvenv_value(&venv, "home") else {
+        return Ok(false);
+    };
+    // `home` is the folder of the interpreter; its standard library is `../lib/pythonX.Y`, as
+    // for a `sys.prefix` that is its parent.
+    let Some(prefix) = home.parent() else {
+        return Ok(false);
+    };
+    let stdlib = prefix.join("lib").join(format!("python{major}.{minor}"));
+    let Some(wheels) = crate::bootstrap::ensurepip_wheels(&stdlib, (major, minor)) else {
+        return Ok(false);
+    };
+    let mut opened = Vec::new();
+    for wheel in &wheels {
+        let file = std::fs::File::open(wheel)
+            .with_context(|| format!("{}: cannot open", wheel.display()))?;
+        if as_root && !root_alone(&file, wheel) {
+            log::warn!(
+                "{}: not root's alone (it or a folder above it can be written by another \
+                 account): not used",
+                wheel.display()
+            );
+            return Ok(false);
+        }
+        opened.push(file);
+    }
+    let site_packages = venv
+        .join("lib")
+        .join(format!("python{major}.{minor}"))
+        .join("site-packages");
+    let bin = venv.join("bin");
+    // pip names `sys.executable` on its scripts' `#!` line: ensurepip runs in
+    // `<venv>/bin/<the name venv was run with>`.
+    let exe_name = python
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let interpreter = bin.join(exe_name);
+    let pip_version = wheels
+        .iter()
+        .filter_map(|w| w.file_name()?.to_str()?.strip_prefix("pip-"))
+        .filter_map(|rest| rest.split('-').next()?.parse::<pep440_rs::Version>().ok())
+        .next();
+    let late_import =
+        pip_version.is_some_and(|v| v >= "25.2".parse::<pep440_rs::Version>().expect("a version"));
+    let target = crate::bootstrap::Target {
+        site_packages: &site_packages,
+        bin: &bin,
+        python: &interpreter,
+        version: (major, minor),
+        late_import,
+    };
+    for (file, wheel) in opened.into_iter().zip(&wheels) {
+        crate::bootstrap::install_wheel(file, wheel, &target)?;
+        log::info!("placed {} in {}", wheel.display(), site_packages.display());
+    }
+    drop_without_pip(&venv)?;
+    Ok(true)
+}
+
+/// The venv now has what `python -m venv` gives: its `pyvenv.cfg` says so too. `venv` writes the
+/// options it was run with on the `command` line (`create_configuration` in CPython's
+/// `Lib/venv/__init__.py`, 3.11 and later); `--without-pip` is one word of it.
+fn drop_without_pip(venv: &Path) -> Result<()> {
+    let path = venv.join("pyvenv.cfg");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let fixed: String = text
+        .split_inclusive('\n')
+        .map(|line| match line.strip_prefix("command = ") {
+            Some(_) => line.replacen(" --without-pip ", " ", 1),
+            None => line.to_string(),
+        })
+        .collect();
+    if fixed != text {
+        std::fs::write(&path, fixed)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Whether an opened file, and every folder above its path, are root's and nobody else can
+/// write them: the only wheels root unpacks.
+fn root_alone(file: &std::fs::File, path: &Path) -> bool {
+    file.metadata()
+        .is_ok_and(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
+        && root_controlled(path)
+}
+
+/// A `key = value` of a venv's `pyvenv.cfg`, as a path.
+fn pyvenv_value(venv: &Path, key: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| PathBuf::from(v.trim()))
+        .filter(|p| p.is_absolute())
+}
+
+/// `python -I -m venv [--system-site-packages] [--without-pip] VENV`.
+fn run_venv(tier: &Tier, python: &Path, inherit_system: bool, with_pip: bool) -> Result<()> {
     let mut cmd = Command::new(python);
     // `-I` isolates this interpreter only: venv runs ensurepip in a child that reads the
     // environment (the user site of `HOME` or `PYTHONUSERBASE`, whose `.pth` files run code).
@@ -578,6 +710,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pyvenv.cfg"), cfg).unwrap();
         venv_python_version(dir.path())
+    }
+
+    #[test]
+    fn root_unpacks_only_wheels_nobody_else_can_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = dir.path().join("pip-1.0-py3-none-any.whl");
+        std::fs::write(&wheel, b"zip").unwrap();
+        let set = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let usable = || root_alone(&std::fs::File::open(&wheel).unwrap(), &wheel);
+        set(dir.path(), 0o755);
+        set(&wheel, 0o644);
+        // Only root's own files qualify: when the tests do not run as root, nothing does.
+        assert_eq!(usable(), nix::unistd::geteuid().is_root());
+        set(&wheel, 0o664);
+        assert!(!usable(), "group-writable wheel");
+        set(&wheel, 0o644);
+        set(dir.path(), 0o777);
+        assert!(!usable(), "world-writable folder");
+        set(dir.path(), 0o755);
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::lchown(&wheel, Some(1), None).unwrap();
+            assert!(!usable(), "another account's wheel");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::context::Context;
 use crate::engine::{self, Plan};
 use crate::fsutil::TierLock;
 use crate::history::{self, Entry, Kind, Log};
-use crate::inventory::PackageSet;
+use crate::inventory::{requirement_key, PackageSet};
 use crate::record::{self, freeze_map, Operation};
 use crate::snapshot;
 use crate::tier::{self, Tier};
@@ -499,7 +499,18 @@ fn transact(
     };
     let python_minor = match &target.python {
         Some(p) => Some(tier::interpreter_version(p)?),
-        None => tier.python_version(),
+        // A venv whose pyvenv.cfg is missing (a clean killed while `python -m venv` ran) says
+        // nothing: the interpreter it is rebuilt with does, or the store would look unusable.
+        None => match tier.python_version() {
+            Some(v) => Some(v),
+            None => {
+                let python = match tier::venv_base_python(&tier.venv()) {
+                    Some(p) => p,
+                    None => record::choose_python(ctx, tier)?,
+                };
+                Some(tier::interpreter_version(&python)?)
+            }
+        },
     }
     .map(|v| tier::minor_version(&v))
     .unwrap_or_default();
@@ -567,7 +578,13 @@ fn transact(
                 Some(p) => p,
                 None => record::choose_python(ctx, tier)?,
             };
-            recreate_venv(tier, &plan, &python, config.venv.inherit_system_packages)?;
+            recreate_venv(
+                tier,
+                &plan,
+                &python,
+                config.venv.inherit_system_packages,
+                ctx.is_root(),
+            )?;
         }
         let venv = tier.venv().canonicalize().context("the venv vanished")?;
         let trash = tier
@@ -687,7 +704,13 @@ fn user_site_follows(ui: &Ui, tier: &Tier, log: &Log, op: &Operation, succeeded:
 /// The old `pyvenv.cfg` is kept when the new venv runs the same interpreter (`home` and
 /// `version` unchanged): only its `command` line would differ (`--without-pip`), and the tree
 /// after a clean is the tree of a venv as init made it.
-fn recreate_venv(tier: &Tier, plan: &Plan, python: &Path, inherit: bool) -> Result<()> {
+fn recreate_venv(
+    tier: &Tier,
+    plan: &Plan,
+    python: &Path,
+    inherit: bool,
+    as_root: bool,
+) -> Result<()> {
     let venv = tier.venv();
     let trash = unique_trash(tier, "venv");
     let old_cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok();
@@ -699,7 +722,7 @@ fn recreate_venv(tier: &Tier, plan: &Plan, python: &Path, inherit: bool) -> Resu
         .add
         .iter()
         .any(|a| a.name == "pip" && matches!(a.source, engine::Source::Store { .. }));
-    tier::create_venv_with(tier, python, inherit, !pip_from_store)?;
+    tier::create_venv_with(tier, python, inherit, !pip_from_store, as_root)?;
     let cfg = venv.join("pyvenv.cfg");
     if let (Some(old), Ok(new)) = (old_cfg, std::fs::read_to_string(&cfg)) {
         let same_interpreter = |text: &str| -> Vec<String> {
@@ -860,22 +883,27 @@ pub fn delete_snapshot(ctx: &Context, ui: &Ui, name: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// Every requirement line some history entry, snapshot or the venv refers to.
+/// The [`requirement_key`] of every requirement line some history entry, snapshot or the venv
+/// refers to.
 pub fn referenced_lines(tier: &Tier, log: &Log) -> BTreeSet<String> {
     let mut lines = BTreeSet::new();
     for e in &log.entries {
-        lines.extend(freeze_map(&e.before.freeze).into_values());
+        lines.extend(
+            freeze_map(&e.before.freeze)
+                .values()
+                .map(|l| requirement_key(l)),
+        );
         if let Some(a) = &e.after {
-            lines.extend(freeze_map(&a.freeze).into_values());
+            lines.extend(freeze_map(&a.freeze).values().map(|l| requirement_key(l)));
         }
     }
     for s in list(tier) {
         if let Ok(text) = crate::fsutil::read_regular_to_string(&s.path) {
-            lines.extend(freeze_map(&text).into_values());
+            lines.extend(freeze_map(&text).values().map(|l| requirement_key(l)));
         }
     }
     if let Ok(set) = current_set(tier) {
-        lines.extend(set.requirement_map().into_values());
+        lines.extend(set.requirement_map().values().map(|l| requirement_key(l)));
     }
     lines
 }

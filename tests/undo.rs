@@ -1322,4 +1322,84 @@ fn export_requested_counts_requirement_files_and_editables() {
     t.pyctl_ok(&["undo"]);
     let out = t.pyctl_ok(&["-q", "export", "--requested"]);
     assert_eq!(out.trim(), "beta==1.0");
+/// What `pyctl status` says the store holds beyond the venv, against a walk of every stored
+/// file with one link left (what it used to compute on every call, issue 15): equal after each
+/// kind of change, while status itself reads `store/.sizes.json` and one file per entry.
+#[test]
+fn status_store_figure_follows_installs_removals_undo_and_gc() {
+    use std::os::unix::fs::MetadataExt;
+    let t = Tier::new();
+    let walked = || -> u64 {
+        let store = t.root().join("store");
+        walkdir::WalkDir::new(&store)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().components().any(|c| c.as_os_str() == "files"))
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file() && m.nlink() == 1)
+            .map(|m| m.len())
+            .sum()
+    };
+    let figure = || -> u64 {
+        // Undo, redo, restore and clean delete what they moved aside in the background: the
+        // link counts settle once that is done.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::read_dir(t.root())
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with(".trash-"))
+        {
+            assert!(Instant::now() < deadline, "trash still there after 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = t.pyctl_json(&["status"]);
+        status["store_extra_bytes"].as_u64().expect("a figure")
+    };
+    assert_eq!(figure(), 0);
+    t.install(&["beta"]);
+    assert!(t.root().join("store/.sizes.json").is_file());
+    assert_eq!(figure(), walked());
+    assert_eq!(figure(), 0, "everything stored is installed");
+    t.install(&["alpha==1.0"]);
+    let after_downgrade = figure();
+    assert!(after_downgrade > 0, "alpha 2.0 is only in the store now");
+    assert_eq!(after_downgrade, walked());
+    ok("pip uninstall", t.pip(&["uninstall", "-y", "beta"]));
+    assert!(figure() > after_downgrade);
+    assert_eq!(figure(), walked());
+    t.hide_wheels();
+    t.pyctl_ok(&["undo", "2"]);
+    assert_eq!(figure(), walked());
+    t.pyctl_ok(&["clean"]);
+    assert_eq!(figure(), walked());
+    t.pyctl_ok(&["undo"]);
+    assert_eq!(figure(), walked());
+    // Changed behind pyctl's back: still the live figure.
+    ok(
+        "python -m pip uninstall",
+        t.venv_pip(&["uninstall", "-y", "alpha"]),
+    );
+    assert_eq!(figure(), walked());
+    t.pyctl_ok(&["gc"]);
+    assert_eq!(figure(), walked());
+    // A store from before `.sizes.json`: walked, the same figure; the next operation writes it.
+    std::fs::remove_file(t.root().join("store/.sizes.json")).unwrap();
+    assert_eq!(figure(), walked());
+}
+
+/// Found by `sigkill_during_clean_then_recovery` under load: a clean killed while
+/// `python -m venv` had not yet written `pyvenv.cfg` leaves a venv that names no Python; the
+/// undo that rebuilds it looked in the store for distributions of no Python version, found
+/// none, and went to pip (offline: failed).
+#[test]
+fn undo_rebuilds_a_venv_without_pyvenv_cfg_from_the_store() {
+    let t = Tier::new();
+    t.install(&["beta"]);
+    t.hide_wheels();
+    t.pyctl_ok(&["clean"]);
+    std::fs::remove_file(t.venv().join("pyvenv.cfg")).unwrap();
+    // The vanished venv is recorded as an outside change first; undo reverts that one.
+    let out = t.pyctl_ok(&["undo"]);
+    t.assert_from_store(&out);
+    t.assert_set(&[]);
 }

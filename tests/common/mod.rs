@@ -302,20 +302,45 @@ pub fn wheel_with_headers(
     requires: &[&str],
     files: &[(String, String)],
 ) {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    use std::io::Write as _;
-    let dist_info = format!("{name}-{version}.dist-info");
-    let mut all: Vec<(String, Vec<u8>)> = files
-        .iter()
-        .map(|(p, c)| (p.clone(), c.clone().into_bytes()))
-        .collect();
     let mut metadata =
         format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{headers}");
     for r in requires {
         metadata.push_str(&format!("Requires-Dist: {r}\n"));
     }
-    all.push((format!("{dist_info}/METADATA"), metadata.into_bytes()));
+    wheel_files(dir, &format!("{name}-{version}"), &metadata, files);
+}
+
+/// A wheel whose `.dist-info` folder (and file name) is `folder-folder_version` while its METADATA
+/// says `Name: name`, `Version: version`, as current build backends write them
+/// (`zope_interface-8.0.1.dist-info` holding `Name: zope.interface`). One module,
+/// `<folder lower-cased>_mod`.
+pub fn wheel_spelled(dir: &Path, folder: &str, folder_version: &str, name: &str, version: &str) {
+    wheel_files(
+        dir,
+        &format!("{folder}-{folder_version}"),
+        &format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+        &[(
+            format!("{}_mod/__init__.py", folder.to_lowercase()),
+            format!("NAME = {name:?}\n"),
+        )],
+    );
+}
+
+/// A wheel named `stem-py3-none-any.whl` with the `stem.dist-info` folder, this METADATA and
+/// these files.
+fn wheel_files(dir: &Path, stem: &str, metadata: &str, files: &[(String, String)]) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let dist_info = format!("{stem}.dist-info");
+    let mut all: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(p, c)| (p.clone(), c.clone().into_bytes()))
+        .collect();
+    all.push((
+        format!("{dist_info}/METADATA"),
+        metadata.as_bytes().to_vec(),
+    ));
     all.push((
         format!("{dist_info}/WHEEL"),
         b"Wheel-Version: 1.0\nGenerator: pyctl-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
@@ -329,7 +354,7 @@ pub fn wheel_with_headers(
     }
     record.push_str(&format!("{dist_info}/RECORD,,\n"));
     all.push((format!("{dist_info}/RECORD"), record.into_bytes()));
-    let path = dir.join(format!("{name}-{version}-py3-none-any.whl"));
+    let path = dir.join(format!("{stem}-py3-none-any.whl"));
     let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);

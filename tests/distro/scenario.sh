@@ -45,15 +45,17 @@ distro_ships() { dpkg -L python3-pip | grep -x "$1" >/dev/null; }
 pyctl_diversions() { dpkg-divert --list | awk '$NF == "pyctl" { print $3 }' | sort; }
 
 # A wheel made by hand (no network, no build backend): one module and its dist-info.
-# make_wheel NAME [VERSION] (default 1.0).
+# make_wheel NAME [VERSION [META_NAME [META_VERSION]]] (default 1.0; METADATA says NAME and
+# VERSION unless META_* spell them otherwise, as in `zope_interface-1.0.dist-info` holding
+# `Name: zope.interface`).
 make_wheel() {
-  python3 - "$W" "$1" "${2:-1.0}" <<'EOF'
+  python3 - "$W" "$1" "${2:-1.0}" "${3:-$1}" "${4:-${2:-1.0}}" <<'EOF'
 import base64, hashlib, sys, zipfile
-out, name, version = sys.argv[1], sys.argv[2], sys.argv[3]
+out, name, version, meta_name, meta_version = sys.argv[1:6]
 dist = f"{name}-{version}.dist-info"
 files = {
-    f"{name}/__init__.py": f"NAME = {name!r}\n",
-    f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n",
+    f"{name.lower()}/__init__.py": f"NAME = {meta_name!r}\n",
+    f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {meta_name}\nVersion: {meta_version}\n\n",
     f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pyctl-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
 }
 def digest(data):
@@ -74,6 +76,14 @@ phase_wheels() {
   done
   # A requests far from any Debian's, for the apt hook's conflict.
   make_wheel requests 0.0.1
+  # Folder and METADATA spelling the name (and vmis the version) differently: pip 20.3 spells
+  # them from the folder, newer pips from METADATA (issue 18).
+  make_wheel zope_interface 1.0 zope.interface
+  make_wheel typing_extensions 4.16.0
+  make_wheel Foo_Bar 2.0 foo-bar
+  make_wheel ruamel.yaml 0.18.6
+  make_wheel jaraco_functools 4.0.1 Jaraco.Functools
+  make_wheel vmis 1.0.0 vmis 1.0
   chmod -R a+rX "$T"
   pass "test wheels built: $(ls "$W" | wc -l)"
 }
@@ -147,6 +157,15 @@ phase_user_tiers() {
   out=$(as $A "pip config list 2>&1") || true
   check "pip config list still shows the file's user = true ($out)" contains "$out" "install.user='true'"
   as $A "pip uninstall -q -y demo_habit && rm ~/.config/pip/pip.conf" || fail "A: clean up demo_habit"
+  # `pyctl freeze` is the tier's own `pip freeze --all` (this release's pip) for names spelled
+  # differently in the folder and in METADATA.
+  out=$(as $B "pip install --no-index --find-links $W zope.interface typing_extensions foo-bar ruamel.yaml jaraco.functools vmis 2>&1") ||
+    fail "B: pip install of the spelled wheels: $out"
+  local ours pips
+  ours=$(as $B 'pyctl freeze')
+  pips=$(as $B "$hb/$TIER/venv/bin/python -m pip freeze --all")
+  echo "$pips" | sed 's/^/  pip freeze --all: /'
+  check "B: pyctl freeze is the tier's pip freeze --all, line for line" test "$ours" = "$pips"
 }
 
 # Reads syslog datagrams into a file while the build step runs: on /dev/log, or, where /dev is
