@@ -1322,6 +1322,8 @@ fn export_requested_counts_requirement_files_and_editables() {
     t.pyctl_ok(&["undo"]);
     let out = t.pyctl_ok(&["-q", "export", "--requested"]);
     assert_eq!(out.trim(), "beta==1.0");
+}
+
 /// What `pyctl status` says the store holds beyond the venv, against a walk of every stored
 /// file with one link left (what it used to compute on every call, issue 15): equal after each
 /// kind of change, while status itself reads `store/.sizes.json` and one file per entry.
