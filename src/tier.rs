@@ -539,6 +539,13 @@ pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool, as_root: bo
 /// (and, before Python 3.12, setuptools) from the wheels ensurepip would install, unpacked
 /// natively ([`crate::bootstrap`]), falling back to ensurepip itself when they cannot be found
 /// or used. Without `with_pip`, pip comes from the store.
+/// Whether new venvs get pip by unpacking ensurepip's wheels natively (`place_pip`) instead of
+/// running ensurepip. Off: the native placement writes no bytecode (Python writes it lazily the
+/// first time pip imports a module), so a tier's tree changes under a plain `pip` run, and the
+/// exactness oracle (tests/exactness.rs) saw undo "add" pip's bytecode that no state held. It
+/// comes back on once it compiles and records bytecode as pip's own install does (issue 15).
+pub const NATIVE_PIP_PLACEMENT: bool = false;
+
 pub fn create_venv_with(
     tier: &Tier,
     python: &Path,
@@ -546,6 +553,9 @@ pub fn create_venv_with(
     with_pip: bool,
     as_root: bool,
 ) -> Result<()> {
+    if !NATIVE_PIP_PLACEMENT {
+        return run_venv(tier, python, inherit_system, with_pip);
+    }
     run_venv(tier, python, inherit_system, false)?;
     if !with_pip {
         return Ok(());
