@@ -43,6 +43,34 @@ wheel() { echo "$W/$1-1.0-py3-none-any.whl"; }
 # makes the writer die of SIGPIPE and the pipeline fail.)
 distro_ships() { dpkg -L python3-pip | grep -x "$1" >/dev/null; }
 pyctl_diversions() { dpkg-divert --list | awk '$NF == "pyctl" { print $3 }' | sort; }
+# The distro's PEP 668 markers, /usr/lib/python3.X/EXTERNALLY-MANAGED, one a line: phase_wheels
+# hashed them into $EM_SUMS before pyctl was installed (none on Debian 11).
+EM_SUMS=$T/externally-managed.sha256
+em_markers() { awk '{ print $2 }' "$EM_SUMS"; }
+# The interpreter a marker belongs to: /usr/lib/python3.11/EXTERNALLY-MANAGED -> /usr/bin/python3.11.
+em_python() { echo "/usr/bin/$(basename "$(dirname "$1")")"; }
+em_skip() { echo "SKIP: no /usr/lib/python3.*/EXTERNALLY-MANAGED on Debian $(cat /etc/debian_version) (no PEP 668 marker): $1"; }
+# After remove or purge: each marker is the distro's again, byte for byte, with no diversion left,
+# and the distro's pip is refused with the distro's own words.
+em_given_back() {
+  local em py out
+  if [ ! -s "$EM_SUMS" ]; then
+    em_skip "nothing to give back"
+    check "no EXTERNALLY-MANAGED appeared" test -z "$(ls /usr/lib/python3.*/EXTERNALLY-MANAGED* 2>/dev/null)"
+    return 0
+  fi
+  for em in $(em_markers); do
+    check "$em is the distro's again (sha256 as before pyctl)" grep -qxF "$(sha256sum "$em" 2>/dev/null)" "$EM_SUMS"
+    check "no $em.distrib left" test ! -e "$em.distrib"
+    check "no diversion of $em left" test -z "$(dpkg-divert --list "$em")"
+    py=$(em_python "$em")
+    if out=$(as_sh $A "$py -m pip install --no-index $(wheel demo_new) 2>&1"); then
+      fail "A: $py -m pip install went through without pyctl: $out"
+    fi
+    check "A: $py -m pip install refused: externally-managed-environment" contains "$out" externally-managed-environment
+    check "A: ... in the distro's words, not pyctl's" sh -c 'case "$1" in *"(pyctl:"*) exit 1 ;; esac' _ "$out"
+  done
+}
 
 # A wheel made by hand (no network, no build backend): one module and its dist-info.
 # make_wheel NAME [VERSION [META_NAME [META_VERSION]]] (default 1.0; METADATA says NAME and
@@ -86,6 +114,17 @@ phase_wheels() {
   make_wheel vmis 1.0.0 vmis 1.0
   chmod -R a+rX "$T"
   pass "test wheels built: $(ls "$W" | wc -l)"
+  # The distro's PEP 668 markers before pyctl comes (issue 13): remove and purge compare.
+  local em
+  : >"$EM_SUMS"
+  for em in /usr/lib/python3.*/EXTERNALLY-MANAGED; do
+    if [ -f "$em" ]; then sha256sum "$em" >>"$EM_SUMS"; fi
+  done
+  if [ -s "$EM_SUMS" ]; then
+    pass "the distro's PEP 668 markers hashed: $(em_markers | tr '\n' ' ')"
+  else
+    em_skip "nothing to hash"
+  fi
 }
 
 phase_install() {
@@ -116,6 +155,30 @@ phase_install() {
   check "completions installed" test -f /usr/share/bash-completion/completions/pyctl \
     -a -f /usr/share/zsh/vendor-completions/_pyctl -a -f /usr/share/fish/vendor_completions.d/pyctl.fish
   check "/etc/pyctl/config.toml is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' pyctl | grep -q /etc/pyctl/config.toml"
+
+  # PEP 668 (issue 13): each python3.X's marker is pyctl's, the distro's diverted aside;
+  # `python3.X -m pip` is still the distro's pip, refused, and its error names pyctl's way.
+  local em py out ha
+  ha=$(home_of $A)
+  if [ ! -s "$EM_SUMS" ]; then
+    em_skip "marker checks skipped"
+    check "preinst wrote no EXTERNALLY-MANAGED" test -z "$(ls /usr/lib/python3.*/EXTERNALLY-MANAGED* 2>/dev/null)"
+  fi
+  for em in $(em_markers); do
+    check "$em is pyctl's" sh -c "head -n 1 '$em' | grep -q '^# Written by pyctl' && grep -qx '\[externally-managed\]' '$em'"
+    check "dpkg-divert --list shows $em diverted by pyctl" \
+      sh -c "dpkg-divert --list | grep -qx 'diversion of $em to $em.distrib by pyctl'"
+    check "$em.distrib is the distro's file (same sha256)" \
+      test "$(sha256sum <"$em.distrib")" = "$(grep -F "  $em" "$EM_SUMS" | cut -d' ' -f1)  -"
+    py=$(em_python "$em")
+    if out=$(as_sh $A "$py -m pip install --no-index $(wheel demo_login) 2>&1"); then
+      fail "A: $py -m pip install went through: $out"
+    fi
+    echo "$out" | sed 's/^/  pip: /'
+    check "A: $py -m pip install refused: externally-managed-environment" contains "$out" externally-managed-environment
+    check "A: ... and the error names pyctl's pip install" contains "$out" "pip install xyz (pyctl: your own tier"
+    check "A: ... and never reached pyctl (no tier made)" test ! -e "$ha/$TIER"
+  done
 }
 
 phase_user_tiers() {
@@ -596,6 +659,12 @@ phase_upgrade() {
   check "the version changed ($old -> $(dpkg-query -W -f='${Version}' pyctl))" \
     test "$(dpkg-query -W -f='${Version}' pyctl)" != "$old"
   check "diversions intact" test "$(pyctl_diversions)" = "$div"
+  local em
+  for em in $(em_markers); do
+    check "$em is still pyctl's after the upgrade" sh -c "head -n 1 '$em' | grep -q '^# Written by pyctl'"
+    check "$em.distrib still the distro's" \
+      test "$(sha256sum <"$em.distrib")" = "$(grep -F "  $em" "$EM_SUMS" | cut -d' ' -f1)  -"
+  done
   check "/usr/bin/pip is still the wrapper" test "$(readlink /usr/bin/pip)" = /usr/bin/pyctl
   check "A's history intact" test "$(history_count $A)" = "$na"
   check "A's packages intact" has_pkg "$ha/$TIER/venv" demo_login
@@ -641,6 +710,7 @@ phase_remove() {
   check "root: the system venv's pip$m shim installs into it without pyctl" \
     "$SYS/venv/bin/pip$m" install -q --no-index "$(wheel demo_new)"
   check "the package landed in the system venv" has_pkg "$SYS/venv" demo_new
+  em_given_back
 }
 
 phase_purge() {
@@ -655,6 +725,7 @@ phase_purge() {
     grep -vx -e /etc/sudoers.d/pyctl-a -e /etc/apt/apt.conf.d/90pyctl-norecommends || true)
   check "nothing named pyctl left outside users' homes${left:+: $left}" test -z "$left"
   check "A's and B's tiers remain" test -d "$(home_of $A)/$TIER/venv" -a -d "$(home_of $B)/$TIER/venv"
+  em_given_back
   check "apt still works" apt-get install -y -qq --no-install-recommends file
 }
 
