@@ -85,7 +85,8 @@ pub fn config_sets_user(ctx: &Context, venv: Option<&Path>) -> Option<PathBuf> {
     })
 }
 
-/// The last value of one of `keys` in one of `sections` of a pip.conf.
+/// The last value of one of `keys` in one of `sections` of a pip.conf (an INI file as Python's
+/// configparser reads it: `key = value` or `key: value`, `#` and `;` comment lines).
 fn section_value(text: &str, sections: &[&str], keys: &[&str]) -> Option<String> {
     let mut inside = false;
     let mut found = None;
@@ -112,32 +113,9 @@ fn section_value(text: &str, sections: &[&str], keys: &[&str]) -> Option<String>
     found
 }
 
-/// `index-url` (or `index_url`) in the `[global]` section of a pip.conf (an INI file as Python's
-/// configparser reads it: `key = value` or `key: value`, `#` and `;` comment lines).
+/// `index-url` (or `index_url`) in the `[global]` section of a pip.conf.
 fn global_index_url(text: &str) -> Option<String> {
-    let mut in_global = false;
-    let mut found = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            in_global = section.trim() == "global";
-            continue;
-        }
-        if !in_global {
-            continue;
-        }
-        let Some(split) = line.find(['=', ':']) else {
-            continue;
-        };
-        let (key, value) = (line[..split].trim(), line[split + 1..].trim());
-        if matches!(key, "index-url" | "index_url") && !value.is_empty() {
-            found = Some(value.to_string());
-        }
-    }
-    found
+    section_value(text, &["global"], &["index-url", "index_url"])
 }
 
 /// Why the project list could not be had.

@@ -22,9 +22,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     while let Some(at) = rest.find("://") {
         let (head, tail) = rest.split_at(at + 3);
         out.push_str(head);
-        let end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'') || c.is_whitespace())
-            .unwrap_or(tail.len());
+        let end = authority_end(tail);
         let authority = &tail[..end];
         match authority.rfind('@') {
             Some(userinfo_end) => {
@@ -46,6 +44,12 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// Where the authority that starts `tail` ends: at the first `/`, `?`, `#`, quote or white space.
+fn authority_end(tail: &str) -> usize {
+    tail.find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'') || c.is_whitespace())
+        .unwrap_or(tail.len())
+}
+
 /// `user:secret` → `user:****`; `token` → `****`.
 fn mask_userinfo(userinfo: &str) -> String {
     match userinfo.split_once(':') {
@@ -64,9 +68,7 @@ pub fn shows_credentials(text: &str) -> bool {
     let mut rest = text;
     while let Some(at) = rest.find("://") {
         let tail = &rest[at + 3..];
-        let end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'') || c.is_whitespace())
-            .unwrap_or(tail.len());
+        let end = authority_end(tail);
         if let Some(userinfo_end) = tail[..end].rfind('@') {
             let userinfo = &tail[..userinfo_end];
             let masked = match userinfo.split_once(':') {

@@ -53,7 +53,11 @@ pub enum PipAction {
 /// `uninstall` anywhere: recording a pip that fails costs one entry, missing a write costs the
 /// truth of the history.
 pub fn classify(args: &[String]) -> PipAction {
-    let parsed = PipArgs::parse(args);
+    classify_parsed(args, &PipArgs::parse(args))
+}
+
+/// `classify`, for a line already read.
+fn classify_parsed(args: &[String], parsed: &PipArgs) -> PipAction {
     if parsed.has_general("--python") {
         return PipAction::OtherInterpreter;
     }
@@ -184,15 +188,16 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         .collect();
     // pip's own -q quiets pyctl's summary too.
     let mut ui = ui;
-    ui.quiet = PipArgs::parse(&str_args).quiet_count() > 0;
+    let parsed = PipArgs::parse(&str_args);
+    ui.quiet = parsed.quiet_count() > 0;
     if ctx.is_root() {
         note_dropped_for_root(ctx, &ui);
     }
-    note_user_habit(ctx, &ui, tier, &str_args, dropped_user);
-    let action = classify(&str_args);
+    note_user_habit(ctx, &ui, tier, &parsed, dropped_user);
+    let action = classify_parsed(&str_args, &parsed);
     // `pip config` shows the user's settings as they are; every other command runs with
     // `--user` off.
-    let shows_config = PipArgs::parse(&str_args).command_name() == Some("config");
+    let shows_config = parsed.command_name() == Some("config");
     if action != PipAction::Write && tier.venv_exists() {
         if shows_config {
             return exec_pip(ctx, &tier.venv(), &args);
@@ -283,7 +288,7 @@ fn drop_user_option(args: Vec<OsString>) -> (Vec<OsString>, bool) {
 
 /// One line when an old `--user` habit meets a tier: the option dropped, or `PIP_USER` / a
 /// pip.conf `user = true` turned off for this run.
-fn note_user_habit(ctx: &Context, ui: &Ui, tier: &Tier, args: &[String], dropped: bool) {
+fn note_user_habit(ctx: &Context, ui: &Ui, tier: &Tier, parsed: &PipArgs, dropped: bool) {
     if ui.quiet {
         return;
     }
@@ -294,9 +299,9 @@ fn note_user_habit(ctx: &Context, ui: &Ui, tier: &Tier, args: &[String], dropped
             tier.venv().display()
         ),
     };
-    let command = PipArgs::parse(args).command_name().map(str::to_string);
+    let command = parsed.command_name();
     if dropped {
-        let what = match command.as_deref() {
+        let what = match command {
             Some("list") | Some("freeze") => {
                 "everything in the tier is yours, so all of it is listed".to_string()
             }
@@ -305,7 +310,7 @@ fn note_user_habit(ctx: &Context, ui: &Ui, tier: &Tier, args: &[String], dropped
         ui.info(&format!("--user is not needed and was dropped: {what}"));
         return;
     }
-    if command.as_deref() != Some("install") {
+    if command != Some("install") {
         return;
     }
     let from_env = !ctx.is_root()
