@@ -5,7 +5,9 @@
 # Debian 11, 12 and 13 with podman; `docker build --build-arg BASE=debian:trixie CONTEXT` works
 # the same way where Docker is at hand.
 ARG BASE=debian:bookworm
-FROM ${BASE}
+# The system under test, before pyctl comes: tests/distro/run builds this stage first and tags it
+# (localhost/pyctl-deps:RELEASE), so its layers stay in podman's cache between runs.
+FROM ${BASE} AS deps
 
 ENV DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 
@@ -25,6 +27,16 @@ RUN apt-get update -qq \
  && echo 'pyctl-a ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/pyctl-a \
  && chmod 0440 /etc/sudoers.d/pyctl-a
 
+# Debian's Ansible, for the configuration-management phase (`scenario.sh ansible`). Debian 11 has
+# no ansible-core (only the whole `ansible` 2.10 bundle): none there, and the phase says so.
+RUN if apt-cache show ansible-core >/dev/null 2>&1; then \
+      apt-get install -y -qq --no-install-recommends ansible-core >/dev/null; \
+    else echo "SKIP: no ansible-core in Debian $(cat /etc/debian_version)"; fi
+
+# The tests. PYCTL_RUN (a new value each run) keeps a layer cache from ever standing in for them.
+FROM deps
+ARG PYCTL_RUN=
+RUN echo "test run ${PYCTL_RUN}" && apt-get update -qq
 COPY debs/ /pyctl-test/debs/
 COPY tests/distro/scenario.sh /pyctl-test/scenario.sh
 COPY tests/data/pip_options.py /pyctl-test/pip_options.py
@@ -33,6 +45,7 @@ RUN bash /pyctl-test/scenario.sh wheels
 RUN bash /pyctl-test/scenario.sh install
 RUN bash /pyctl-test/scenario.sh user-tiers
 RUN bash /pyctl-test/scenario.sh system-tier
+RUN bash /pyctl-test/scenario.sh ansible
 RUN bash /pyctl-test/scenario.sh project-venv
 RUN bash /pyctl-test/scenario.sh hooks
 RUN bash /pyctl-test/scenario.sh privilege

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pyctl's scenario tests inside a Debian image, one phase per Dockerfile RUN step:
-#   wheels install user-tiers system-tier project-venv hooks privilege measure upgrade remove purge
+#   wheels install user-tiers system-tier ansible project-venv hooks privilege measure upgrade remove purge
 # Runs as root; the accounts pyctl-a (A, may sudo) and pyctl-b (B) exist (the Dockerfile makes
 # them). Each check prints PASS or FAIL; the first FAIL ends the step, and so the build.
 set -euo pipefail
@@ -99,7 +99,7 @@ EOF
 
 phase_wheels() {
   mkdir -p "$W"
-  for n in demo_login demo_sh demo_root demo_sudo demo_proj demo_pass demo_new demo_bench demo_habit; do
+  for n in demo_login demo_sh demo_root demo_sudo demo_proj demo_pass demo_new demo_bench demo_habit demo_ansible; do
     make_wheel "$n"
   done
   # A requests far from any Debian's, for the apt hook's conflict.
@@ -297,6 +297,146 @@ phase_system_tier() {
   check "system tier still root's and not group/world-writable" \
     test -z "$(find "$SYS" \( ! -user root -o \( ! -type l -perm /022 \) \) -print)"
   check "pyctl system status is clean" pyctl system status
+}
+
+# Configuration management (issue 13): Debian's ansible-core, a play run locally. Its pip module
+# runs `/usr/bin/python3 -m pip.__main__` unless told which pip to run; that is the distro's pip,
+# which PEP 668 refuses. With `executable: pip3` it runs /usr/bin/pip3, pyctl's wrapper: root's
+# tasks go to the system tier, a `become_user` task to that user's tier, each recorded.
+# The rows of a tier's history from the newest: kind|user|exit|added|removed|modified|command.
+history_rows() {
+  python3 -c '
+import json, sys
+for r in json.load(sys.stdin):
+    c = r.get("changes") or {}
+    mod = ",".join(m["name"] for m in c.get("modified", []))
+    print("|".join([r["kind"], r["user"], str(r["exit_code"]), ",".join(c.get("added", [])),
+                    ",".join(c.get("removed", [])), mod, r["command"]]))'
+}
+# What the play registered for TASK, as one JSON value (a list joined by spaces, as the pip
+# module's `cmd` is in ansible-core 2.14): ansible_result TASK KEY.
+ansible_result() {
+  python3 -c 'import json, sys; v = json.load(open(sys.argv[1]))[sys.argv[2]].get(sys.argv[3]); print(" ".join(v) if isinstance(v, list) else json.dumps(v))' \
+    "$T/ansible/results.json" "$1" "$2"
+}
+phase_ansible() {
+  if ! command -v ansible-playbook >/dev/null; then
+    echo "SKIP: ansible: Debian $(cat /etc/debian_version) has no ansible-core package (its ansible" \
+      "2.10 is the whole collection bundle, and its Python has no PEP 668 marker), so the" \
+      "Dockerfile installed none"
+    return 0
+  fi
+  local start=$SECONDS ha ns na sys_rows a_rows out em
+  ha=$(home_of $A)
+  echo "$(ansible-playbook --version | head -n 1), python3-pip $(dpkg-query -W -f='${Version}' python3-pip)"
+  mkdir -p "$T/ansible"
+  cat >"$T/ansible/play.yml" <<'YAMLEOF'
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    offline: --no-index --find-links /pyctl-test/wheels
+  tasks:
+    - name: root, no executable (the module runs python3 -m pip.__main__)
+      ansible.builtin.pip: { name: demo_ansible, extra_args: "{{ offline }}" }
+      register: bare
+      ignore_errors: true
+    - name: root, install
+      ansible.builtin.pip: { name: demo_ansible, executable: pip3, extra_args: "{{ offline }}" }
+      register: root_install
+    - name: root, install again
+      ansible.builtin.pip: { name: demo_ansible, executable: pip3, extra_args: "{{ offline }}" }
+      register: root_again
+    - name: root, remove
+      ansible.builtin.pip: { name: demo_ansible, executable: pip3, state: absent }
+      register: root_remove
+    - name: pyctl-a (become_user), install
+      ansible.builtin.pip: { name: demo_ansible, executable: pip3, extra_args: "{{ offline }}" }
+      become: true
+      become_user: pyctl-a
+      register: a_install
+    - name: pyctl-a (become_user), install again
+      ansible.builtin.pip: { name: demo_ansible, executable: pip3, extra_args: "{{ offline }}" }
+      become: true
+      become_user: pyctl-a
+      register: a_again
+    - name: pyctl-a (become_user), remove
+      ansible.builtin.pip: { name: demo_ansible, executable: pip3, state: absent }
+      become: true
+      become_user: pyctl-a
+      register: a_remove
+    - name: keep what the module reported
+      ansible.builtin.copy:
+        dest: /pyctl-test/ansible/results.json
+        content: >-
+          {{ {'bare': bare, 'root_install': root_install, 'root_again': root_again,
+              'root_remove': root_remove, 'a_install': a_install, 'a_again': a_again,
+              'a_remove': a_remove} | to_nice_json }}
+YAMLEOF
+  ns=$(system_history_count)
+  na=$(history_count $A)
+  local t0=$SECONDS
+  # Pipelining: modules reach Python on standard input, so become_user needs no shared temp files.
+  if ! out=$(ANSIBLE_PIPELINING=1 ANSIBLE_NOCOLOR=1 ANSIBLE_LOCALHOST_WARNING=0 \
+    ansible-playbook -i localhost, -e ansible_python_interpreter=/usr/bin/python3 \
+    "$T/ansible/play.yml" 2>&1); then
+    echo "$out" >&2
+    fail "ansible-playbook failed"
+  fi
+  local t_play=$((SECONDS - t0))
+  echo "$out" | grep -E '^(TASK|changed|ok|fatal|failed|localhost|\.\.\.ignoring)' | sed 's/^/  ansible: /'
+  check "the play: ok=8 changed=5 failed=0 ignored=1" \
+    matches "$out" 'localhost +: ok=8 +changed=5 +unreachable=0 +failed=0 +skipped=0 +rescued=0 +ignored=1'
+
+  # Without `executable`: the distro's pip, refused, in pyctl's words; nothing reached a tier.
+  if [ -s "$EM_SUMS" ]; then
+    out=$(ansible_result bare msg)
+    check "no executable: the module ran python3 -m pip.__main__" \
+      contains "$(ansible_result bare cmd)" "python3 -m pip.__main__ install"
+    check "no executable: the module failed" test "$(ansible_result bare failed)" = true
+    check "... with externally-managed-environment" contains "$out" externally-managed-environment
+    check "... naming pyctl's pip install" contains "$out" "pip install xyz (pyctl: your own tier"
+  else
+    em_skip "the bare pip module's PEP 668 refusal not checked"
+  fi
+  check "... and nothing installed anywhere by it" \
+    test -z "$(ls -d /usr/lib/python3/dist-packages/demo_ansible /usr/local/lib/python3*/dist-packages/demo_ansible 2>/dev/null)"
+
+  # With `executable: pip3`: changed, unchanged, changed, and ran /usr/bin/pip3 (the wrapper).
+  check "root: the module ran pip3 ($(ansible_result root_install cmd))" \
+    matches "$(ansible_result root_install cmd)" '^"?(/usr/bin/)?pip3 install '
+  check "root: install changed=true" test "$(ansible_result root_install changed)" = true
+  check "root: install again changed=false (idempotent)" test "$(ansible_result root_again changed)" = false
+  check "root: remove changed=true" test "$(ansible_result root_remove changed)" = true
+  check "pyctl-a: install changed=true" test "$(ansible_result a_install changed)" = true
+  check "pyctl-a: install again changed=false (idempotent)" test "$(ansible_result a_again changed)" = false
+  check "pyctl-a: remove changed=true" test "$(ansible_result a_remove changed)" = true
+
+  # Recorded: three entries in the system tier (root's) and three in A's tier (A's), none elsewhere.
+  check "system history grew by 3 (install, re-run, remove; the refused run added none)" \
+    test "$(system_history_count)" = "$((ns + 3))"
+  check "A's history grew by 3" test "$(history_count $A)" = "$((na + 3))"
+  sys_rows=$(pyctl history --json -n 3 | history_rows)
+  a_rows=$(as $A 'pyctl history --json -n 3' | history_rows)
+  echo "$sys_rows" | sed 's/^/  system history: /'
+  echo "$a_rows" | sed 's/^/  A history: /'
+  local who rows
+  for who in root $A; do
+    if [ "$who" = root ]; then rows=$sys_rows; else rows=$a_rows; fi
+    check "$who: the install recorded as $who, demo_ansible added" \
+      matches "$(sed -n 3p <<<"$rows")" "^pip\|$who\|0\|demo_ansible==1\.0\|\|\|.*install .*demo_ansible"
+    check "$who: the re-run recorded as $who, no changes" \
+      matches "$(sed -n 2p <<<"$rows")" "^pip\|$who\|0\|\|\|\|.*install .*demo_ansible"
+    check "$who: the removal recorded as $who, demo_ansible removed" \
+      matches "$(sed -n 1p <<<"$rows")" "^pip\|$who\|0\|\|demo_ansible==1\.0\|\|.*uninstall .*demo_ansible"
+  done
+  check "the system tier's records name no sudo caller (root ran the play)" \
+    sh -c "! grep -l '\"sudo_user\"' \$(ls -t $SYS/history/*_after.json | head -n 3)"
+  check "demo_ansible gone from the system tier" test ! -e "$(site_of $SYS/venv)/demo_ansible"
+  check "demo_ansible gone from A's tier" test ! -e "$(site_of "$ha/$TIER/venv")/demo_ansible"
+  check "A's tier has no root-owned file" test -z "$(find "$ha/$TIER" ! -user $A -print)"
+  check "pyctl system status is clean" pyctl system status
+  echo "MEASURE: ansible phase $((SECONDS - start)) s (ansible-playbook, 8 tasks: $t_play s)"
 }
 
 phase_project_venv() {
@@ -734,6 +874,7 @@ case "${1:-}" in
   install) phase_install ;;
   user-tiers) phase_user_tiers ;;
   system-tier) phase_system_tier ;;
+  ansible) phase_ansible ;;
   project-venv) phase_project_venv ;;
   hooks) phase_hooks ;;
   privilege) phase_privilege ;;
@@ -742,7 +883,7 @@ case "${1:-}" in
   remove) phase_remove ;;
   purge) phase_purge ;;
   *)
-    echo "usage: scenario.sh wheels|install|user-tiers|system-tier|project-venv|hooks|privilege|measure|upgrade|remove|purge" >&2
+    echo "usage: scenario.sh wheels|install|user-tiers|system-tier|ansible|project-venv|hooks|privilege|measure|upgrade|remove|purge" >&2
     exit 2
     ;;
 esac
