@@ -5,6 +5,8 @@
 # Debian 11, 12 and 13 with podman; `docker build --build-arg BASE=debian:trixie CONTEXT` works
 # the same way where Docker is at hand.
 ARG BASE=debian:bookworm
+# The image the tests start from: this file's stage deps, or (tests/distro/run) its tagged build.
+ARG DEPS=deps
 # The system under test, before pyctl comes: tests/distro/run builds this stage first and tags it
 # (localhost/pyctl-deps:RELEASE), so its layers stay in podman's cache between runs.
 FROM ${BASE} AS deps
@@ -33,10 +35,10 @@ RUN if apt-cache show ansible-core >/dev/null 2>&1; then \
       apt-get install -y -qq --no-install-recommends ansible-core >/dev/null; \
     else echo "SKIP: no ansible-core in Debian $(cat /etc/debian_version)"; fi
 
-# The tests. PYCTL_RUN (a new value each run) keeps a layer cache from ever standing in for them.
-FROM deps
-ARG PYCTL_RUN=
-RUN echo "test run ${PYCTL_RUN}" && apt-get update -qq
+# The tests, one container throughout (tests/distro/run builds them with --layers=false: a
+# folder made by one step stays renameable in the next, as on a real system).
+FROM ${DEPS}
+RUN apt-get update -qq
 COPY debs/ /pyctl-test/debs/
 COPY tests/distro/scenario.sh /pyctl-test/scenario.sh
 COPY tests/data/pip_options.py /pyctl-test/pip_options.py
