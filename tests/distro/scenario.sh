@@ -301,8 +301,8 @@ phase_system_tier() {
 
 # Configuration management (issue 13): Debian's ansible-core, a play run locally. Its pip module
 # runs `/usr/bin/python3 -m pip.__main__` (2.14; 2.19: `-m pip`) unless told which pip to run:
-# the distro's pip, which PEP 668 refuses. With `executable: pip3` it runs /usr/bin/pip3, pyctl's wrapper: root's
-# tasks go to the system tier, a `become_user` task to that user's tier, each recorded.
+# the distro's pip, which PEP 668 refuses. With `executable: pip3` it runs /usr/bin/pip3, pyctl's
+# wrapper: root's tasks go to the system tier, a `become_user` task to that user's tier, recorded.
 # The rows of a tier's history from the newest: kind|user|exit|added|removed|modified|command.
 history_rows() {
   python3 -c '
