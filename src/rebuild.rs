@@ -594,13 +594,22 @@ fn rebuild(ctx: &Context, ui: &Ui, tier: &Tier, lock: &TierLock, change: &Change
         return Ok(Done::Nothing);
     }
     let config = tier.config()?;
-    ui.info(&format!(
-        "{} moves to Python {new_minor} (from {old_minor}): rebuilding it with the same packages",
-        match tier.kind {
-            TierKind::User => "your tier",
-            TierKind::System => "the system tier",
-        }
-    ));
+    let whose = match tier.kind {
+        TierKind::User => "your tier",
+        TierKind::System => "the system tier",
+    };
+    if old_minor == new_minor {
+        ui.info(&format!(
+            "{whose}'s Python {was} is gone: rebuilding it on {} (Python {now}) with the same \
+             packages",
+            python.display()
+        ));
+    } else {
+        ui.info(&format!(
+            "{whose} moves to Python {new_minor} (from {old_minor}): rebuilding it with the same \
+             packages"
+        ));
+    }
     let log = history::read_log(&tier.history_dir())?;
     let find_links =
         crate::engine::recorded_find_links(log.entries.iter().map(|e| e.before.pip_args.clone()));
@@ -621,7 +630,11 @@ fn rebuild(ctx: &Context, ui: &Ui, tier: &Tier, lock: &TierLock, change: &Change
     let started = std::time::Instant::now();
     let outcome = record::record(ctx, ui, tier, lock, &config, &op, || {
         let _umask = (tier.kind == TierKind::System).then(SystemUmask::set);
-        rebuild_venv(
+        // Every program the rebuild runs (venv, compileall, pip) holds the tier lock while it
+        // runs: pyctl killed meanwhile, the next command waits for them before it puts the old
+        // venv back.
+        lock.keep_across_exec()?;
+        let result = rebuild_venv(
             ctx,
             ui,
             tier,
@@ -636,7 +649,17 @@ fn rebuild(ctx: &Context, ui: &Ui, tier: &Tier, lock: &TierLock, change: &Change
                 find_links: &find_links,
             },
             &mut detail,
-        )
+        );
+        lock.close_on_exec()?;
+        let code = result?;
+        let trash = trash_name(tier);
+        let aside = tier.root.join(ASIDE);
+        if std::fs::symlink_metadata(&aside).is_ok() {
+            std::fs::rename(&aside, &trash)
+                .with_context(|| format!("cannot move {} to the trash", aside.display()))?;
+            delete_in_background(&trash);
+        }
+        Ok(code)
     })?;
     let seconds = started.elapsed().as_secs_f64();
     if let Err(e) = amend_after(tier, outcome.id, detail.clone()) {
@@ -775,10 +798,6 @@ fn rebuild_venv(
     detail.missing = missing;
     write_pending(tier, &detail.missing)?;
     rewrite_baseline(tier, input.own, &new_set)?;
-    let trash = trash_name(tier);
-    std::fs::rename(&aside, &trash)
-        .with_context(|| format!("cannot move {} to the trash", aside.display()))?;
-    delete_in_background(&trash);
     Ok(if detail.missing.is_empty() { 0 } else { 1 })
 }
 
