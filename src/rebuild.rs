@@ -796,7 +796,7 @@ fn rebuild_venv(
         .filter(|l| !missing.contains(l))
         .collect();
     detail.missing = missing;
-    write_pending(tier, &detail.missing)?;
+    write_pending(tier, &detail.missing, input.find_links)?;
     rewrite_baseline(tier, input.own, &new_set)?;
     Ok(if detail.missing.is_empty() { 0 } else { 1 })
 }
@@ -811,7 +811,7 @@ fn pure_entry(store: &Store, dist: &Distribution, line: &str) -> Option<(PathBuf
 }
 
 /// Keeps (or clears) the lines a rebuild could not put back.
-fn write_pending(tier: &Tier, missing: &[String]) -> Result<()> {
+fn write_pending(tier: &Tier, missing: &[String], find_links: &[PathBuf]) -> Result<()> {
     let path = tier.root.join(PENDING);
     if missing.is_empty() {
         return match std::fs::remove_file(&path) {
@@ -821,8 +821,57 @@ fn write_pending(tier: &Tier, missing: &[String]) -> Result<()> {
             _ => Ok(()),
         };
     }
-    let text: String = missing.iter().map(|l| format!("{l}\n")).collect();
+    let mut text = format!("{PENDING_HEADER}{}\n", attempt_stamp(find_links));
+    text.extend(missing.iter().map(|l| format!("{l}\n")));
     crate::fsutil::write_atomic(&path, text.as_bytes())
+}
+
+const PENDING_HEADER: &str = "# pyctl: not rebuilt yet; last tried ";
+/// How long a failed attempt is not repeated while the wheel folders stay as they were.
+const RETRY_AFTER: u64 = 3600;
+
+/// When an attempt was made and what the wheel folders held (their change times): a wheel
+/// added to a folder changes it.
+fn attempt_stamp(find_links: &[PathBuf]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{now} {}", folders_stamp(find_links))
+}
+
+fn folders_stamp(find_links: &[PathBuf]) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let stamps: Vec<String> = find_links
+        .iter()
+        .map(|d| {
+            std::fs::metadata(d).map_or_else(
+                |_| "-".to_string(),
+                |m| format!("{}.{}", m.mtime(), m.mtime_nsec()),
+            )
+        })
+        .collect();
+    stamps.join(",")
+}
+
+/// Whether the last attempt failed so recently, with the wheel folders unchanged since, that
+/// trying again now would fail the same way (and add an entry to the history on each command).
+fn tried_recently(text: &str, find_links: &[PathBuf]) -> bool {
+    let Some(stamp) = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix(PENDING_HEADER))
+    else {
+        return false;
+    };
+    let Some((when, folders)) = stamp.split_once(' ') else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    when.parse::<u64>()
+        .is_ok_and(|t| now.saturating_sub(t) < RETRY_AFTER)
+        && folders == folders_stamp(find_links)
 }
 
 /// The baseline snapshot says what a new venv holds: when it still holds the old Python's own
@@ -860,13 +909,20 @@ fn finish_pending(ctx: &Context, ui: &Ui, tier: &Tier, lock: &TierLock) -> Resul
         .map(|(_, line)| line)
         .collect();
     if wanted.is_empty() {
-        write_pending(tier, &[])?;
+        write_pending(tier, &[], &[])?;
         return Ok(Done::Nothing);
     }
     let config = tier.config()?;
     let log = history::read_log(&tier.history_dir())?;
     let find_links =
         crate::engine::recorded_find_links(log.entries.iter().map(|e| e.before.pip_args.clone()));
+    if tried_recently(&text, &find_links) {
+        log::info!(
+            "not rebuilt yet: {}; the wheel folders are as they were at the last attempt",
+            wanted.join(", ")
+        );
+        return Ok(Done::Nothing);
+    }
     let version = tier.python_version().unwrap_or_default();
     let op = Operation {
         kind: Kind::Rebuild,
@@ -894,7 +950,7 @@ fn finish_pending(ctx: &Context, ui: &Ui, tier: &Tier, lock: &TierLock) -> Resul
             .cloned()
             .collect();
         detail.missing = missing;
-        write_pending(tier, &detail.missing)?;
+        write_pending(tier, &detail.missing, &find_links)?;
         Ok(if detail.missing.is_empty() { 0 } else { 1 })
     })?;
     if let Err(e) = amend_after(tier, outcome.id, detail.clone()) {

@@ -152,6 +152,15 @@ fn other_python() -> Option<PathBuf> {
             }
         }
     }
+    // The newest minor first.
+    candidates.sort_by_key(|p| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        std::cmp::Reverse(
+            name.trim_start_matches("python3.")
+                .parse::<u32>()
+                .unwrap_or(0),
+        )
+    });
     candidates.into_iter().find(|p| {
         p.is_file()
             && Command::new(p)
