@@ -592,6 +592,7 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
             tier.bin_dir().display()
         ));
     }
+    problems.extend(crate::rebuild::problems(ctx, &tier));
     let store_extra = tier
         .store_dir()
         .is_dir()

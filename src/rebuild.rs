@@ -1078,9 +1078,39 @@ pub fn stranded_version_tiers(ctx: &Context) -> Vec<(Tier, String)> {
 fn move_advice(ctx: &Context, minor: &str) -> String {
     let sudo = if ctx.is_root() { "sudo " } else { "" };
     format!(
-        "Python {minor} is gone: `{sudo}pyctl --python {minor} doctor --fix --move-to 3.Y` puts \
-         its packages into the tier of Python 3.Y (`--move-to default` for your main tier)"
+        "Python {minor} is gone; to move its packages to the Python there now: `{sudo}pyctl \
+         --python {minor} export --requested -o /tmp/py{minor}.txt`, then `{sudo}pip install -r \
+         /tmp/py{minor}.txt` (or `pip3.Y` for another version), then remove the folder"
     )
+}
+
+/// Problems for `status` and `doctor`: the selected tier's interpreter changed (version tiers
+/// are not rebuilt), what a rebuild could not put back yet, and stranded version tiers.
+pub fn problems(ctx: &Context, tier: &Tier) -> Vec<String> {
+    let mut out = Vec::new();
+    if tier.version_dir_minor().is_none() {
+        if let Some(change) = tier.venv_exists().then(|| detect(tier)).flatten() {
+            out.push(format!(
+                "{}: {}; the owner's next pip or pyctl command rebuilds it",
+                tier.venv().display(),
+                change.describe(tier)
+            ));
+        }
+    }
+    if let Ok(text) = crate::fsutil::read_regular_to_string(&tier.root.join(PENDING)) {
+        let lines: Vec<String> = freeze_map(&text).into_values().collect();
+        if !lines.is_empty() {
+            out.push(format!(
+                "not rebuilt on this Python yet (no wheel for it was reachable): {}; tried again \
+                 at the next use once a wheel folder changes, or within the hour",
+                lines.join(", ")
+            ));
+        }
+    }
+    for (t, advice) in stranded_version_tiers(ctx) {
+        out.push(format!("{}: {advice}", t.root.display()));
+    }
+    out
 }
 
 #[cfg(test)]
