@@ -301,17 +301,15 @@ fn old_own(tier: &Tier, log: &Log) -> BTreeMap<String, String> {
 /// What a new venv of the tier holds by itself, as freeze text: what the newest rebuild's new
 /// Python brought, else what the first init recorded. `clean` starts from it.
 pub fn fresh_venv_freeze(log: &Log) -> Option<String> {
-    for e in log.entries.iter().rev() {
-        match e.before.kind {
-            Kind::Rebuild => {
-                if let Some(r) = e.after.as_ref().and_then(|a| a.rebuild.as_ref()) {
-                    if !r.own.is_empty() {
-                        return Some(r.own.iter().map(|l| format!("{l}\n")).collect());
-                    }
-                }
-            }
-            _ => {}
-        }
+    let newest_rebuild = log
+        .entries
+        .iter()
+        .rev()
+        .filter(|e| e.before.kind == Kind::Rebuild)
+        .filter_map(|e| e.after.as_ref()?.rebuild.as_ref())
+        .find(|r| !r.own.is_empty());
+    if let Some(r) = newest_rebuild {
+        return Some(r.own.iter().map(|l| format!("{l}\n")).collect());
     }
     log.entries
         .iter()

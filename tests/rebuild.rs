@@ -356,7 +356,7 @@ fn system_tier_moves_to_a_new_python_with_its_packages() {
     assert!(sys.root().join(".rebuild-pending").is_file());
     let shown = ok("history", sys.pyctl(&["history"]));
     assert!(
-        shown.contains(&format!("Python 3.11")) && shown.contains("from the store: purepkg==1.0"),
+        shown.contains("Python 3.11") && shown.contains("from the store: purepkg==1.0"),
         "{shown}"
     );
 
