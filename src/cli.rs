@@ -221,6 +221,10 @@ pub enum HookManager {
     },
     /// pacman's hook, with the target names on standard input.
     Pacman,
+    /// After a transaction that may have changed the Python (apt's DPkg::Post-Invoke, dnf's and
+    /// pacman's hooks on the python3 package): rebuild the system tier on the new Python. Never
+    /// fails; a Python not complete yet is tried again at the next run or use.
+    Rebuild,
 }
 
 #[derive(Debug, Subcommand)]

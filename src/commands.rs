@@ -25,6 +25,11 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
     let mut ui = Ui::new(cli.color, ctx.no_color(), config_color, cli.quiet);
     ui.json = cli.json;
     let json = cli.json;
+    if touches_tier(&cli.command) {
+        if let Ok(tier) = tier::current(ctx) {
+            crate::rebuild::on_use(ctx, &ui, &tier)?;
+        }
+    }
     match cli.command {
         Command::Init {
             python,
@@ -50,6 +55,7 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
             HookManager::Dnf { packages } => crate::hooks::dnf(ctx, &ui, &packages, false),
             HookManager::Dnf5 { packages } => crate::hooks::dnf(ctx, &ui, &packages, true),
             HookManager::Pacman => crate::hooks::pacman(ctx, &ui),
+            HookManager::Rebuild => crate::rebuild::hook(ctx, &ui),
         },
         Command::Freeze { path } => freeze(ctx, &ui, path),
         Command::Config { key, value } => config_cmd(ctx, &ui, key, value, json),
@@ -83,6 +89,21 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
             command: SelfCommand::Uninstall,
         } => self_uninstall(ctx, &ui),
     }
+}
+
+/// Commands that work on the caller's tier: a tier whose Python changed is rebuilt first
+/// (`crate::rebuild`).
+fn touches_tier(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Init { .. }
+            | Command::Hook { .. }
+            | Command::System { .. }
+            | Command::Generate { .. }
+            | Command::SelfCmd { .. }
+            | Command::Config { .. }
+            | Command::Freeze { path: Some(_) }
+    )
 }
 
 fn current_tier(ctx: &Context) -> Result<Tier> {
@@ -229,6 +250,8 @@ struct HistoryRow<'a> {
     reverts: Vec<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     reapplies: Vec<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rebuild: Option<&'a history::Rebuilt>,
 }
 
 fn history_cmd(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Result<i32> {
@@ -260,6 +283,7 @@ fn history_cmd(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Resu
                 changes: e.changes(),
                 reverts: e.before.reverts.clone(),
                 reapplies: e.before.reapplies.clone(),
+                rebuild: e.after.as_ref().and_then(|a| a.rebuild.as_ref()),
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -312,6 +336,12 @@ fn history_cmd(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Resu
             e.before.command,
             ui.out(Style::Dim, &format!("({tail})"))
         ));
+        let indent = " ".repeat(id_width + 2);
+        lines.extend(
+            crate::rebuild::history_lines(e)
+                .into_iter()
+                .map(|l| format!("{indent}{l}")),
+        );
     }
     print_or_pipe(ui, &lines)
 }
@@ -562,6 +592,7 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
             tier.bin_dir().display()
         ));
     }
+    problems.extend(crate::rebuild::problems(ctx, &tier));
     let store_extra = tier
         .store_dir()
         .is_dir()

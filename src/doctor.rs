@@ -92,6 +92,15 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
         check_store(&tier, &config, fix, &mut findings)?;
         check_conflicts(&tier, &config, &mut findings);
     }
+    for problem in crate::rebuild::problems(ctx, &tier) {
+        findings.push(Finding {
+            check: "python-upgrade",
+            problem,
+            fix: "see above; the default tier is rebuilt by its owner's next command".into(),
+            fixed: false,
+            note: false,
+        });
+    }
     if tier.kind == TierKind::User {
         check_path(ctx, &tier, &mut findings);
         check_user_site(ctx, &tier, &mut findings);

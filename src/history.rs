@@ -29,6 +29,8 @@ pub enum Kind {
     Init,
     /// `pyctl migrate`: distributions moved in from the user site (`pip install --user`).
     Migrate,
+    /// The venv rebuilt on another Python after the old one went (`crate::rebuild`).
+    Rebuild,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::External => "external",
             Kind::Init => "init",
             Kind::Migrate => "migrate",
+            Kind::Rebuild => "rebuild",
         }
     }
 }
@@ -146,6 +149,35 @@ pub struct Record {
     /// Set on an `after` written later, from the state found, for an interrupted operation.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// Only in the `after` of a `rebuild` entry: the Pythons and how each distribution came back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<Rebuilt>,
+}
+
+/// What a `rebuild` entry did: from which Python to which, and how each distribution of the set
+/// came back (requirement lines).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rebuilt {
+    pub from: String,
+    pub to: String,
+    /// Pure-Python distributions placed from the store into the new site-packages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub store: Vec<String>,
+    /// Distributions pip reinstalled at the same version (compiled ones, and any the store lacked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pip: Vec<String>,
+    /// Distributions that could not be put back (no wheel for the new Python reachable): retried
+    /// at the next use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+    /// The old venv's own (pip, setuptools as the old Python's venv made them): replaced by
+    /// what the new Python's venv brings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<String>,
+    /// What the new Python's venv brought by itself: the set a later `clean` or rebuild starts
+    /// from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own: Vec<String>,
 }
 
 impl Record {
@@ -489,6 +521,7 @@ mod tests {
             changes: None,
             exit_code: None,
             interrupted: false,
+            rebuild: None,
         }
     }
 

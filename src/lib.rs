@@ -27,6 +27,7 @@ pub mod migrate;
 pub mod parallel;
 pub mod pip;
 pub mod pipargs;
+pub mod rebuild;
 pub mod record;
 pub mod redact;
 pub mod search;

@@ -72,6 +72,7 @@ fn new_record(ctx: &Context, tier: &Tier, id: u64, op: &Operation, freeze: Strin
         changes: None,
         exit_code: None,
         interrupted: false,
+        rebuild: None,
     }
 }
 

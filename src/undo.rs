@@ -172,6 +172,7 @@ pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool
                 .filter(|e| e.id > id)
                 .map(|e| e.id)
                 .collect();
+            crate::rebuild::refuse_undo_past(&log, id + 1)?;
             // Going forward: the undone entries up to `id` are in effect again.
             let reapplies: Vec<u64> = state.undone.iter().copied().filter(|u| *u <= id).collect();
             (
@@ -194,6 +195,7 @@ pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool
             }
             let taken = &candidates[..steps];
             let oldest = taken.last().expect("steps >= 1");
+            crate::rebuild::refuse_undo_past(&log, oldest.id)?;
             say_skipped(ui, &log, &state, oldest.id);
             let reverts = taken.iter().map(|e| e.id).collect();
             let command = if steps == 1 {
@@ -289,14 +291,9 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
         let path = snapshot::snapshot_path(&tier, snapshot::BASELINE)?;
         read_snapshot(&tier, snapshot::BASELINE, &path)?
     } else {
-        // What a new venv holds: the state the first init recorded, or once pruning has
-        // removed that entry, the baseline snapshot init wrote from the same state.
-        let from_init = log
-            .entries
-            .iter()
-            .find(|e| e.before.kind == Kind::Init)
-            .and_then(|e| e.after.as_ref())
-            .map(|a| a.freeze.clone());
+        // What a new venv holds: the state the newest rebuild's new venv or the first init
+        // recorded, or once pruning has removed those, the baseline snapshot.
+        let from_init = crate::rebuild::fresh_venv_freeze(&log);
         match from_init {
             Some(freeze) => freeze,
             None => {

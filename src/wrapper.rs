@@ -178,6 +178,7 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         );
     }
     tier.check_owner(ctx)?;
+    crate::rebuild::on_use(ctx, &ui, tier)?;
     if tier.venv_exists() {
         tier.check_interpreter()?;
     }
