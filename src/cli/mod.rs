@@ -1,5 +1,7 @@
 //! The `pyctl` command line (clap derive), turned into a checked request before any work.
 
+pub mod generate;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
-use crate::inventory::{canonical_name, normalize_version, PackageSet};
+use crate::python::inventory::{canonical_name, normalize_version, PackageSet};
 
 /// A Python distribution a distro package ships.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -7,16 +7,16 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::config::Config;
-use crate::conflicts;
+use crate::commands::conflicts;
 use crate::context::Context;
-use crate::depcheck;
-use crate::fsutil::TierLock;
-use crate::history;
-use crate::inventory::PackageSet;
-use crate::record;
-use crate::shims;
-use crate::store::Store;
+use crate::ops::transaction;
+use crate::python::depcheck;
+use crate::python::inventory::PackageSet;
+use crate::sys::fsutil::TierLock;
+use crate::tier::config::Config;
+use crate::tier::history;
+use crate::tier::shims;
+use crate::tier::store::Store;
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::{Style, Ui};
 
@@ -113,8 +113,8 @@ fn quiet(ui: &Ui) -> Ui {
 /// The problem of a venv without pip (`pip uninstall -y pip`): every pip command through the
 /// shims fails with "No module named pip". Names the entry that removed it when history tells.
 pub fn no_pip_problem(
-    set: &crate::inventory::PackageSet,
-    log: &crate::history::Log,
+    set: &crate::python::inventory::PackageSet,
+    log: &crate::tier::history::Log,
 ) -> Option<String> {
     if set.get("pip").is_some() {
         return None;
@@ -127,7 +127,7 @@ pub fn no_pip_problem(
             e.changes().is_some_and(|c| {
                 c.removed
                     .iter()
-                    .any(|l| crate::record::requirement_name(l) == "pip")
+                    .any(|l| crate::ops::transaction::requirement_name(l) == "pip")
             })
         })
         .map(|e| format!(" (removed by #{}: {})", e.id, e.before.command))
@@ -146,10 +146,10 @@ fn check_pip(
     fix: bool,
     findings: &mut Vec<Finding>,
 ) -> Result<()> {
-    let Ok(set) = crate::inventory::PackageSet::scan(&tier.venv()) else {
+    let Ok(set) = crate::python::inventory::PackageSet::scan(&tier.venv()) else {
         return Ok(());
     };
-    let log = crate::history::read_log(&tier.history_dir())?;
+    let log = crate::tier::history::read_log(&tier.history_dir())?;
     let Some(problem) = no_pip_problem(&set, &log) else {
         return Ok(());
     };
@@ -163,7 +163,7 @@ fn check_pip(
         note: false,
     };
     if fix {
-        f.fixed = crate::undo::put_pip_back(ctx, &quiet(ui), tier, config, &log)? == 0;
+        f.fixed = crate::ops::undo::put_pip_back(ctx, &quiet(ui), tier, config, &log)? == 0;
     }
     findings.push(f);
     Ok(())
@@ -172,7 +172,7 @@ fn check_pip(
 /// Packages that `pip install --user` put in the user site: not wrong (the tier's venv does not
 /// see them), but `pyctl migrate` can bring them under the tier's history.
 fn check_user_site(ctx: &Context, tier: &Tier, findings: &mut Vec<Finding>) {
-    let (Some(site), names) = crate::migrate::user_site_packages(ctx, tier) else {
+    let (Some(site), names) = crate::ops::migrate::user_site_packages(ctx, tier) else {
         return;
     };
     if names.is_empty() {
@@ -252,7 +252,7 @@ fn check_interpreter(
             note: false,
         };
         if fix {
-            f.fixed = crate::undo::rebuild(ctx, ui, tier, config, None)? == 0;
+            f.fixed = crate::ops::undo::rebuild(ctx, ui, tier, config, None)? == 0;
         }
         findings.push(f);
         return Ok(());
@@ -280,8 +280,8 @@ fn check_interpreter(
         note: false,
     };
     if fix {
-        let python = record::choose_python(ctx, tier)?;
-        f.fixed = crate::undo::rebuild(ctx, ui, tier, config, Some(&python))? == 0;
+        let python = transaction::choose_python(ctx, tier)?;
+        f.fixed = crate::ops::undo::rebuild(ctx, ui, tier, config, Some(&python))? == 0;
     }
     findings.push(f);
     Ok(())
@@ -363,7 +363,7 @@ fn check_history(
         {
             let lock = tier.lock(ctx, || {})?;
             let set = PackageSet::scan(&tier.venv())?;
-            record::settle(ctx, ui, tier, &lock, &set)?;
+            transaction::settle(ctx, ui, tier, &lock, &set)?;
         }
         f.fixed = true;
         // An undo, redo, restore or clean killed half-way is finished: its target is on record.
@@ -372,7 +372,7 @@ fn check_history(
             e.after.as_ref().is_some_and(|a| a.interrupted) && e.before.target.is_some()
         }) {
             let config = tier.config().unwrap_or_default();
-            f.fixed = crate::undo::finish(ctx, ui, tier, &config, last)? == 0;
+            f.fixed = crate::ops::undo::finish(ctx, ui, tier, &config, last)? == 0;
             f.problem.push_str(&format!(
                 "; finished #{} ({}) to its recorded target",
                 last.id, last.before.command
@@ -406,7 +406,7 @@ fn check_dependencies(tier: &Tier, findings: &mut Vec<Finding>) {
 }
 
 fn check_store(tier: &Tier, config: &Config, fix: bool, findings: &mut Vec<Finding>) -> Result<()> {
-    let store = record::store_of(tier, config);
+    let store = transaction::store_of(tier, config);
     for (dir, entry) in store.entries() {
         if let Err(e) = Store::verify(&dir, &entry) {
             let mut f = Finding {
@@ -578,7 +578,7 @@ fn check_installed_files(
         return Ok(());
     };
     let log = history::read_log(&tier.history_dir())?;
-    let store = record::store_of(tier, config);
+    let store = transaction::store_of(tier, config);
     // pip's own `bin/pip*` are pyctl's shims on purpose.
     let shim_paths: std::collections::HashSet<String> = tier
         .python_version()
@@ -593,10 +593,10 @@ fn check_installed_files(
     let mut damaged: std::collections::BTreeMap<String, (Vec<String>, Vec<String>)> =
         Default::default();
     for dist in set.dists.values() {
-        if dist.format != crate::inventory::MetadataFormat::DistInfo {
+        if dist.format != crate::python::inventory::MetadataFormat::DistInfo {
             continue;
         }
-        let Ok(rows) = crate::store::installed_files(&venv, dist) else {
+        let Ok(rows) = crate::tier::store::installed_files(&venv, dist) else {
             continue;
         };
         let stored = store.entry_for_installed(dist);
@@ -625,7 +625,7 @@ fn check_installed_files(
                 }
             }
             let ok = std::fs::symlink_metadata(&path).is_ok()
-                && crate::store::file_hash(&path).is_ok_and(|h| h == expected);
+                && crate::tier::store::file_hash(&path).is_ok_and(|h| h == expected);
             if ok {
                 continue;
             }
@@ -644,7 +644,7 @@ fn check_installed_files(
     let repairable = damaged.values().any(|(r, _)| !r.is_empty());
     let mut fixed = false;
     if fix && repairable {
-        fixed = crate::undo::repair_installed(ctx, &quiet(ui), tier, config, &log)? == 0;
+        fixed = crate::ops::undo::repair_installed(ctx, &quiet(ui), tier, config, &log)? == 0;
     }
     let listed = |problems: &[String]| {
         let more = if problems.len() > 3 {
@@ -717,7 +717,7 @@ fn blame(
             .flat_map(|c| c.removed.iter())
             .find(|line| {
                 store
-                    .find(&record::requirement_name(line), line)
+                    .find(&transaction::requirement_name(line), line)
                     .iter()
                     .any(|(_, entry)| entry.files.iter().any(|f| f.path == rel))
             })
@@ -727,11 +727,11 @@ fn blame(
             None => (format!("{rel}: missing"), false),
         };
     }
-    let Ok(hash) = crate::store::file_hash(&path) else {
+    let Ok(hash) = crate::tier::store::file_hash(&path) else {
         return (format!("{rel}: unreadable"), false);
     };
     for dist in set.dists.values() {
-        let Ok(rows) = crate::store::installed_files(venv, dist) else {
+        let Ok(rows) = crate::tier::store::installed_files(venv, dist) else {
             continue;
         };
         if rows
@@ -761,8 +761,8 @@ fn check_orphans(tier: &Tier, fix: bool, findings: &mut Vec<Finding>) -> Result<
     let mut owned: std::collections::HashSet<PathBuf> = Default::default();
     for dist in set.dists.values() {
         match dist.format {
-            crate::inventory::MetadataFormat::DistInfo => {
-                if let Ok(rows) = crate::store::installed_files(&venv, dist) {
+            crate::python::inventory::MetadataFormat::DistInfo => {
+                if let Ok(rows) = crate::tier::store::installed_files(&venv, dist) {
                     owned.extend(rows.into_iter().map(|r| venv.join(r.path)));
                 }
             }
@@ -779,7 +779,7 @@ fn check_orphans(tier: &Tier, fix: bool, findings: &mut Vec<Finding>) -> Result<
             }
         }
     }
-    let Ok(sites) = crate::inventory::site_packages_dirs(&venv) else {
+    let Ok(sites) = crate::python::inventory::site_packages_dirs(&venv) else {
         return Ok(());
     };
     let stamp = jiff::Timestamp::now()
@@ -830,7 +830,7 @@ fn check_orphans(tier: &Tier, fix: bool, findings: &mut Vec<Finding>) -> Result<
                 problem: format!(
                     "{} holds {files} file(s) ({}) that no distribution's RECORD names{left_by}",
                     path.display(),
-                    crate::undo::human_bytes(bytes)
+                    crate::ops::undo::human_bytes(bytes)
                 ),
                 fix: format!(
                     "`pyctl doctor --fix` moves it into {}",

@@ -9,15 +9,15 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 
 use crate::context::Context;
-use crate::history::{self, Kind, Log};
-use crate::inventory::{canonical_name, PackageSet};
+use crate::python::inventory::{canonical_name, PackageSet};
 use crate::tier;
+use crate::tier::history::{self, Kind, Log};
 use crate::ui::Ui;
 
 /// A pip command line split into its subcommand and its positional arguments (options and
 /// their values left out), read as pip's parser reads it.
 fn split_pip_args(args: &[String]) -> (Option<&str>, Vec<&str>) {
-    let parsed = crate::pipargs::PipArgs::parse(args);
+    let parsed = crate::python::pipargs::PipArgs::parse(args);
     let command = parsed.command.as_ref().map(|(i, _)| args[*i].as_str());
     let positional = parsed
         .positionals
@@ -84,12 +84,12 @@ pub fn requested_markers(set: &PackageSet, log: &Log) -> BTreeSet<String> {
         .iter()
         .filter(|e| e.before.kind == Kind::Init)
         .filter_map(|e| e.after.as_ref())
-        .flat_map(|a| crate::record::freeze_map(&a.freeze).into_values())
+        .flat_map(|a| crate::ops::transaction::freeze_map(&a.freeze).into_values())
         .collect();
     set.dists
         .iter()
         .filter(|(_, d)| {
-            d.format == crate::inventory::MetadataFormat::DistInfo
+            d.format == crate::python::inventory::MetadataFormat::DistInfo
                 && d.metadata_path.join("REQUESTED").is_file()
                 && !d.freeze_lines().iter().any(|l| from_init.contains(l))
         })
@@ -149,7 +149,7 @@ pub fn run(ctx: &Context, ui: &Ui, requested: bool, output: Option<&Path>) -> Re
     let text = export_text(&set, only.as_ref());
     match output {
         Some(path) => {
-            crate::fsutil::write_atomic(path, text.as_bytes())?;
+            crate::sys::fsutil::write_atomic(path, text.as_bytes())?;
             ui.info(&format!(
                 "wrote {} requirements to {}",
                 text.lines().filter(|l| !l.starts_with('#')).count(),

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::config::OnConflict;
-use crate::conflicts::{self, Conflict, DistroDist};
+use crate::commands::conflicts::{self, Conflict, DistroDist};
 use crate::context::Context;
-use crate::inventory::PackageSet;
+use crate::python::inventory::PackageSet;
+use crate::tier::config::OnConflict;
 use crate::tier::{self, TierKind};
 use crate::ui::Ui;
 
@@ -156,7 +156,7 @@ fn report(
 ) -> i32 {
     for c in conflicts {
         ui.warn(&format!("{manager} hook: {c}"));
-        crate::record::syslog_line(&format!("{manager} hook conflict: {c}"));
+        crate::ops::transaction::syslog_line(&format!("{manager} hook conflict: {c}"));
     }
     if !conflicts.is_empty() && on_conflict == OnConflict::Block && can_block {
         ui.error(&format!(
@@ -184,7 +184,7 @@ pub fn apt(ctx: &Context, ui: &Ui) -> Result<i32> {
     debs.sort();
     debs.dedup();
     let start = std::time::Instant::now();
-    let found = crate::parallel::map(&debs, |(package, deb)| {
+    let found = crate::sys::parallel::map(&debs, |(package, deb)| {
         if !std::path::Path::new(deb).is_file() {
             return Err("its .deb is not there".to_string());
         }
@@ -435,7 +435,7 @@ fn conflicts_in_files(files: &[(String, String)], set: &PackageSet) -> Vec<Confl
 fn report_unchecked(ui: &Ui, manager: &str, unchecked: &Unchecked, dnf5_log: bool) {
     for line in unchecked.lines() {
         ui.warn(&format!("{manager} hook: {line}"));
-        crate::record::syslog_line(&format!("{manager} hook: {line}"));
+        crate::ops::transaction::syslog_line(&format!("{manager} hook: {line}"));
         if dnf5_log {
             dnf5_log_line(&line);
         }

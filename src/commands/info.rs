@@ -10,12 +10,12 @@ use pep508_rs::{Requirement, VerbatimUrl, VersionOrUrl};
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::depcheck;
-use crate::history::{self, Log};
-use crate::index::{self, Latest};
-use crate::inventory::{canonical_name, Distribution, MetadataFormat, PackageSet};
-use crate::record::requirement_name;
+use crate::ops::transaction::requirement_name;
+use crate::python::depcheck;
+use crate::python::index::{self, Latest};
+use crate::python::inventory::{canonical_name, Distribution, MetadataFormat, PackageSet};
 use crate::tier;
+use crate::tier::history::{self, Log};
 use crate::ui::{Style, Ui};
 
 /// How long the index may take to answer.
@@ -114,7 +114,7 @@ pub fn run(ctx: &Context, ui: &Ui, package: &str, offline: bool, json: bool) -> 
             .collect(),
         required_by: required_by(&set, dist, env.as_ref()),
         brought_in_by: brought_in_by(&log, &dist.canonical),
-        latest: latest_json(crate::redact::redact(&index_url).into_owned(), latest),
+        latest: latest_json(crate::sys::redact::redact(&index_url).into_owned(), latest),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&info)?);
@@ -173,7 +173,7 @@ fn summary(dist: &Distribution) -> Option<String> {
 /// (or an egg-info's installed-files.txt).
 fn files_and_size(venv: &Path, dist: &Distribution) -> (Option<usize>, Option<u64>) {
     let paths: Vec<PathBuf> = match dist.format {
-        MetadataFormat::DistInfo => match crate::store::installed_files(venv, dist) {
+        MetadataFormat::DistInfo => match crate::tier::store::installed_files(venv, dist) {
             Ok(rows) => rows.into_iter().map(|r| venv.join(r.path)).collect(),
             Err(e) => {
                 log::info!("{e:#}");
@@ -304,7 +304,7 @@ fn render(ui: &Ui, info: &Info) -> Vec<String> {
     lines.push(field(
         "files",
         match (info.files, info.size_bytes) {
-            (Some(n), Some(bytes)) => format!("{n} ({})", crate::undo::human_bytes(bytes)),
+            (Some(n), Some(bytes)) => format!("{n} ({})", crate::ops::undo::human_bytes(bytes)),
             _ => "unknown (no RECORD)".to_string(),
         },
     ));

@@ -1,23 +1,32 @@
 //! The `pyctl` subcommands: each takes the context and a checked request, does the work, and
 //! prints through `ui`.
 
+pub mod conflicts;
+pub mod doctor;
+pub mod export;
+pub mod hooks;
+pub mod info;
+pub mod search;
+pub mod system;
+pub mod wrapper;
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
 use crate::cli::{Cli, Command, HookManager, SelfCommand, SystemCommand};
-use crate::config;
 use crate::context::Context;
-use crate::fsutil::TierLock;
-use crate::history::{self, Changes, Entry};
-use crate::inventory::{PackageSet, PipReader};
-use crate::record;
-use crate::shell;
-use crate::shims;
+use crate::ops::transaction;
+use crate::ops::undo;
+use crate::python::inventory::{PackageSet, PipReader};
+use crate::sys::fsutil::TierLock;
+use crate::tier::config;
+use crate::tier::history::{self, Changes, Entry};
+use crate::tier::shell;
+use crate::tier::shims;
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::{Style, Ui};
-use crate::undo;
 
 /// Runs a subcommand; `config` is the tier's configuration when it could be read.
 pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Result<i32> {
@@ -44,24 +53,30 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
             dry_run,
         } => undo::clean(ctx, &ui, keep_baseline, dry_run),
         Command::Gc => undo::gc(ctx, &ui),
-        Command::Doctor { fix } => crate::doctor::run(ctx, &ui, fix),
+        Command::Doctor { fix } => crate::commands::doctor::run(ctx, &ui, fix),
         Command::Hook { manager } => match manager {
-            HookManager::Apt => crate::hooks::apt(ctx, &ui),
-            HookManager::Dnf { packages } => crate::hooks::dnf(ctx, &ui, &packages, false),
-            HookManager::Dnf5 { packages } => crate::hooks::dnf(ctx, &ui, &packages, true),
-            HookManager::Pacman => crate::hooks::pacman(ctx, &ui),
+            HookManager::Apt => crate::commands::hooks::apt(ctx, &ui),
+            HookManager::Dnf { packages } => {
+                crate::commands::hooks::dnf(ctx, &ui, &packages, false)
+            }
+            HookManager::Dnf5 { packages } => {
+                crate::commands::hooks::dnf(ctx, &ui, &packages, true)
+            }
+            HookManager::Pacman => crate::commands::hooks::pacman(ctx, &ui),
         },
         Command::Freeze { path } => freeze(ctx, &ui, path),
         Command::Config { key, value } => config_cmd(ctx, &ui, key, value, json),
         Command::Export { requested, output } => {
-            crate::export::run(ctx, &ui, requested, output.as_deref())
+            crate::commands::export::run(ctx, &ui, requested, output.as_deref())
         }
-        Command::Info { package, offline } => crate::info::run(ctx, &ui, &package, offline, json),
+        Command::Info { package, offline } => {
+            crate::commands::info::run(ctx, &ui, &package, offline, json)
+        }
         Command::Search {
             term,
             limit,
             refresh,
-        } => crate::search::run(
+        } => crate::commands::search::run(
             ctx,
             &ui,
             &current_tier(ctx)?,
@@ -73,12 +88,12 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
         Command::Migrate {
             dry_run,
             find_links,
-        } => crate::migrate::run(ctx, &ui, dry_run, find_links),
+        } => crate::ops::migrate::run(ctx, &ui, dry_run, find_links),
         Command::System { command } => match command {
-            SystemCommand::Init { python } => crate::system::init(ctx, &ui, python),
-            SystemCommand::Status => crate::system::status(ctx, &ui, json),
+            SystemCommand::Init { python } => crate::commands::system::init(ctx, &ui, python),
+            SystemCommand::Status => crate::commands::system::status(ctx, &ui, json),
         },
-        Command::Generate { what } => crate::generate::run(&ui, what),
+        Command::Generate { what } => crate::cli::generate::run(&ui, what),
         Command::SelfCmd {
             command: SelfCommand::Uninstall,
         } => self_uninstall(ctx, &ui),
@@ -110,9 +125,9 @@ fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>, no_modify_path: bool) -
     let lock = tier.lock(ctx, || {
         ui.info("waiting for another pip in this tier to finish...")
     })?;
-    let created = record::ensure_venv(ctx, ui, &tier, &lock, python.as_deref())?;
+    let created = transaction::ensure_venv(ctx, ui, &tier, &lock, python.as_deref())?;
     drop(lock);
-    if let (Some(site), names) = crate::migrate::user_site_packages(ctx, &tier) {
+    if let (Some(site), names) = crate::ops::migrate::user_site_packages(ctx, &tier) {
         if !names.is_empty() {
             ui.info(&format!(
                 "{} distributions were installed with `pip install --user` in {}: {}; \
@@ -372,7 +387,7 @@ fn diff(ctx: &Context, ui: &Ui, id: Option<u64>, json: bool) -> Result<i32> {
             let now = PackageSet::scan(&tier.venv())
                 .map(|s| s.requirement_map())
                 .unwrap_or_default();
-            Changes::between(&record::freeze_map(&entry.before.freeze), &now)
+            Changes::between(&transaction::freeze_map(&entry.before.freeze), &now)
         }
     };
     let state = entry_state(entry, lock_held);
@@ -512,7 +527,7 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
     }
     let log = history::read_log(&tier.history_dir())?;
     if let Some(set) = &set {
-        if let Some(problem) = crate::doctor::no_pip_problem(set, &log) {
+        if let Some(problem) = crate::commands::doctor::no_pip_problem(set, &log) {
             problems.push(problem);
         }
     }
@@ -562,10 +577,9 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
             tier.bin_dir().display()
         ));
     }
-    let store_extra = tier
-        .store_dir()
-        .is_dir()
-        .then(|| crate::store::Store::new(tier.store_dir(), Default::default()).extra_bytes());
+    let store_extra = tier.store_dir().is_dir().then(|| {
+        crate::tier::store::Store::new(tier.store_dir(), Default::default()).extra_bytes()
+    });
     let last = log.last().map(|e| LastOp {
         id: e.id,
         command: e.before.command.clone(),

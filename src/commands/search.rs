@@ -10,9 +10,9 @@ use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
-use crate::fsutil;
-use crate::index::{self, ListError};
-use crate::inventory::{canonical_name, PackageSet};
+use crate::python::index::{self, ListError};
+use crate::python::inventory::{canonical_name, PackageSet};
+use crate::sys::fsutil;
 use crate::tier::Tier;
 use crate::ui::{Style, Ui};
 
@@ -247,7 +247,7 @@ fn project_list(
     refresh: bool,
     max_age: Duration,
 ) -> Result<(Vec<String>, Source)> {
-    let shown = crate::redact::redact(index).into_owned();
+    let shown = crate::sys::redact::redact(index).into_owned();
     let cache = read_cache(ui, cache_path).filter(|c| c.index == shown);
     let now = jiff::Timestamp::now();
     let age = |c: &Cache| {
@@ -272,7 +272,7 @@ fn project_list(
     }
     match index::project_list(index, CONNECT_TIMEOUT) {
         Ok(projects) => {
-            let fetched = crate::record::now_timestamp();
+            let fetched = crate::ops::transaction::now_timestamp();
             let fresh = Cache {
                 schema: CACHE_SCHEMA,
                 index: shown.clone(),

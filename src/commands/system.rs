@@ -14,11 +14,11 @@ use nix::sys::stat::{umask, Mode};
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::history;
-use crate::inventory::PackageSet;
-use crate::record;
-use crate::shims;
-use crate::snapshot;
+use crate::ops::transaction;
+use crate::python::inventory::PackageSet;
+use crate::tier::history;
+use crate::tier::shims;
+use crate::tier::snapshot;
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::{Style, Ui};
 
@@ -82,7 +82,7 @@ pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
     let lock = tier.lock(ctx, || {
         ui.info("waiting for another pip in the system tier to finish...")
     })?;
-    let created = record::ensure_venv(ctx, ui, &tier, &lock, python.as_deref())?;
+    let created = transaction::ensure_venv(ctx, ui, &tier, &lock, python.as_deref())?;
     if !created {
         if let (Some(p), Some(have)) = (&python, tier.python_version()) {
             let wanted = tier::interpreter_version(p)?;
@@ -105,7 +105,7 @@ pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
             "repaired owner or mode of {repaired} path(s) under {}",
             tier.root.display()
         ));
-        record::syslog_line(&format!(
+        transaction::syslog_line(&format!(
             "system tier {}: repaired owner or mode of {repaired} path(s)",
             tier.root.display()
         ));
@@ -153,7 +153,12 @@ fn ensure_baseline(tier: &Tier) -> Result<()> {
         return Ok(());
     }
     let set = PackageSet::scan(&tier.venv())?;
-    snapshot::write_snapshot(tier, snapshot::BASELINE, &set, &record::now_timestamp())?;
+    snapshot::write_snapshot(
+        tier,
+        snapshot::BASELINE,
+        &set,
+        &transaction::now_timestamp(),
+    )?;
     Ok(())
 }
 

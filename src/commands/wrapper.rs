@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 use crate::context::Context;
-use crate::pipargs::PipArgs;
-use crate::record::{self, Operation};
+use crate::ops::transaction::{self, Operation};
+use crate::python::pipargs::PipArgs;
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::{ColorChoice, Ui};
 
-pub use crate::pip::ACTIVE_ENV;
+pub use crate::sys::pip::ACTIVE_ENV;
 
 /// Whether a program name makes this binary the pip wrapper: `pip`, `pip3`, `pip3.X`.
 pub fn is_pip_name(name: &str) -> bool {
@@ -210,13 +210,13 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
     let python = if tier.venv_exists() {
         None
     } else {
-        Some(record::choose_python(ctx, tier)?)
+        Some(transaction::choose_python(ctx, tier)?)
     };
     tier.create_dirs()?;
     let lock = tier.lock(ctx, || {
         ui.info("waiting for another pip in this tier to finish...")
     })?;
-    let created = record::ensure_venv(ctx, &ui, tier, &lock, python.as_deref())?;
+    let created = transaction::ensure_venv(ctx, &ui, tier, &lock, python.as_deref())?;
     if created && tier.kind == TierKind::User {
         crate::commands::setup_path(ctx, &ui, tier)?;
     }
@@ -228,18 +228,18 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         return exec_tier_pip(ctx, &tier.venv(), &args);
     }
     let op = Operation {
-        kind: crate::history::Kind::Pip,
+        kind: crate::tier::history::Kind::Pip,
         command: std::iter::once(name.to_string())
-            .chain(crate::redact::redact_all(&str_args))
+            .chain(crate::sys::redact::redact_all(&str_args))
             .chain(dropped_user.then(|| "(--user dropped)".to_string()))
             .collect::<Vec<_>>()
             .join(" "),
-        pip_args: crate::redact::redact_all(&str_args),
+        pip_args: crate::sys::redact::redact_all(&str_args),
         reverts: Vec::new(),
         reapplies: Vec::new(),
         target: None,
     };
-    let outcome = record::record(ctx, &ui, tier, &lock, &config, &op, || {
+    let outcome = transaction::record(ctx, &ui, tier, &lock, &config, &op, || {
         lock.keep_across_exec()?;
         run_pip_child(ctx, &tier.venv(), &args)
     })?;
@@ -320,7 +320,7 @@ fn note_user_habit(ctx: &Context, ui: &Ui, tier: &Tier, parsed: &PipArgs, droppe
     let source = if from_env {
         Some("PIP_USER in the environment".to_string())
     } else {
-        crate::index::config_sets_user(ctx, Some(&tier.venv()))
+        crate::python::index::config_sets_user(ctx, Some(&tier.venv()))
             .map(|file| format!("`user = true` in {}", file.display()))
     };
     if let Some(source) = source {
@@ -330,7 +330,7 @@ fn note_user_habit(ctx: &Context, ui: &Ui, tier: &Tier, parsed: &PipArgs, droppe
 
 /// One line naming the caller's pip and Python variables that root's pip does not see.
 fn note_dropped_for_root(ctx: &Context, ui: &Ui) {
-    let dropped = crate::pip::dropped_for_root(ctx);
+    let dropped = crate::sys::pip::dropped_for_root(ctx);
     if dropped.is_empty() || ui.quiet {
         return;
     }
@@ -341,7 +341,7 @@ fn note_dropped_for_root(ctx: &Context, ui: &Ui) {
     ));
 }
 
-fn print_outcome(ui: &Ui, op: &Operation, outcome: &record::Outcome) {
+fn print_outcome(ui: &Ui, op: &Operation, outcome: &transaction::Outcome) {
     if ui.quiet {
         return;
     }
@@ -376,14 +376,14 @@ fn print_outcome(ui: &Ui, op: &Operation, outcome: &record::Outcome) {
 /// Replaces this process with a tier's pip (`--user` off, see `pip::tier_command`).
 fn exec_tier_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
     let python = venv.join("bin/python");
-    let err = crate::pip::tier_command(ctx, venv).args(args).exec();
+    let err = crate::sys::pip::tier_command(ctx, venv).args(args).exec();
     Err(err).with_context(|| format!("{}: cannot run", python.display()))
 }
 
 /// Replaces this process with the venv's pip (read-only commands, pass-through).
 fn exec_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
     let python = venv.join("bin/python");
-    let err = crate::pip::command(ctx, venv).args(args).exec();
+    let err = crate::sys::pip::command(ctx, venv).args(args).exec();
     Err(err).with_context(|| format!("{}: cannot run", python.display()))
 }
 
@@ -398,7 +398,7 @@ fn run_pip_child(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
     // after-record.
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
         .context("cannot install signal handlers")?;
-    let mut child = crate::pip::tier_command(ctx, venv)
+    let mut child = crate::sys::pip::tier_command(ctx, venv)
         .args(args)
         .spawn()
         .with_context(|| format!("{}: cannot run", python.display()))?;

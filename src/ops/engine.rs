@@ -10,9 +10,9 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
-use crate::record::freeze_map;
-use crate::store::{self, Store, StoreEntry};
+use crate::ops::transaction::freeze_map;
+use crate::python::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
+use crate::tier::store::{self, Store, StoreEntry};
 use crate::ui::{Style, Ui};
 
 /// Where a distribution to add comes from.
@@ -169,7 +169,7 @@ pub fn plan(
     plan.reinstall = damaged
         .into_iter()
         .map(|(line, reason)| Addition {
-            name: crate::record::requirement_name(&line),
+            name: crate::ops::transaction::requirement_name(&line),
             line,
             source: Source::Pip { reason },
         })
@@ -210,7 +210,7 @@ fn find_repairs(
         }
     }
     let items: Vec<(String, Vec<Candidate>)> = owners.into_iter().collect();
-    let checked = crate::parallel::map(&items, |(path, candidates)| {
+    let checked = crate::sys::parallel::map(&items, |(path, candidates)| {
         check_kept_file(venv, path, candidates)
     });
     let mut repairs = Vec::new();
@@ -420,7 +420,7 @@ pub fn apply(
         .collect();
     // Checking and linking thousands of files: spread the distributions over the cores.
     let progress = ui.progress("restoring distributions from the store", from_store.len());
-    let results = crate::parallel::map(&from_store, |(_, dir, entry)| {
+    let results = crate::sys::parallel::map(&from_store, |(_, dir, entry)| {
         let mut made_dirs = std::collections::HashSet::new();
         let result = match Store::verify(dir, entry) {
             Ok(()) => store.restore(dir, entry, venv, &mut made_dirs),
@@ -568,7 +568,7 @@ enum PipEnd {
 fn run_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<PipEnd> {
     use std::os::unix::process::ExitStatusExt as _;
     let python = venv.join("bin/python");
-    let status = crate::pip::tier_command(ctx, venv)
+    let status = crate::sys::pip::tier_command(ctx, venv)
         .args(args)
         .status()
         .with_context(|| format!("{}: cannot run", python.display()))?;

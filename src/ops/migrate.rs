@@ -14,10 +14,10 @@ use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
-use crate::history::Kind;
-use crate::inventory::{Distribution, MetadataFormat, PackageSet};
-use crate::record::{self, Operation};
-use crate::store;
+use crate::ops::transaction::{self, Operation};
+use crate::python::inventory::{Distribution, MetadataFormat, PackageSet};
+use crate::tier::history::Kind;
+use crate::tier::store;
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::{Style, Ui};
 
@@ -179,7 +179,7 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
     let lock = tier.lock(ctx, || {
         ui.info("waiting for another pip in this tier to finish...")
     })?;
-    record::ensure_venv(ctx, ui, &tier, &lock, None)?;
+    transaction::ensure_venv(ctx, ui, &tier, &lock, None)?;
     let config = tier.config()?;
     let wanted: Vec<String> = items
         .iter()
@@ -208,7 +208,7 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
             target: None,
         };
         let venv = tier.venv();
-        let outcome = record::record(ctx, ui, &tier, &lock, &config, &op, || {
+        let outcome = transaction::record(ctx, ui, &tier, &lock, &config, &op, || {
             if wanted.is_empty() {
                 return Ok(0);
             }
@@ -325,7 +325,7 @@ fn run_pip(
     requirements: &[String],
 ) -> Result<bool> {
     let python = venv.join("bin/python");
-    let status = crate::pip::tier_command(ctx, venv)
+    let status = crate::sys::pip::tier_command(ctx, venv)
         .arg("--disable-pip-version-check")
         .args(pip_args)
         .args(requirements)
@@ -370,7 +370,7 @@ impl Manifest {
     fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
-        crate::fsutil::write_atomic(&dir.join(MANIFEST), &serde_json::to_vec_pretty(self)?)
+        crate::sys::fsutil::write_atomic(&dir.join(MANIFEST), &serde_json::to_vec_pretty(self)?)
     }
 
     fn read(dir: &Path) -> Result<Manifest> {

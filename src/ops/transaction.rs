@@ -10,14 +10,14 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use crate::config::Config;
 use crate::context::Context;
-use crate::fsutil::TierLock;
-use crate::history::{self, Changes, Half, Kind, Record};
-use crate::inventory::PackageSet;
-use crate::shims;
-use crate::snapshot;
-use crate::store::Store;
+use crate::python::inventory::PackageSet;
+use crate::sys::fsutil::TierLock;
+use crate::tier::config::Config;
+use crate::tier::history::{self, Changes, Half, Kind, Record};
+use crate::tier::shims;
+use crate::tier::snapshot;
+use crate::tier::store::Store;
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::Ui;
 
@@ -112,9 +112,9 @@ fn settle_index(
 ) -> Result<()> {
     let dir = tier.history_dir();
     if !idx.stale_temp.is_empty() {
-        crate::fsutil::remove_stale_temp(&dir, &std::mem::take(&mut idx.stale_temp));
+        crate::sys::fsutil::remove_stale_temp(&dir, &std::mem::take(&mut idx.stale_temp));
     }
-    crate::fsutil::remove_stale_temp(&tier.snapshots_dir(), &[]);
+    crate::sys::fsutil::remove_stale_temp(&tier.snapshots_dir(), &[]);
     let freeze = current.freeze();
     let current_map = current.requirement_map();
     let unfinished = idx.unfinished();
@@ -206,18 +206,18 @@ pub fn requirement_name(line: &str) -> String {
     if let Some(rest) = line.strip_prefix("-e ") {
         if let Some((_, egg)) = rest.split_once("#egg=") {
             let egg = egg.split('&').next().unwrap_or(egg);
-            return crate::inventory::canonical_name(egg);
+            return crate::python::inventory::canonical_name(egg);
         }
         let base = Path::new(rest.trim())
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        return crate::inventory::canonical_name(&base);
+        return crate::python::inventory::canonical_name(&base);
     }
     let end = line
         .find(['=', ' ', '@', '<', '>', '!', '~', ';', '['])
         .unwrap_or(line.len());
-    crate::inventory::canonical_name(&line[..end])
+    crate::python::inventory::canonical_name(&line[..end])
 }
 
 /// Runs `run` as a recorded operation. `_lock` is the caller's proof that it holds the tier
@@ -312,7 +312,7 @@ fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet, fresh: &HashSet
 /// After pruning, store entries only the pruned entries referred to can go.
 fn collect_store_garbage(tier: &Tier, config: &Config) {
     let result = history::read_log(&tier.history_dir()).and_then(|log| {
-        let referenced = crate::undo::referenced_lines(tier, &log);
+        let referenced = crate::ops::undo::referenced_lines(tier, &log);
         store_of(tier, config).collect_garbage(&referenced)
     });
     match result {
@@ -398,7 +398,7 @@ fn audit(ctx: &Context, op: &Operation, id: u64, changes: &Changes, exit_code: i
     );
     let message = format!(
         "system tier #{id} by {who}: {} (exit {exit_code}): {} {}",
-        crate::redact::redact(&op.command),
+        crate::sys::redact::redact(&op.command),
         changes.summary(),
         detail.join(" ")
     );

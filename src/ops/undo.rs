@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::context::Context;
-use crate::engine::{self, Plan};
-use crate::fsutil::TierLock;
-use crate::history::{self, Entry, Kind, Log};
-use crate::inventory::{requirement_key, PackageSet};
-use crate::record::{self, freeze_map, Operation};
-use crate::snapshot;
+use crate::ops::engine::{self, Plan};
+use crate::ops::transaction::{self, freeze_map, Operation};
+use crate::python::inventory::{requirement_key, PackageSet};
+use crate::sys::fsutil::TierLock;
+use crate::tier::config::Config;
+use crate::tier::history::{self, Entry, Kind, Log};
+use crate::tier::snapshot;
 use crate::tier::{self, Tier};
 use crate::ui::{Style, Ui};
 
@@ -134,7 +134,7 @@ fn open_tier(ctx: &Context, ui: &Ui) -> Result<(Tier, Config, TierLock)> {
     })?;
     finish_trash(&tier);
     let current = current_set(&tier)?;
-    record::settle(ctx, ui, &tier, &lock, &current)?;
+    transaction::settle(ctx, ui, &tier, &lock, &current)?;
     Ok((tier, config, lock))
 }
 
@@ -301,7 +301,7 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
             Some(freeze) => freeze,
             None => {
                 let path = snapshot::snapshot_path(&tier, snapshot::BASELINE)?;
-                crate::fsutil::read_regular_to_string(&path).with_context(|| {
+                crate::sys::fsutil::read_regular_to_string(&path).with_context(|| {
                     format!(
                         "no init entry in the history and no {} to tell what a new venv holds",
                         path.display()
@@ -489,7 +489,7 @@ fn transact(
     if target.python.is_none() && tier.venv_exists() {
         tier.check_interpreter()?;
     }
-    let store = record::store_of(tier, config);
+    let store = transaction::store_of(tier, config);
     // A venv deleted behind pyctl's back (or by a clean that was killed half-way) is rebuilt.
     let fresh_venv = target.fresh_venv || !tier.venv_exists();
     let current = if fresh_venv {
@@ -506,7 +506,7 @@ fn transact(
             None => {
                 let python = match tier::venv_base_python(&tier.venv()) {
                     Some(p) => p,
-                    None => record::choose_python(ctx, tier)?,
+                    None => transaction::choose_python(ctx, tier)?,
                 };
                 Some(tier::interpreter_version(&python)?)
             }
@@ -568,7 +568,7 @@ fn transact(
         target: Some(target.freeze.clone()),
         ..target.op.clone()
     };
-    let outcome = record::record(ctx, ui, tier, lock, config, &op, || {
+    let outcome = transaction::record(ctx, ui, tier, lock, config, &op, || {
         if fresh_venv {
             let python = match target
                 .python
@@ -576,7 +576,7 @@ fn transact(
                 .or_else(|| tier::venv_base_python(&tier.venv()))
             {
                 Some(p) => p,
-                None => record::choose_python(ctx, tier)?,
+                None => transaction::choose_python(ctx, tier)?,
             };
             recreate_venv(
                 tier,
@@ -652,7 +652,7 @@ fn user_site_follows(ui: &Ui, tier: &Tier, log: &Log, op: &Operation, succeeded:
         _ => return,
     };
     for id in undone {
-        let dir = crate::migrate::backup_dir(tier, id);
+        let dir = crate::ops::migrate::backup_dir(tier, id);
         if !dir.exists() {
             continue;
         }
@@ -664,7 +664,7 @@ fn user_site_follows(ui: &Ui, tier: &Tier, log: &Log, op: &Operation, succeeded:
             ));
             continue;
         }
-        match crate::migrate::put_back(ui, tier, id) {
+        match crate::ops::migrate::put_back(ui, tier, id) {
             Ok(None) => {}
             Ok(Some(back)) => {
                 if back.files > 0 {
@@ -735,7 +735,7 @@ fn recreate_venv(
                 .collect()
         };
         if old != new && same_interpreter(&old) == same_interpreter(&new) {
-            crate::fsutil::write_atomic(&cfg, old.as_bytes())?;
+            crate::sys::fsutil::write_atomic(&cfg, old.as_bytes())?;
         }
     }
     Ok(())
@@ -758,7 +758,7 @@ fn finish_trash(tier: &Tier) {
     };
     for item in read.filter_map(Result::ok) {
         if item.file_name().to_string_lossy().starts_with(".trash-") {
-            let _ = crate::conflicts::system_tool("rm")
+            let _ = crate::commands::conflicts::system_tool("rm")
                 .arg("-rf")
                 .arg(item.path())
                 .stdin(std::process::Stdio::null())
@@ -770,8 +770,8 @@ fn finish_trash(tier: &Tier) {
 }
 
 fn read_snapshot(tier: &Tier, name: &str, path: &Path) -> Result<String> {
-    crate::fsutil::refuse_symlink(path)?;
-    match crate::fsutil::read_regular_to_string(path) {
+    crate::sys::fsutil::refuse_symlink(path)?;
+    match crate::sys::fsutil::read_regular_to_string(path) {
         Ok(t) => Ok(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let known: Vec<String> = list(tier).into_iter().map(|s| s.name).collect();
@@ -810,7 +810,7 @@ fn list(tier: &Tier) -> Vec<SnapshotInfo> {
                 .strip_suffix(".txt")?
                 .to_string();
             snapshot::validate_name(&name).ok()?;
-            let text = crate::fsutil::read_regular_to_string(&path).ok()?;
+            let text = crate::sys::fsutil::read_regular_to_string(&path).ok()?;
             let modified = item
                 .metadata()
                 .ok()
@@ -841,7 +841,7 @@ pub fn snapshot_cmd(ctx: &Context, ui: &Ui, name: &str, force: bool) -> Result<i
         );
     }
     let set = current_set(&tier)?;
-    snapshot::write_snapshot(&tier, name, &set, &record::now_timestamp())?;
+    snapshot::write_snapshot(&tier, name, &set, &transaction::now_timestamp())?;
     ui.info(&format!(
         "saved snapshot {name:?}: {} packages in {}",
         set.len(),
@@ -898,7 +898,7 @@ pub fn referenced_lines(tier: &Tier, log: &Log) -> BTreeSet<String> {
         }
     }
     for s in list(tier) {
-        if let Ok(text) = crate::fsutil::read_regular_to_string(&s.path) {
+        if let Ok(text) = crate::sys::fsutil::read_regular_to_string(&s.path) {
             lines.extend(freeze_map(&text).values().map(|l| requirement_key(l)));
         }
     }
@@ -912,7 +912,7 @@ pub fn gc(ctx: &Context, ui: &Ui) -> Result<i32> {
     let (tier, config, _lock) = open_tier(ctx, ui)?;
     let log = read_log(&tier, ui)?;
     let referenced = referenced_lines(&tier, &log);
-    let (removed, freed) = record::store_of(&tier, &config).collect_garbage(&referenced)?;
+    let (removed, freed) = transaction::store_of(&tier, &config).collect_garbage(&referenced)?;
     ui.info(&format!(
         "removed {removed} store entries no history entry or snapshot refers to; freed {}",
         human_bytes(freed)

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder, Requirement, VersionOrUrl};
 
-use crate::inventory::{canonical_name, Distribution, MetadataFormat, PackageSet};
+use crate::python::inventory::{canonical_name, Distribution, MetadataFormat, PackageSet};
 
 /// One broken requirement.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -37,7 +37,7 @@ pub fn index_url(ctx: &Context, venv: Option<&Path>) -> String {
             let url = global_index_url(&std::fs::read_to_string(file).ok()?)?;
             log::debug!(
                 "index-url {} from {}",
-                crate::redact::redact(&url),
+                crate::sys::redact::redact(&url),
                 file.display()
             );
             Some(url)
@@ -144,7 +144,7 @@ struct RootProject {
 /// reaching the index; reading the (large) reply may take longer but each read is bounded too.
 pub fn project_list(index: &str, connect: Duration) -> Result<Vec<String>, ListError> {
     let url = format!("{}/", index.trim_end_matches('/'));
-    let shown = crate::redact::redact(&url).into_owned();
+    let shown = crate::sys::redact::redact(&url).into_owned();
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(connect)
         .timeout_read(Duration::from_secs(30))
@@ -228,7 +228,7 @@ impl ProjectFile {
 /// The latest version of `canonical` on the index at `index`, within `timeout`.
 pub fn latest_version(index: &str, canonical: &str, timeout: Duration) -> Latest {
     let url = format!("{}/{canonical}/", index.trim_end_matches('/'));
-    let shown = crate::redact::redact(&url).into_owned();
+    let shown = crate::sys::redact::redact(&url).into_owned();
     let agent = ureq::AgentBuilder::new()
         .timeout(timeout)
         .try_proxy_from_env(true)

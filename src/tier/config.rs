@@ -58,7 +58,7 @@ pub struct HooksConfig {
 pub struct StoreConfig {
     /// How undo, redo, restore and clean put files back: `hardlink` (copy across
     /// filesystems) or `copy`.
-    pub link_mode: crate::store::LinkMode,
+    pub link_mode: crate::tier::store::LinkMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -422,7 +422,7 @@ pub fn set_in_file(path: &Path, key: &Key, value: toml_edit::Value) -> Result<()
     let new_text = doc.to_string();
     toml::from_str::<Config>(&new_text)
         .with_context(|| format!("{}: invalid configuration", path.display()))?;
-    crate::fsutil::write_atomic(path, new_text.as_bytes())
+    crate::sys::fsutil::write_atomic(path, new_text.as_bytes())
 }
 
 fn read_table(path: &Path) -> Result<Option<toml::Table>> {

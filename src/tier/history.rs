@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
-use crate::inventory::requirement_key;
+use crate::python::inventory::requirement_key;
+use crate::sys::fsutil::write_atomic;
 
 /// Version of the on-disk history format.
 pub const SCHEMA: u32 = 1;
@@ -151,8 +151,8 @@ pub struct Record {
 impl Record {
     /// Masks the credentials of every URL in the recorded command and pip arguments.
     pub fn redact(&mut self) {
-        self.command = crate::redact::redact(&self.command).into_owned();
-        self.pip_args = crate::redact::redact_all(&self.pip_args);
+        self.command = crate::sys::redact::redact(&self.command).into_owned();
+        self.pip_args = crate::sys::redact::redact_all(&self.pip_args);
     }
 }
 
@@ -297,7 +297,7 @@ pub fn index(dir: &Path) -> Result<Index> {
         let name = item.file_name();
         if name
             .to_string_lossy()
-            .starts_with(crate::fsutil::TEMP_PREFIX)
+            .starts_with(crate::sys::fsutil::TEMP_PREFIX)
         {
             idx.stale_temp.push(item.path());
             continue;

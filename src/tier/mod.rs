@@ -5,6 +5,13 @@
 //! `/opt/system-python` (`PYCTL_SYSTEM_PREFIX` overrides, for tests). A Python other than the
 //! default one gets its own tier in `py3X/` under the top folder, with the same inner layout.
 
+pub mod config;
+pub mod history;
+pub mod shell;
+pub mod shims;
+pub mod snapshot;
+pub mod store;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,9 +19,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::config::Config;
 use crate::context::Context;
-use crate::fsutil::TierLock;
+use crate::sys::fsutil::TierLock;
+use crate::tier::config::Config;
 
 pub const DEFAULT_SYSTEM_PREFIX: &str = "/opt/system-python";
 /// The user tier's folder, relative to the home folder.
@@ -134,7 +141,7 @@ impl Tier {
             self.store_dir(),
             self.lock_path(),
         ] {
-            crate::fsutil::refuse_symlink(&path)?;
+            crate::sys::fsutil::refuse_symlink(&path)?;
         }
         Ok(())
     }
@@ -537,7 +544,7 @@ pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool, as_root: bo
 
 /// Creates the venv of a tier with `python -m venv --without-pip`; `with_pip` then places pip
 /// (and, before Python 3.12, setuptools) from the wheels ensurepip would install, unpacked
-/// natively ([`crate::bootstrap`]), falling back to ensurepip itself when they cannot be found
+/// natively ([`crate::python::bootstrap`]), falling back to ensurepip itself when they cannot be found
 /// or used. Without `with_pip`, pip comes from the store.
 /// Whether new venvs get pip by unpacking ensurepip's wheels natively (`place_pip`) instead of
 /// running ensurepip. Off: the native placement writes no bytecode (Python writes it lazily the
@@ -591,7 +598,7 @@ fn place_pip(tier: &Tier, python: &Path, as_root: bool) -> Result<bool> {
         return Ok(false);
     };
     let stdlib = prefix.join("lib").join(format!("python{major}.{minor}"));
-    let Some(wheels) = crate::bootstrap::ensurepip_wheels(&stdlib, (major, minor)) else {
+    let Some(wheels) = crate::python::bootstrap::ensurepip_wheels(&stdlib, (major, minor)) else {
         return Ok(false);
     };
     let mut opened = Vec::new();
@@ -627,7 +634,7 @@ fn place_pip(tier: &Tier, python: &Path, as_root: bool) -> Result<bool> {
         .next();
     let late_import =
         pip_version.is_some_and(|v| v >= "25.2".parse::<pep440_rs::Version>().expect("a version"));
-    let target = crate::bootstrap::Target {
+    let target = crate::python::bootstrap::Target {
         site_packages: &site_packages,
         bin: &bin,
         python: &interpreter,
@@ -635,7 +642,7 @@ fn place_pip(tier: &Tier, python: &Path, as_root: bool) -> Result<bool> {
         late_import,
     };
     for (file, wheel) in opened.into_iter().zip(&wheels) {
-        crate::bootstrap::install_wheel(file, wheel, &target)?;
+        crate::python::bootstrap::install_wheel(file, wheel, &target)?;
         log::info!("placed {} in {}", wheel.display(), site_packages.display());
     }
     drop_without_pip(&venv)?;
@@ -688,7 +695,7 @@ fn run_venv(tier: &Tier, python: &Path, inherit_system: bool, with_pip: bool) ->
     // environment (the user site of `HOME` or `PYTHONUSERBASE`, whose `.pth` files run code).
     // Nothing of the caller's is needed to make a venv, so the child gets none of it: as root
     // under `sudo -E` that user site would be the caller's.
-    cmd.env_clear().env("PATH", crate::pip::ROOT_PATH);
+    cmd.env_clear().env("PATH", crate::sys::pip::ROOT_PATH);
     cmd.args(["-I", "-m", "venv"]);
     if inherit_system {
         cmd.arg("--system-site-packages");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::fsutil::write_atomic;
+use crate::sys::fsutil::write_atomic;
 
 /// The system-wide snippet the distro packages install; when present, no rc file is touched.
 pub const PROFILE_SNIPPET: &str = "/etc/profile.d/pyctl.sh";

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::fsutil::write_atomic;
+use crate::sys::fsutil::write_atomic;
 use crate::tier::{minor_version, Tier, TierKind};
 
 /// The first line after the shebang, by which a shim is recognised.
@@ -41,7 +41,7 @@ pub fn shim_script(pyctl: &Path, venv: &Path, name: &str, root_only: bool) -> St
          if [ -x {pyctl} ]; then\n    exec {pyctl} __shim \"$venv\" {name} \"$@\"\n\
          fi\n\
          {}\n",
-        crate::pip::shim_fallback(root_only)
+        crate::sys::pip::shim_fallback(root_only)
     )
 }
 

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::fsutil::write_atomic;
-use crate::inventory::PackageSet;
+use crate::python::inventory::PackageSet;
+use crate::sys::fsutil::write_atomic;
 use crate::tier::Tier;
 
 /// The snapshot `init` records.

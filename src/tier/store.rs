@@ -24,8 +24,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::fsutil::write_atomic;
-use crate::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
+use crate::python::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
+use crate::sys::fsutil::write_atomic;
 
 pub const ENTRY_SCHEMA: u32 = 1;
 const SIZES_FILE: &str = ".sizes.json";
@@ -388,7 +388,7 @@ impl Store {
             line: dist.freeze_lines().pop().unwrap_or_default(),
             dist_info,
             files,
-            stored_at: crate::record::now_timestamp(),
+            stored_at: crate::ops::transaction::now_timestamp(),
         };
         let json = serde_json::to_vec_pretty(&entry)?;
         write_atomic(&tmp.path().join("entry.json"), &json)?;
@@ -475,7 +475,7 @@ impl Store {
         }
         for dir in folders {
             let path = files.join(dir);
-            crate::fsutil::refuse_symlink(&path).map_err(|e| Damage::Other {
+            crate::sys::fsutil::refuse_symlink(&path).map_err(|e| Damage::Other {
                 path: path.clone(),
                 message: format!("{e:#}"),
             })?;

@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::history::{Changes, Modified};
+use crate::tier::history::{Changes, Modified};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ColorChoice {
