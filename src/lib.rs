@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod context;
 pub mod exit_codes;
+mod layers;
 pub mod ops;
 pub mod python;
 pub mod sys;

@@ -62,7 +62,7 @@ pub fn direct_url(site: &Path, input: &[u8]) {
 
 /// RECORD: no more rows than lines, no row without a path.
 pub fn record(input: &[u8]) {
-    if let Ok(rows) = pyctl::tier::store::parse_record(input) {
+    if let Ok(rows) = pyctl::python::record::parse_record(input) {
         let lines = input.iter().filter(|&&b| b == b'\n' || b == b'\r').count() + 1;
         assert!(rows.len() <= lines);
         assert!(rows.iter().all(|r| !r.path.is_empty()));
@@ -111,7 +111,7 @@ pub fn history(dir: &Path, input: &[u8]) -> bool {
 /// A snapshot file (freeze text): the freeze map, and the engine's plan from `current`.
 pub fn snapshot(store: &Store, current: &PackageSet, input: &[u8]) {
     let text = String::from_utf8_lossy(input);
-    let map = pyctl::ops::transaction::freeze_map(&text);
+    let map = pyctl::python::freeze::freeze_map(&text);
     assert!(map.len() <= text.lines().count());
     let plan = pyctl::ops::engine::plan(
         store,

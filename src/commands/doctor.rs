@@ -127,7 +127,7 @@ pub fn no_pip_problem(
             e.changes().is_some_and(|c| {
                 c.removed
                     .iter()
-                    .any(|l| crate::ops::transaction::requirement_name(l) == "pip")
+                    .any(|l| crate::python::freeze::requirement_name(l) == "pip")
             })
         })
         .map(|e| format!(" (removed by #{}: {})", e.id, e.before.command))
@@ -717,7 +717,7 @@ fn blame(
             .flat_map(|c| c.removed.iter())
             .find(|line| {
                 store
-                    .find(&transaction::requirement_name(line), line)
+                    .find(&crate::python::freeze::requirement_name(line), line)
                     .iter()
                     .any(|(_, entry)| entry.files.iter().any(|f| f.path == rel))
             })
@@ -830,7 +830,7 @@ fn check_orphans(tier: &Tier, fix: bool, findings: &mut Vec<Finding>) -> Result<
                 problem: format!(
                     "{} holds {files} file(s) ({}) that no distribution's RECORD names{left_by}",
                     path.display(),
-                    crate::ops::undo::human_bytes(bytes)
+                    crate::ui::human_bytes(bytes)
                 ),
                 fix: format!(
                     "`pyctl doctor --fix` moves it into {}",

@@ -84,7 +84,7 @@ pub fn requested_markers(set: &PackageSet, log: &Log) -> BTreeSet<String> {
         .iter()
         .filter(|e| e.before.kind == Kind::Init)
         .filter_map(|e| e.after.as_ref())
-        .flat_map(|a| crate::ops::transaction::freeze_map(&a.freeze).into_values())
+        .flat_map(|a| crate::python::freeze::freeze_map(&a.freeze).into_values())
         .collect();
     set.dists
         .iter()

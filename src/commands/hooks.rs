@@ -156,7 +156,7 @@ fn report(
 ) -> i32 {
     for c in conflicts {
         ui.warn(&format!("{manager} hook: {c}"));
-        crate::ops::transaction::syslog_line(&format!("{manager} hook conflict: {c}"));
+        crate::sys::syslog::syslog_line(&format!("{manager} hook conflict: {c}"));
     }
     if !conflicts.is_empty() && on_conflict == OnConflict::Block && can_block {
         ui.error(&format!(
@@ -196,7 +196,7 @@ pub fn apt(ctx: &Context, ui: &Ui) -> Result<i32> {
             ));
         }
         let listing = conflicts::run_bounded(
-            conflicts::system_tool("dpkg-deb")
+            crate::sys::tool::system_tool("dpkg-deb")
                 .arg("--contents")
                 .arg(deb),
             left.min(COMMAND_LIMIT),
@@ -240,12 +240,12 @@ impl PackageDb {
         let mut cmd = match self {
             // One `NAME PATH` line per file, as `pacman -Ql` prints them.
             PackageDb::Rpm => {
-                let mut c = conflicts::system_tool("rpm");
+                let mut c = crate::sys::tool::system_tool("rpm");
                 c.args(["-q", "--qf", "[%{=NAME} %{FILENAMES}\\n]"]);
                 c
             }
             PackageDb::Pacman => {
-                let mut c = conflicts::system_tool("pacman");
+                let mut c = crate::sys::tool::system_tool("pacman");
                 c.arg("-Ql");
                 c
             }
@@ -435,7 +435,7 @@ fn conflicts_in_files(files: &[(String, String)], set: &PackageSet) -> Vec<Confl
 fn report_unchecked(ui: &Ui, manager: &str, unchecked: &Unchecked, dnf5_log: bool) {
     for line in unchecked.lines() {
         ui.warn(&format!("{manager} hook: {line}"));
-        crate::ops::transaction::syslog_line(&format!("{manager} hook: {line}"));
+        crate::sys::syslog::syslog_line(&format!("{manager} hook: {line}"));
         if dnf5_log {
             dnf5_log_line(&line);
         }

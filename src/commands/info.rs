@@ -10,8 +10,8 @@ use pep508_rs::{Requirement, VerbatimUrl, VersionOrUrl};
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::ops::transaction::requirement_name;
 use crate::python::depcheck;
+use crate::python::freeze::requirement_name;
 use crate::python::index::{self, Latest};
 use crate::python::inventory::{canonical_name, Distribution, MetadataFormat, PackageSet};
 use crate::tier;
@@ -304,7 +304,7 @@ fn render(ui: &Ui, info: &Info) -> Vec<String> {
     lines.push(field(
         "files",
         match (info.files, info.size_bytes) {
-            (Some(n), Some(bytes)) => format!("{n} ({})", crate::ops::undo::human_bytes(bytes)),
+            (Some(n), Some(bytes)) => format!("{n} ({})", crate::ui::human_bytes(bytes)),
             _ => "unknown (no RECORD)".to_string(),
         },
     ));
@@ -317,7 +317,7 @@ fn render(ui: &Ui, info: &Info) -> Vec<String> {
                 "#{} {} ({})",
                 b.id,
                 b.command,
-                crate::commands::local_time(&b.timestamp)
+                crate::ui::local_time(&b.timestamp)
             ),
             None => "not recorded (before the history starts)".to_string(),
         },

@@ -24,8 +24,10 @@ use crate::sys::fsutil::TierLock;
 use crate::tier::config;
 use crate::tier::history::{self, Changes, Entry};
 use crate::tier::shell;
+use crate::tier::shell::setup_path;
 use crate::tier::shims;
 use crate::tier::{self, Tier, TierKind};
+use crate::ui::local_time;
 use crate::ui::{Style, Ui};
 
 /// Runs a subcommand; `config` is the tier's configuration when it could be read.
@@ -158,29 +160,6 @@ fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>, no_modify_path: bool) -
     Ok(0)
 }
 
-/// Puts the tier's `venv/bin` on PATH through shell start-up files, unless the distro's
-/// profile.d snippet already does or `PYCTL_NO_MODIFY_PATH` is set.
-pub fn setup_path(ctx: &Context, ui: &Ui, tier: &Tier) -> Result<()> {
-    if std::path::Path::new(shell::PROFILE_SNIPPET).exists()
-        || ctx.var("PYCTL_NO_MODIFY_PATH").is_some()
-    {
-        return Ok(());
-    }
-    let Some(home) = &ctx.home else {
-        return Ok(());
-    };
-    let changed = shell::add_path_blocks(home, &tier.bin_dir())?;
-    if !changed.is_empty() {
-        let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
-        ui.info(&format!(
-            "added {} to PATH in {}; open a new shell (or `. ~/.profile`) to use it",
-            tier.bin_dir().display(),
-            names.join(", ")
-        ));
-    }
-    Ok(())
-}
-
 fn self_uninstall(ctx: &Context, ui: &Ui) -> Result<i32> {
     let home = ctx
         .home
@@ -216,17 +195,6 @@ fn entry_state(entry: &Entry, lock_held: bool) -> &'static str {
         Some(a) if a.exit_code.is_some_and(|c| c != 0) => "failed",
         Some(_) => "ok",
     }
-}
-
-pub(crate) fn local_time(timestamp: &str) -> String {
-    timestamp
-        .parse::<jiff::Timestamp>()
-        .map(|ts| {
-            ts.to_zoned(jiff::tz::TimeZone::system())
-                .strftime("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_else(|_| timestamp.to_string())
 }
 
 #[derive(Serialize)]
@@ -387,7 +355,10 @@ fn diff(ctx: &Context, ui: &Ui, id: Option<u64>, json: bool) -> Result<i32> {
             let now = PackageSet::scan(&tier.venv())
                 .map(|s| s.requirement_map())
                 .unwrap_or_default();
-            Changes::between(&transaction::freeze_map(&entry.before.freeze), &now)
+            Changes::between(
+                &crate::python::freeze::freeze_map(&entry.before.freeze),
+                &now,
+            )
         }
     };
     let state = entry_state(entry, lock_held);
@@ -416,7 +387,7 @@ fn diff(ctx: &Context, ui: &Ui, id: Option<u64>, json: bool) -> Result<i32> {
             format!("; {state}")
         }
     )];
-    lines.extend(ui.change_lines(&changes, false));
+    lines.extend(crate::tier::history::change_lines(ui, &changes, false));
     print_or_pipe(ui, &lines)
 }
 
@@ -626,7 +597,7 @@ fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
         lines.push(format!(
             "{:<10}{} beyond the venv (`pyctl gc` frees what nothing refers to)",
             "store",
-            undo::human_bytes(bytes)
+            crate::ui::human_bytes(bytes)
         ));
     }
     match &last {

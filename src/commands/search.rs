@@ -272,7 +272,7 @@ fn project_list(
     }
     match index::project_list(index, CONNECT_TIMEOUT) {
         Ok(projects) => {
-            let fetched = crate::ops::transaction::now_timestamp();
+            let fetched = crate::sys::clock::now_timestamp();
             let fresh = Cache {
                 schema: CACHE_SCHEMA,
                 index: shown.clone(),

@@ -66,7 +66,7 @@ pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
         tier::interpreter_version(p)?;
     }
     if let Some(parent) = tier.root.parent() {
-        if !tier::root_controlled(parent) {
+        if !crate::sys::fsutil::root_controlled(parent) {
             ui.warn(&format!(
                 "{} (or a folder above it) is writable by someone other than root; the system \
                  tier is only as safe as its parent folders",
@@ -105,7 +105,7 @@ pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
             "repaired owner or mode of {repaired} path(s) under {}",
             tier.root.display()
         ));
-        transaction::syslog_line(&format!(
+        crate::sys::syslog::syslog_line(&format!(
             "system tier {}: repaired owner or mode of {repaired} path(s)",
             tier.root.display()
         ));
@@ -157,7 +157,7 @@ fn ensure_baseline(tier: &Tier) -> Result<()> {
         tier,
         snapshot::BASELINE,
         &set,
-        &transaction::now_timestamp(),
+        &crate::sys::clock::now_timestamp(),
     )?;
     Ok(())
 }

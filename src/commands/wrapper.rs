@@ -218,7 +218,7 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
     })?;
     let created = transaction::ensure_venv(ctx, &ui, tier, &lock, python.as_deref())?;
     if created && tier.kind == TierKind::User {
-        crate::commands::setup_path(ctx, &ui, tier)?;
+        crate::tier::shell::setup_path(ctx, &ui, tier)?;
     }
     if action != PipAction::Write {
         drop(lock);
@@ -356,7 +356,7 @@ fn print_outcome(ui: &Ui, op: &Operation, outcome: &transaction::Outcome) {
         op.command,
         outcome.changes.summary()
     ));
-    for line in ui.change_lines(&outcome.changes, true) {
+    for line in crate::tier::history::change_lines(ui, &outcome.changes, true) {
         eprintln!("{line}");
     }
     if !outcome.changes.is_empty() {

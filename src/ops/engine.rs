@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::ops::transaction::freeze_map;
+use crate::python::freeze::freeze_map;
 use crate::python::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
 use crate::tier::store::{self, Store, StoreEntry};
 use crate::ui::{Style, Ui};
@@ -169,7 +169,7 @@ pub fn plan(
     plan.reinstall = damaged
         .into_iter()
         .map(|(line, reason)| Addition {
-            name: crate::ops::transaction::requirement_name(&line),
+            name: crate::python::freeze::requirement_name(&line),
             line,
             source: Source::Pip { reason },
         })
@@ -516,7 +516,7 @@ fn pip_install(
     // Root builds nothing from a folder another account can write, even one root once named.
     let find_links: Vec<&PathBuf> = find_links
         .iter()
-        .filter(|d| d.exists() && (!ctx.is_root() || crate::tier::root_controlled(d)))
+        .filter(|d| d.exists() && (!ctx.is_root() || crate::sys::fsutil::root_controlled(d)))
         .collect();
     if !find_links.is_empty() {
         let mut offline = base.clone();

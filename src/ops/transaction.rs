@@ -11,8 +11,12 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 
 use crate::context::Context;
+use crate::python::freeze::freeze_map;
+use crate::python::freeze::requirement_name;
 use crate::python::inventory::PackageSet;
+use crate::sys::clock::now_timestamp;
 use crate::sys::fsutil::TierLock;
+use crate::sys::syslog::syslog_line;
 use crate::tier::config::Config;
 use crate::tier::history::{self, Changes, Half, Kind, Record};
 use crate::tier::shims;
@@ -40,12 +44,6 @@ pub struct Outcome {
     pub id: u64,
     pub exit_code: i32,
     pub changes: Changes,
-}
-
-pub fn now_timestamp() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 fn new_record(ctx: &Context, tier: &Tier, id: u64, op: &Operation, freeze: String) -> Record {
@@ -177,49 +175,6 @@ fn settle_index(
     Ok(())
 }
 
-/// An editable line's comment (`# Editable ... (name==1.0)`) names its project; a bare
-/// `-e /path` line does not, so the comment's name is carried to the next line.
-pub fn freeze_map(freeze: &str) -> std::collections::BTreeMap<String, String> {
-    let mut map = std::collections::BTreeMap::new();
-    let mut named_by_comment = None;
-    for line in freeze.lines().filter(|l| !l.trim().is_empty()) {
-        if line.starts_with('#') {
-            named_by_comment = line
-                .rfind('(')
-                .and_then(|start| line[start + 1..].split(')').next())
-                .filter(|inner| inner.contains("=="))
-                .map(requirement_name);
-            continue;
-        }
-        let name = match named_by_comment.take() {
-            Some(name) if line.starts_with("-e ") => name,
-            _ => requirement_name(line),
-        };
-        map.insert(name, line.to_string());
-    }
-    map
-}
-
-/// The canonical project name a freeze line is about.
-pub fn requirement_name(line: &str) -> String {
-    let line = line.trim();
-    if let Some(rest) = line.strip_prefix("-e ") {
-        if let Some((_, egg)) = rest.split_once("#egg=") {
-            let egg = egg.split('&').next().unwrap_or(egg);
-            return crate::python::inventory::canonical_name(egg);
-        }
-        let base = Path::new(rest.trim())
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        return crate::python::inventory::canonical_name(&base);
-    }
-    let end = line
-        .find(['=', ' ', '@', '<', '>', '!', '~', ';', '['])
-        .unwrap_or(line.len());
-    crate::python::inventory::canonical_name(&line[..end])
-}
-
 /// Runs `run` as a recorded operation. `_lock` is the caller's proof that it holds the tier
 /// lock.
 pub fn record(
@@ -312,7 +267,7 @@ fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet, fresh: &HashSet
 /// After pruning, store entries only the pruned entries referred to can go.
 fn collect_store_garbage(tier: &Tier, config: &Config) {
     let result = history::read_log(&tier.history_dir()).and_then(|log| {
-        let referenced = crate::ops::undo::referenced_lines(tier, &log);
+        let referenced = crate::tier::gc::referenced_lines(tier, &log);
         store_of(tier, config).collect_garbage(&referenced)
     });
     match result {
@@ -403,24 +358,6 @@ fn audit(ctx: &Context, op: &Operation, id: u64, changes: &Changes, exit_code: i
         detail.join(" ")
     );
     syslog_line(&message);
-}
-
-/// One line to syslog (ident `pyctl`); a missing syslog is only logged.
-pub fn syslog_line(message: &str) {
-    let formatter = syslog::Formatter3164 {
-        facility: syslog::Facility::LOG_USER,
-        hostname: None,
-        process: "pyctl".into(),
-        pid: std::process::id(),
-    };
-    match syslog::unix(formatter) {
-        Ok(mut writer) => {
-            if let Err(e) = writer.info(message) {
-                log::debug!("syslog write failed: {e}");
-            }
-        }
-        Err(e) => log::debug!("syslog unavailable: {e}"),
-    }
 }
 
 #[cfg(test)]

@@ -10,13 +10,18 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::ops::engine::{self, Plan};
-use crate::ops::transaction::{self, freeze_map, Operation};
-use crate::python::inventory::{requirement_key, PackageSet};
+use crate::ops::transaction::{self, Operation};
+use crate::python::freeze::freeze_map;
+use crate::python::inventory::PackageSet;
 use crate::sys::fsutil::TierLock;
 use crate::tier::config::Config;
+use crate::tier::gc::current_set;
+use crate::tier::gc::referenced_lines;
 use crate::tier::history::{self, Entry, Kind, Log};
 use crate::tier::snapshot;
+use crate::tier::snapshot::list;
 use crate::tier::{self, Tier};
+use crate::ui::human_bytes;
 use crate::ui::{Style, Ui};
 
 /// Which entries are undone now: those an undo reverted, unless a redo reverted that undo.
@@ -136,13 +141,6 @@ fn open_tier(ctx: &Context, ui: &Ui) -> Result<(Tier, Config, TierLock)> {
     let current = current_set(&tier)?;
     transaction::settle(ctx, ui, &tier, &lock, &current)?;
     Ok((tier, config, lock))
-}
-
-fn current_set(tier: &Tier) -> Result<PackageSet> {
-    if !tier.venv_exists() {
-        return Ok(PackageSet::default());
-    }
-    Ok(PackageSet::scan(&tier.venv())?)
 }
 
 fn read_log(tier: &Tier, ui: &Ui) -> Result<Log> {
@@ -758,7 +756,7 @@ fn finish_trash(tier: &Tier) {
     };
     for item in read.filter_map(Result::ok) {
         if item.file_name().to_string_lossy().starts_with(".trash-") {
-            let _ = crate::commands::conflicts::system_tool("rm")
+            let _ = crate::sys::tool::system_tool("rm")
                 .arg("-rf")
                 .arg(item.path())
                 .stdin(std::process::Stdio::null())
@@ -788,48 +786,6 @@ fn read_snapshot(tier: &Tier, name: &str, path: &Path) -> Result<String> {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct SnapshotInfo {
-    pub name: String,
-    pub path: PathBuf,
-    pub modified: String,
-    pub packages: usize,
-}
-
-fn list(tier: &Tier) -> Vec<SnapshotInfo> {
-    let Ok(read) = std::fs::read_dir(tier.snapshots_dir()) else {
-        return Vec::new();
-    };
-    let mut out: Vec<SnapshotInfo> = read
-        .filter_map(Result::ok)
-        .filter_map(|item| {
-            let path = item.path();
-            let name = path
-                .file_name()?
-                .to_str()?
-                .strip_suffix(".txt")?
-                .to_string();
-            snapshot::validate_name(&name).ok()?;
-            let text = crate::sys::fsutil::read_regular_to_string(&path).ok()?;
-            let modified = item
-                .metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| jiff::Timestamp::try_from(t).ok())
-                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-                .unwrap_or_default();
-            Some(SnapshotInfo {
-                name,
-                path,
-                modified,
-                packages: freeze_map(&text).len(),
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
-}
-
 pub fn snapshot_cmd(ctx: &Context, ui: &Ui, name: &str, force: bool) -> Result<i32> {
     snapshot::validate_name(name)?;
     let (tier, _config, _lock) = open_tier(ctx, ui)?;
@@ -841,7 +797,7 @@ pub fn snapshot_cmd(ctx: &Context, ui: &Ui, name: &str, force: bool) -> Result<i
         );
     }
     let set = current_set(&tier)?;
-    snapshot::write_snapshot(&tier, name, &set, &transaction::now_timestamp())?;
+    snapshot::write_snapshot(&tier, name, &set, &crate::sys::clock::now_timestamp())?;
     ui.info(&format!(
         "saved snapshot {name:?}: {} packages in {}",
         set.len(),
@@ -883,31 +839,6 @@ pub fn delete_snapshot(ctx: &Context, ui: &Ui, name: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// The [`requirement_key`] of every requirement line some history entry, snapshot or the venv
-/// refers to.
-pub fn referenced_lines(tier: &Tier, log: &Log) -> BTreeSet<String> {
-    let mut lines = BTreeSet::new();
-    for e in &log.entries {
-        lines.extend(
-            freeze_map(&e.before.freeze)
-                .values()
-                .map(|l| requirement_key(l)),
-        );
-        if let Some(a) = &e.after {
-            lines.extend(freeze_map(&a.freeze).values().map(|l| requirement_key(l)));
-        }
-    }
-    for s in list(tier) {
-        if let Ok(text) = crate::sys::fsutil::read_regular_to_string(&s.path) {
-            lines.extend(freeze_map(&text).values().map(|l| requirement_key(l)));
-        }
-    }
-    if let Ok(set) = current_set(tier) {
-        lines.extend(set.requirement_map().values().map(|l| requirement_key(l)));
-    }
-    lines
-}
-
 pub fn gc(ctx: &Context, ui: &Ui) -> Result<i32> {
     let (tier, config, _lock) = open_tier(ctx, ui)?;
     let log = read_log(&tier, ui)?;
@@ -918,19 +849,4 @@ pub fn gc(ctx: &Context, ui: &Ui) -> Result<i32> {
         human_bytes(freed)
     ));
     Ok(0)
-}
-
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

@@ -28,7 +28,7 @@ use anyhow::{bail, Context as _, Result};
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::tier::store::parse_record;
+use crate::python::record::parse_record;
 
 /// The wheels ensurepip of the Python whose standard library is `stdlib` (`/usr/lib/python3.11`)
 /// would install, found where it would find them; `None` when they are not all there (or a

@@ -432,7 +432,7 @@ fn git_requirement(repo_root: &Path, location: &Path, name: &str) -> Option<Stri
         // Root runs only the system's git, with the system PATH: never a program a user put
         // earlier on PATH.
         let mut cmd = if nix::unistd::geteuid().is_root() {
-            crate::commands::conflicts::system_tool("git")
+            crate::sys::tool::system_tool("git")
         } else {
             Command::new("git")
         };

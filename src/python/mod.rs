@@ -4,6 +4,8 @@
 
 pub mod bootstrap;
 pub mod depcheck;
+pub mod freeze;
 pub mod index;
 pub mod inventory;
 pub mod pipargs;
+pub mod record;

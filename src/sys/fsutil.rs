@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use nix::fcntl::{Flock, FlockArg};
+use std::os::unix::fs::MetadataExt;
 
 /// How the temp files of `write_atomic` begin.
 pub const TEMP_PREFIX: &str = ".tmp-";
@@ -195,6 +196,25 @@ impl TierLock {
             path: path.to_path_buf(),
         }
     }
+}
+
+/// Whether a path (or its nearest existing ancestor) and every ancestor above it are owned by
+/// root and not writable by group or others (sticky /tmp excepted for ancestors).
+pub fn root_controlled(path: &Path) -> bool {
+    let mut first = true;
+    for dir in path.ancestors() {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let sticky = meta.mode() & 0o1000 != 0;
+        // Group/world-writable is only tolerated on a sticky ancestor such as /tmp.
+        let writable_by_others = meta.mode() & 0o022 != 0 && (first || !sticky);
+        if meta.uid() != 0 || writable_by_others {
+            return false;
+        }
+        first = false;
+    }
+    true
 }
 
 #[cfg(test)]

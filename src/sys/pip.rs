@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::context::Context;
-use crate::tier::root_controlled;
+use crate::sys::fsutil::root_controlled;
 
 /// Set for the pip that pyctl runs: a pip started from inside it (a build backend calling `pip`
 /// on PATH) goes straight to the venv, never waiting on the lock its parent holds.

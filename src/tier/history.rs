@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::python::inventory::requirement_key;
 use crate::sys::fsutil::write_atomic;
+use crate::ui::Style;
+use crate::ui::Ui;
 
 /// Version of the on-disk history format.
 pub const SCHEMA: u32 = 1;
@@ -463,6 +465,62 @@ pub fn prune(dir: &Path, idx: &Index, max_entries: usize) -> Result<Vec<u64>> {
         }
     }
     Ok(doomed)
+}
+
+/// The lines of a change list, one distribution each, coloured by kind of change.
+pub fn change_lines(ui: &Ui, changes: &Changes, for_stderr: bool) -> Vec<String> {
+    let paint = |style, text: &str| {
+        if for_stderr {
+            ui.err(style, text)
+        } else {
+            ui.out(style, text)
+        }
+    };
+    let mut lines = Vec::new();
+    for line in &changes.added {
+        lines.push(format!("  {} {line}", paint(Style::Added, "added     ")));
+    }
+    for m in &changes.modified {
+        let (style, word, text) = describe_modified(m);
+        lines.push(format!("  {} {text}", paint(style, word)));
+    }
+    for line in &changes.removed {
+        lines.push(format!("  {} {line}", paint(Style::Removed, "removed   ")));
+    }
+    lines
+}
+
+/// Upgrade, downgrade or other change, with a short `name old -> new` text.
+fn describe_modified(m: &Modified) -> (Style, &'static str, String) {
+    let version = |line: &str| {
+        line.split_once("==")
+            .map(|(_, v)| v.trim_start_matches('=').to_string())
+    };
+    match (version(&m.from), version(&m.to)) {
+        (Some(a), Some(b)) => {
+            let name = m.to.split("==").next().unwrap_or(&m.name).to_string();
+            let order = match (
+                a.parse::<pep440_rs::Version>(),
+                b.parse::<pep440_rs::Version>(),
+            ) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                _ => a.cmp(&b),
+            };
+            let (style, word) = if order.is_lt() {
+                (Style::Upgraded, "upgraded  ")
+            } else if order.is_gt() {
+                (Style::Downgraded, "downgraded")
+            } else {
+                (Style::Changed, "changed   ")
+            };
+            (style, word, format!("{name} {a} -> {b}"))
+        }
+        _ => (
+            Style::Changed,
+            "changed   ",
+            format!("{} -> {}", m.from, m.to),
+        ),
+    }
 }
 
 #[cfg(test)]

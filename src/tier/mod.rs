@@ -6,6 +6,7 @@
 //! default one gets its own tier in `py3X/` under the top folder, with the same inner layout.
 
 pub mod config;
+pub mod gc;
 pub mod history;
 pub mod shell;
 pub mod shims;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 
 use crate::context::Context;
+use crate::sys::fsutil::root_controlled;
 use crate::sys::fsutil::TierLock;
 use crate::tier::config::Config;
 
@@ -332,25 +334,6 @@ pub fn system_root(ctx: &Context) -> PathBuf {
         }
         None => PathBuf::from(DEFAULT_SYSTEM_PREFIX),
     }
-}
-
-/// Whether a path (or its nearest existing ancestor) and every ancestor above it are owned by
-/// root and not writable by group or others (sticky /tmp excepted for ancestors).
-pub fn root_controlled(path: &Path) -> bool {
-    let mut first = true;
-    for dir in path.ancestors() {
-        let Ok(meta) = std::fs::metadata(dir) else {
-            continue;
-        };
-        let sticky = meta.mode() & 0o1000 != 0;
-        // Group/world-writable is only tolerated on a sticky ancestor such as /tmp.
-        let writable_by_others = meta.mode() & 0o022 != 0 && (first || !sticky);
-        if meta.uid() != 0 || writable_by_others {
-            return false;
-        }
-        first = false;
-    }
-    true
 }
 
 /// Whether root may run a venv's interpreter: its `bin/` and the real file `bin/python` resolves

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
+use crate::context::Context;
 use crate::sys::fsutil::write_atomic;
+use crate::tier::Tier;
+use crate::ui::Ui;
 
 /// The system-wide snippet the distro packages install; when present, no rc file is touched.
 pub const PROFILE_SNIPPET: &str = "/etc/profile.d/pyctl.sh";
@@ -128,6 +131,27 @@ pub fn remove_path_blocks(home: &Path) -> Result<Vec<PathBuf>> {
         changed.push(file);
     }
     Ok(changed)
+}
+
+/// Puts the tier's `venv/bin` on PATH through shell start-up files, unless the distro's
+/// profile.d snippet already does or `PYCTL_NO_MODIFY_PATH` is set.
+pub fn setup_path(ctx: &Context, ui: &Ui, tier: &Tier) -> Result<()> {
+    if std::path::Path::new(PROFILE_SNIPPET).exists() || ctx.var("PYCTL_NO_MODIFY_PATH").is_some() {
+        return Ok(());
+    }
+    let Some(home) = &ctx.home else {
+        return Ok(());
+    };
+    let changed = add_path_blocks(home, &tier.bin_dir())?;
+    if !changed.is_empty() {
+        let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
+        ui.info(&format!(
+            "added {} to PATH in {}; open a new shell (or `. ~/.profile`) to use it",
+            tier.bin_dir().display(),
+            names.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

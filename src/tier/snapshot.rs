@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
+use crate::python::freeze::freeze_map;
 use crate::python::inventory::PackageSet;
 use crate::sys::fsutil::write_atomic;
 use crate::tier::Tier;
+use serde::Serialize;
 
 /// The snapshot `init` records.
 pub const BASELINE: &str = "baseline";
@@ -46,6 +48,50 @@ pub fn write_snapshot(
     );
     write_atomic(&path, text.as_bytes())?;
     Ok(path)
+}
+
+/// A saved snapshot, as `list-snapshots` shows it.
+#[derive(Debug, Serialize)]
+pub struct SnapshotInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub modified: String,
+    pub packages: usize,
+}
+
+/// The tier's snapshots, by name.
+pub fn list(tier: &Tier) -> Vec<SnapshotInfo> {
+    let Ok(read) = std::fs::read_dir(tier.snapshots_dir()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<SnapshotInfo> = read
+        .filter_map(Result::ok)
+        .filter_map(|item| {
+            let path = item.path();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".txt")?
+                .to_string();
+            validate_name(&name).ok()?;
+            let text = crate::sys::fsutil::read_regular_to_string(&path).ok()?;
+            let modified = item
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            Some(SnapshotInfo {
+                name,
+                path,
+                modified,
+                packages: freeze_map(&text).len(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 #[cfg(test)]

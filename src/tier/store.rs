@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::python::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
+use crate::python::record::parse_record;
+use crate::python::record::RecordRow;
 use crate::sys::fsutil::write_atomic;
 
 pub const ENTRY_SCHEMA: u32 = 1;
@@ -114,37 +116,6 @@ pub struct StoreEntry {
     pub dist_info: String,
     pub files: Vec<StoredFile>,
     pub stored_at: String,
-}
-
-/// A row of RECORD.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordRow {
-    pub path: String,
-    pub hash: Option<String>,
-    pub size: Option<u64>,
-}
-
-/// Parses RECORD text. Rows with no path are skipped; extra columns are ignored.
-pub fn parse_record(bytes: &[u8]) -> Result<Vec<RecordRow>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut rows = Vec::new();
-    for row in reader.records() {
-        let row = row.context("malformed RECORD row")?;
-        let Some(path) = row.get(0).filter(|p| !p.is_empty()) else {
-            continue;
-        };
-        let hash = row.get(1).filter(|h| !h.is_empty()).map(str::to_string);
-        let size = row.get(2).and_then(|s| s.parse().ok());
-        rows.push(RecordRow {
-            path: path.to_string(),
-            hash,
-            size,
-        });
-    }
-    Ok(rows)
 }
 
 /// `sha256=<urlsafe base64, no padding>` of a file, as RECORD writes it.
@@ -388,7 +359,7 @@ impl Store {
             line: dist.freeze_lines().pop().unwrap_or_default(),
             dist_info,
             files,
-            stored_at: crate::ops::transaction::now_timestamp(),
+            stored_at: crate::sys::clock::now_timestamp(),
         };
         let json = serde_json::to_vec_pretty(&entry)?;
         write_atomic(&tmp.path().join("entry.json"), &json)?;

@@ -3,8 +3,6 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::tier::history::{Changes, Modified};
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ColorChoice {
     #[default]
@@ -108,29 +106,6 @@ impl Ui {
         eprintln!("{} {msg}", self.err(Style::Error, "pyctl: error:"));
     }
 
-    /// The lines of a change list, one distribution each, coloured by kind of change.
-    pub fn change_lines(&self, changes: &Changes, for_stderr: bool) -> Vec<String> {
-        let paint = |style, text: &str| {
-            if for_stderr {
-                self.err(style, text)
-            } else {
-                self.out(style, text)
-            }
-        };
-        let mut lines = Vec::new();
-        for line in &changes.added {
-            lines.push(format!("  {} {line}", paint(Style::Added, "added     ")));
-        }
-        for m in &changes.modified {
-            let (style, word, text) = describe_modified(m);
-            lines.push(format!("  {} {text}", paint(style, word)));
-        }
-        for line in &changes.removed {
-            lines.push(format!("  {} {line}", paint(Style::Removed, "removed   ")));
-        }
-        lines
-    }
-
     /// Writes lines to stdout; a closed pipe ends quietly.
     pub fn print_lines(&self, lines: &[String]) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
@@ -138,39 +113,6 @@ impl Ui {
             writeln!(out, "{line}")?;
         }
         out.flush()
-    }
-}
-
-/// Upgrade, downgrade or other change, with a short `name old -> new` text.
-fn describe_modified(m: &Modified) -> (Style, &'static str, String) {
-    let version = |line: &str| {
-        line.split_once("==")
-            .map(|(_, v)| v.trim_start_matches('=').to_string())
-    };
-    match (version(&m.from), version(&m.to)) {
-        (Some(a), Some(b)) => {
-            let name = m.to.split("==").next().unwrap_or(&m.name).to_string();
-            let order = match (
-                a.parse::<pep440_rs::Version>(),
-                b.parse::<pep440_rs::Version>(),
-            ) {
-                (Ok(x), Ok(y)) => x.cmp(&y),
-                _ => a.cmp(&b),
-            };
-            let (style, word) = if order.is_lt() {
-                (Style::Upgraded, "upgraded  ")
-            } else if order.is_gt() {
-                (Style::Downgraded, "downgraded")
-            } else {
-                (Style::Changed, "changed   ")
-            };
-            (style, word, format!("{name} {a} -> {b}"))
-        }
-        _ => (
-            Style::Changed,
-            "changed   ",
-            format!("{} -> {}", m.from, m.to),
-        ),
     }
 }
 
@@ -253,5 +195,33 @@ impl Ui {
             stop: Some(stop),
             thread: Some(thread),
         }
+    }
+}
+
+/// A stored UTC time stamp in local time, for display.
+pub fn local_time(timestamp: &str) -> String {
+    timestamp
+        .parse::<jiff::Timestamp>()
+        .map(|ts| {
+            ts.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| timestamp.to_string())
+}
+
+/// A size in bytes for people: `512 B`, `1.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
