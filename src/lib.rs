@@ -5,41 +5,16 @@
 //! One binary: named `pip`, `pip3` or `pip3.X` it is the pip wrapper (`wrapper`); otherwise it
 //! is the `pyctl` command (`cli`, `commands`).
 
-pub mod bootstrap;
 pub mod cli;
 pub mod commands;
-pub mod config;
-pub mod conflicts;
 pub mod context;
-pub mod depcheck;
-pub mod doctor;
-pub mod engine;
 pub mod exit_codes;
-pub mod export;
-pub mod fsutil;
-pub mod generate;
-pub mod history;
-pub mod hooks;
-pub mod index;
-pub mod info;
-pub mod inventory;
-pub mod migrate;
-pub mod parallel;
-pub mod pip;
-pub mod pipargs;
-pub mod rebuild;
-pub mod record;
-pub mod redact;
-pub mod search;
-pub mod shell;
-pub mod shims;
-pub mod snapshot;
-pub mod store;
-pub mod system;
+mod layers;
+pub mod ops;
+pub mod python;
+pub mod sys;
 pub mod tier;
 pub mod ui;
-pub mod undo;
-pub mod wrapper;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -56,22 +31,22 @@ pub fn run(mut ctx: Context, args: Vec<OsString>) -> i32 {
         .and_then(|a| Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let result = if wrapper::is_pip_name(&program) {
+    let result = if commands::wrapper::is_pip_name(&program) {
         init_logging(&ctx, 0);
-        wrapper::run_as_pip(&ctx, &program, args.into_iter().skip(1).collect())
+        commands::wrapper::run_as_pip(&ctx, &program, args.into_iter().skip(1).collect())
     } else if args.get(1).is_some_and(|a| a == "__shim") {
         init_logging(&ctx, 0);
-        wrapper::run_as_shim(&ctx, args.into_iter().skip(2).collect())
+        commands::wrapper::run_as_shim(&ctx, args.into_iter().skip(2).collect())
     } else if args.get(1).is_some_and(|a| a == "__pip-options") {
         // The option table the wrapper reads pip's command lines with, for the checks against
         // each real pip (tests/security.rs, the distro scenario).
-        for line in pipargs::table_lines() {
+        for line in python::pipargs::table_lines() {
             println!("{line}");
         }
         Ok(0)
     } else if args.get(1).is_some_and(|a| a == "__pip-launcher") {
         // The Python code pyctl runs pip with, for bench/launcher.sh.
-        print!("{}", pip::LAUNCHER);
+        print!("{}", sys::pip::LAUNCHER);
         Ok(0)
     } else {
         let cli = match cli::Cli::try_parse_from(&args) {

@@ -334,7 +334,7 @@ fn dnf_and_pacman_hooks_report_what_they_could_not_check_in_bounded_time() {
         assert_eq!(out.status.code(), Some(0), "{manager}: {err}");
         assert!(!err.contains("panicked"), "{manager}: {err}");
         assert!(
-            took < pyctl::hooks::HOOK_BUDGET + Duration::from_secs(10),
+            took < pyctl::commands::hooks::HOOK_BUDGET + Duration::from_secs(10),
             "{manager} took {took:?}"
         );
         assert!(

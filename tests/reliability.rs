@@ -171,7 +171,7 @@ fn pip_child(parent: i32) -> Option<i32> {
         let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
         let (state, ppid) = (fields.next()?, fields.next()?.parse::<i32>().ok()?);
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let launcher = pyctl::pip::LAUNCHER.as_bytes();
+        let launcher = pyctl::sys::pip::LAUNCHER.as_bytes();
         let is_pip = cmdline.windows(launcher.len()).any(|w| w == launcher);
         (ppid == parent && state != "Z" && is_pip).then_some(pid)
     })
@@ -1479,7 +1479,7 @@ fn hostile_input_to_every_parser_in_the_library() {
         "{whole} read whole, {reported} reported"
     );
 
-    let store = pyctl::store::Store::new(at("store"), Default::default());
+    let store = pyctl::tier::store::Store::new(at("store"), Default::default());
     let current = checks::small_set(&at("small-site"));
     total += fuzz("snapshot file", 5, SNAPSHOT_SEEDS, 1500, |input| {
         checks::snapshot(&store, &current, input)
@@ -1547,7 +1547,7 @@ fn the_fuzz_corpus_replays_through_the_same_checks() {
     let work = tempfile::tempdir().unwrap();
     let at = |rel: &str| work.path().join(rel);
     std::fs::write(at("system.toml"), CONFIG_SEEDS[0]).unwrap();
-    let store = pyctl::store::Store::new(at("store"), Default::default());
+    let store = pyctl::tier::store::Store::new(at("store"), Default::default());
     let current = checks::small_set(&at("small-site"));
     let mut counts = Vec::new();
     let mut run = |target: &str, check: &mut dyn FnMut(&[u8])| {
@@ -1688,11 +1688,14 @@ fn hostile_input_through_the_binary() {
 
     for (i, seed) in HISTORY_SEEDS.iter().enumerate() {
         let id = i as u64 + 1;
-        for half in [pyctl::history::Half::Before, pyctl::history::Half::After] {
+        for half in [
+            pyctl::tier::history::Half::Before,
+            pyctl::tier::history::Half::After,
+        ] {
             plant(
                 &root
                     .join("history")
-                    .join(pyctl::history::file_name(id, half)),
+                    .join(pyctl::tier::history::file_name(id, half)),
                 seed,
             );
         }

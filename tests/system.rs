@@ -278,6 +278,6 @@ fn generated_man_pages_and_completions() {
 fn shipped_config_file_holds_the_defaults() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/pyctl/config.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let shipped: pyctl::config::Config = toml::from_str(&text).unwrap();
-    assert_eq!(shipped, pyctl::config::Config::default());
+    let shipped: pyctl::tier::config::Config = toml::from_str(&text).unwrap();
+    assert_eq!(shipped, pyctl::tier::config::Config::default());
 }

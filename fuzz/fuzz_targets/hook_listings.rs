@@ -2,7 +2,7 @@
 //! `pacman -Ql` and `dpkg-deb --contents` listings, down to the distributions they ship.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pyctl::inventory::PackageSet;
+use pyctl::python::inventory::PackageSet;
 use pyctl_fuzz::{checks, scratch};
 use std::sync::OnceLock;
 

@@ -1,4 +1,4 @@
-//! Credentials masking (`pyctl::redact`) on any text: no URL keeps its password.
+//! Credentials masking (`pyctl::sys::redact`) on any text: no URL keeps its password.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use pyctl_fuzz::checks;

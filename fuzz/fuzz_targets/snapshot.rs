@@ -1,8 +1,8 @@
 //! Snapshot files (freeze text): the freeze map and the undo engine's plan against a small set.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pyctl::inventory::PackageSet;
-use pyctl::store::Store;
+use pyctl::python::inventory::PackageSet;
+use pyctl::tier::store::Store;
 use pyctl_fuzz::{checks, scratch};
 use std::sync::OnceLock;
 

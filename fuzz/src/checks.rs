@@ -5,9 +5,9 @@
 //! fuzz corpus through them on every `cargo test`. Functions that need files are given the
 //! folder to write them in.
 
-use pyctl::history::{self, Half};
-use pyctl::inventory::{canonical_name, PackageSet};
-use pyctl::store::Store;
+use pyctl::python::inventory::{canonical_name, PackageSet};
+use pyctl::tier::history::{self, Half};
+use pyctl::tier::store::Store;
 use std::path::Path;
 
 /// Four whole history records, entries 1 to 4 (also seeds: with their id set to 5 they are what
@@ -62,7 +62,7 @@ pub fn direct_url(site: &Path, input: &[u8]) {
 
 /// RECORD: no more rows than lines, no row without a path.
 pub fn record(input: &[u8]) {
-    if let Ok(rows) = pyctl::store::parse_record(input) {
+    if let Ok(rows) = pyctl::python::record::parse_record(input) {
         let lines = input.iter().filter(|&&b| b == b'\n' || b == b'\r').count() + 1;
         assert!(rows.len() <= lines);
         assert!(rows.iter().all(|r| !r.path.is_empty()));
@@ -100,7 +100,7 @@ pub fn history(dir: &Path, input: &[u8]) -> bool {
     for p in &log.problems {
         assert!(p.path.starts_with(dir), "{p}");
     }
-    let _ = pyctl::undo::undo_state(&log);
+    let _ = pyctl::ops::undo::undo_state(&log);
     let _ = log.last_known_freeze();
     let idx = history::index(dir).expect("the index reads a folder it can list");
     assert_eq!(idx.max_id, 5);
@@ -111,9 +111,9 @@ pub fn history(dir: &Path, input: &[u8]) -> bool {
 /// A snapshot file (freeze text): the freeze map, and the engine's plan from `current`.
 pub fn snapshot(store: &Store, current: &PackageSet, input: &[u8]) {
     let text = String::from_utf8_lossy(input);
-    let map = pyctl::record::freeze_map(&text);
+    let map = pyctl::python::freeze::freeze_map(&text);
     assert!(map.len() <= text.lines().count());
-    let plan = pyctl::engine::plan(
+    let plan = pyctl::ops::engine::plan(
         store,
         Path::new("/nonexistent-venv"),
         current,
@@ -128,7 +128,7 @@ pub fn snapshot(store: &Store, current: &PackageSet, input: &[u8]) {
 /// error naming the tier's file (false).
 pub fn config(system: &Path, tier: &Path, input: &[u8]) -> bool {
     put(tier, input);
-    match pyctl::config::Config::load_from(system, Some(tier)) {
+    match pyctl::tier::config::Config::load_from(system, Some(tier)) {
         Ok(_) => true,
         Err(e) => {
             let said = format!("{e:#}");
@@ -157,7 +157,7 @@ pub fn pyvenv_cfg(venv: &Path, input: &[u8]) {
     if let Some(v) = pyctl::tier::venv_python_version(venv) {
         let minor = pyctl::tier::minor_version(&v);
         assert_eq!(minor.split('.').count(), 2, "{v:?} → {minor:?}");
-        for name in pyctl::shims::shim_names(&v) {
+        for name in pyctl::tier::shims::shim_names(&v) {
             assert!(
                 name.starts_with("pip") && !name.contains('/') && !name.contains(".."),
                 "{name:?}"
@@ -169,7 +169,7 @@ pub fn pyvenv_cfg(venv: &Path, input: &[u8]) {
 /// apt's DPkg::Pre-Install-Pkgs input (protocol 1 to 3): the hook only reads .deb paths apt gave.
 pub fn apt_hook(input: &[u8]) {
     let text = String::from_utf8_lossy(input);
-    let actions = pyctl::hooks::parse_apt_input(&text);
+    let actions = pyctl::commands::hooks::parse_apt_input(&text);
     assert!(actions.len() <= text.lines().count());
     for a in &actions {
         if let Some(deb) = &a.deb {
@@ -181,10 +181,10 @@ pub fn apt_hook(input: &[u8]) {
 /// `rpm -ql` (dnf), `pacman -Ql` and `dpkg-deb --contents` listings, down to the distributions
 /// they ship and their conflicts with `set`.
 pub fn hook_listings(set: &PackageSet, input: &[u8]) {
-    use pyctl::conflicts::{dists_in_paths, parse_dpkg_contents, version_conflicts};
+    use pyctl::commands::conflicts::{dists_in_paths, parse_dpkg_contents, version_conflicts};
     let text = String::from_utf8_lossy(input);
     let rpm = dists_in_paths(text.lines(), Some("pkg"));
-    let pacman = pyctl::hooks::parse_pacman_files(&text);
+    let pacman = pyctl::commands::hooks::parse_pacman_files(&text);
     let from_pacman = dists_in_paths(pacman.iter().map(|(_, f)| f.as_str()), Some("pkg"));
     let deb = parse_dpkg_contents(&text);
     let from_deb = dists_in_paths(deb.iter().map(String::as_str), Some("pkg"));
@@ -201,11 +201,11 @@ pub fn small_set(site: &Path) -> PackageSet {
     PackageSet::scan_site(site).expect("a site-packages folder to scan")
 }
 
-/// Credentials in URLs (`pyctl::redact`): after masking, no URL in the text shows a password or
+/// Credentials in URLs (`pyctl::sys::redact`): after masking, no URL in the text shows a password or
 /// a bare user name, masking twice changes nothing, and a secret planted in a URL inside the
 /// fuzzed text is gone. The first line of the input is the secret, the rest the text around it.
 pub fn redact(input: &[u8]) {
-    use pyctl::redact::{redact, shows_credentials};
+    use pyctl::sys::redact::{redact, shows_credentials};
     let text = String::from_utf8_lossy(input);
     let once = redact(&text);
     assert!(!shows_credentials(&once), "credentials left in {once:?}");

@@ -1,0 +1,616 @@
+//! The transaction engine behind undo, redo, restore and clean: the plan between the current
+//! set and a target set, printed, then applied from the store, with pip as the fallback for
+//! anything the store cannot give back.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::python::freeze::freeze_map;
+use crate::python::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
+use crate::tier::store::{self, Store, StoreEntry};
+use crate::ui::{Style, Ui};
+
+/// Where a distribution to add comes from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "from")]
+pub enum Source {
+    Store {
+        #[serde(skip)]
+        dir: PathBuf,
+        #[serde(skip)]
+        entry: Box<StoreEntry>,
+    },
+    Pip {
+        reason: String,
+    },
+}
+
+/// One distribution to add, or to change to.
+#[derive(Debug, Clone, Serialize)]
+pub struct Addition {
+    pub name: String,
+    pub line: String,
+    pub source: Source,
+}
+
+/// What it takes to go from the current set to a target set.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    /// Requirement lines of distributions to remove.
+    pub remove: Vec<String>,
+    pub add: Vec<Addition>,
+    /// (current line, target) for distributions present in both at different versions/sources.
+    pub change: Vec<(String, Addition)>,
+    /// Files of distributions the target keeps that are not their own bytes any more (another
+    /// distribution overwrote them, pip's uninstall of a co-owner deleted them, or they were
+    /// changed in place): put back from the store.
+    pub repair: Vec<Repair>,
+    /// Kept distributions whose store copy is damaged or missing while their installed files
+    /// differ too: reinstalled by pip (`--force-reinstall --no-deps`).
+    pub reinstall: Vec<Addition>,
+    #[serde(skip)]
+    to_remove: Vec<Distribution>,
+    /// Distributions in both sets at the same line.
+    #[serde(skip)]
+    kept: Vec<Distribution>,
+}
+
+/// One file of a kept distribution to put back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repair {
+    /// Venv-relative.
+    pub path: String,
+    /// The freeze line of the distribution whose bytes go back.
+    pub line: String,
+    #[serde(skip)]
+    src: PathBuf,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty()
+            && self.add.is_empty()
+            && self.change.is_empty()
+            && self.repair.is_empty()
+            && self.reinstall.is_empty()
+    }
+
+    /// Additions and changes, each once.
+    fn all_additions(&self) -> impl Iterator<Item = &Addition> {
+        self.add.iter().chain(self.change.iter().map(|(_, a)| a))
+    }
+
+    pub fn summary(&self) -> String {
+        let from_pip = self
+            .all_additions()
+            .filter(|a| matches!(a.source, Source::Pip { .. }))
+            .count();
+        let mut s = format!(
+            "{} to remove, {} to add, {} to change",
+            self.remove.len(),
+            self.add.len(),
+            self.change.len()
+        );
+        if !self.repair.is_empty() {
+            s.push_str(&format!(", {} file(s) to put back", self.repair.len()));
+        }
+        if !self.reinstall.is_empty() {
+            s.push_str(&format!(", {} to reinstall", self.reinstall.len()));
+        }
+        if from_pip > 0 {
+            s.push_str(&format!(
+                " ({from_pip} not in the store: pip will fetch them)"
+            ));
+        }
+        s
+    }
+}
+
+/// Computes the plan from `current` (the set of `venv`) to the set described by
+/// `target_freeze` (freeze or requirements text).
+/// Store entries only serve the Python minor version `python_minor` (their files live under
+/// `lib/pythonX.Y/`).
+pub fn plan(
+    store: &Store,
+    venv: &Path,
+    current: &PackageSet,
+    target_freeze: &str,
+    python_minor: &str,
+) -> Plan {
+    let target = freeze_map(target_freeze);
+    let current_map = current.requirement_map();
+    let mut plan = Plan::default();
+    for (name, line) in &current_map {
+        if !target.contains_key(name) {
+            plan.remove.push(line.clone());
+            if let Some(d) = current.dists.get(name) {
+                plan.to_remove.push(d.clone());
+            }
+        }
+    }
+    for (name, line) in &target {
+        let addition = || Addition {
+            name: name.clone(),
+            line: line.clone(),
+            source: find_source(store, name, line, python_minor),
+        };
+        match current_map.get(name) {
+            None => plan.add.push(addition()),
+            Some(cur) if requirement_key(cur) != requirement_key(line) => {
+                plan.change.push((cur.clone(), addition()));
+                if let Some(d) = current.dists.get(name) {
+                    plan.to_remove.push(d.clone());
+                }
+            }
+            Some(_) => {
+                if let Some(d) = current.dists.get(name) {
+                    plan.kept.push(d.clone());
+                }
+            }
+        }
+    }
+    // What the additions bring wins over a kept distribution's copy of the same path, as it
+    // would if pip installed them now.
+    let added: HashSet<String> = plan
+        .all_additions()
+        .filter_map(|a| match &a.source {
+            Source::Store { entry, .. } => Some(entry.files.iter().map(|f| f.path.clone())),
+            Source::Pip { .. } => None,
+        })
+        .flatten()
+        .collect();
+    let (repair, damaged) = find_repairs(store, venv, &plan.kept, &added);
+    plan.repair = repair;
+    plan.reinstall = damaged
+        .into_iter()
+        .map(|(line, reason)| Addition {
+            name: crate::python::freeze::requirement_name(&line),
+            line,
+            source: Source::Pip { reason },
+        })
+        .collect();
+    plan
+}
+
+/// A stored file that may go at a path: (owner's freeze line, the entry's `files/`, the file).
+type Candidate = (String, PathBuf, store::StoredFile);
+
+/// The files of the kept distributions that are not what their store entry holds, and the
+/// kept distributions that cannot be put right from the store (line, why).
+fn find_repairs(
+    store: &Store,
+    venv: &Path,
+    kept: &[Distribution],
+    added: &HashSet<String>,
+) -> (Vec<Repair>, Vec<(String, String)>) {
+    // Every kept file with the store copies that may go there (several owners: any of them).
+    let mut owners: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+    for dist in kept {
+        if dist.format != MetadataFormat::DistInfo {
+            continue;
+        }
+        let Some((dir, entry)) = store.entry_for_installed(dist) else {
+            continue;
+        };
+        let line = dist.freeze_lines().pop().unwrap_or_default();
+        for file in entry.files {
+            if added.contains(&file.path) {
+                continue;
+            }
+            owners.entry(file.path.clone()).or_default().push((
+                line.clone(),
+                dir.join("files"),
+                file,
+            ));
+        }
+    }
+    let items: Vec<(String, Vec<Candidate>)> = owners.into_iter().collect();
+    let checked = crate::sys::parallel::map(&items, |(path, candidates)| {
+        check_kept_file(venv, path, candidates)
+    });
+    let mut repairs = Vec::new();
+    let mut damaged: BTreeMap<String, String> = BTreeMap::new();
+    for result in checked {
+        match result {
+            Ok(None) => {}
+            Ok(Some(r)) => repairs.push(r),
+            Err((line, why)) => {
+                damaged.entry(line).or_insert(why);
+            }
+        }
+    }
+    // A distribution pip reinstalls gets all its files from pip.
+    repairs.retain(|r| !damaged.contains_key(&r.line));
+    (repairs, damaged.into_iter().collect())
+}
+
+/// Whether the venv's `path` is one of its owners' own file; if not, the store copy to put
+/// there, or (line, why) when no owner's store copy is sound.
+fn check_kept_file(
+    venv: &Path,
+    path: &str,
+    candidates: &[Candidate],
+) -> Result<Option<Repair>, (String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let dest = venv.join(path);
+    let here = std::fs::symlink_metadata(&dest).ok();
+    for (_, files, file) in candidates {
+        let src = files.join(&file.path);
+        let Ok(stored) = std::fs::symlink_metadata(&src) else {
+            continue;
+        };
+        let Some(here) = &here else { continue };
+        if stored.file_type().is_symlink() {
+            if here.file_type().is_symlink()
+                && std::fs::read_link(&src).ok() == std::fs::read_link(&dest).ok()
+            {
+                return Ok(None);
+            }
+            continue;
+        }
+        if !here.is_file() {
+            continue;
+        }
+        if here.ino() == stored.ino() && here.dev() == stored.dev() {
+            // The same inode: sound if the stored file is.
+            if Store::verify_file(files, file).is_ok() {
+                return Ok(None);
+            }
+            continue;
+        }
+        // Another inode (a copy, another distribution's file, an editor's save): its content
+        // and mode decide.
+        if here.len() != stored.len() || here.mode() & 0o7777 != stored.mode() & 0o7777 {
+            continue;
+        }
+        let same = match file.hash.as_deref().filter(|h| h.starts_with("sha256=")) {
+            Some(expected) => store::file_hash(&dest).is_ok_and(|h| h == expected),
+            None => std::fs::read(&dest).ok() == std::fs::read(&src).ok(),
+        };
+        if same {
+            return Ok(None);
+        }
+    }
+    let mut why = None;
+    for (line, files, file) in candidates {
+        match Store::verify_file(files, file) {
+            Ok(()) => {
+                return Ok(Some(Repair {
+                    path: path.to_string(),
+                    line: line.clone(),
+                    src: files.join(&file.path),
+                }))
+            }
+            Err(e) => why = Some((line.clone(), e.to_string())),
+        }
+    }
+    Err(why.unwrap_or_else(|| (String::new(), format!("{path}: no owner in the store"))))
+}
+
+fn find_source(store: &Store, canonical: &str, line: &str, python_minor: &str) -> Source {
+    let site = format!("lib/python{python_minor}/");
+    let usable = store
+        .find(canonical, line)
+        .into_iter()
+        .find(|(_, e)| e.dist_info.starts_with(&site));
+    match usable {
+        Some((dir, entry)) => Source::Store {
+            dir,
+            entry: Box::new(entry),
+        },
+        None => Source::Pip {
+            reason: "not in the store".into(),
+        },
+    }
+}
+
+/// The plan as lines for people.
+pub fn plan_lines(ui: &Ui, plan: &Plan) -> Vec<String> {
+    let from = |a: &Addition| match &a.source {
+        Source::Store { .. } => ui.out(Style::Dim, "(from the store)"),
+        Source::Pip { reason } => ui.out(Style::Warn, &format!("(pip: {reason})")),
+    };
+    let mut lines = Vec::new();
+    for line in &plan.remove {
+        lines.push(format!("  {} {line}", ui.out(Style::Removed, "remove ")));
+    }
+    for a in &plan.add {
+        lines.push(format!(
+            "  {} {} {}",
+            ui.out(Style::Added, "add    "),
+            a.line,
+            from(a)
+        ));
+    }
+    for (cur, a) in &plan.change {
+        lines.push(format!(
+            "  {} {cur} -> {} {}",
+            ui.out(Style::Changed, "change "),
+            a.line,
+            from(a)
+        ));
+    }
+    for r in &plan.repair {
+        lines.push(format!(
+            "  {} {} ({}'s own, from the store)",
+            ui.out(Style::Changed, "put back"),
+            r.path,
+            r.line
+        ));
+    }
+    for a in &plan.reinstall {
+        lines.push(format!(
+            "  {} {} {}",
+            ui.out(Style::Changed, "reinstall"),
+            a.line,
+            from(a)
+        ));
+    }
+    lines
+}
+
+/// What applying a plan could not do.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub failures: Vec<String>,
+}
+
+/// Applies a plan to `venv` (its canonical path). Removals first (moved into `trash`, which the
+/// caller deletes once the venv is in its target state), then additions from the store, then pip
+/// for the rest: `--no-index` with the local wheel folders first, then the index (not after a
+/// pip that a signal ended: that is a failure).
+pub fn apply(
+    ctx: &Context,
+    ui: &Ui,
+    store: &Store,
+    venv: &Path,
+    plan: &Plan,
+    find_links: &[PathBuf],
+    trash: &Path,
+) -> Result<ApplyReport> {
+    let mut report = ApplyReport::default();
+    let (by_record, pip_only): (Vec<&Distribution>, Vec<&Distribution>) =
+        plan.to_remove.iter().partition(|d| {
+            d.format == MetadataFormat::DistInfo && d.metadata_path.join("RECORD").is_file()
+        });
+    if !by_record.is_empty() {
+        // A file a kept distribution owns too stays, whoever else owns it.
+        let mut protected: HashSet<PathBuf> = HashSet::new();
+        for dist in &plan.kept {
+            if let Ok(rows) = store::installed_files(venv, dist) {
+                protected.extend(rows.into_iter().map(|r| venv.join(r.path)));
+            }
+        }
+        store::remove_dists(venv, &by_record, &protected, trash)
+            .context("removing distributions")?;
+    }
+    let pip_only_removals: Vec<String> = pip_only.iter().map(|d| d.name.clone()).collect();
+    if !pip_only_removals.is_empty() {
+        let mut args: Vec<OsString> = vec!["uninstall".into(), "-y".into()];
+        args.extend(pip_only_removals.iter().map(OsString::from));
+        match run_pip(ctx, venv, &args)? {
+            PipEnd::Done => {}
+            PipEnd::Failed => report.failures.push(format!(
+                "pip could not remove {}",
+                pip_only_removals.join(", ")
+            )),
+            PipEnd::Killed(signal) => {
+                report
+                    .failures
+                    .push(killed(signal, "removing", &pip_only_removals));
+                return Ok(report);
+            }
+        }
+    }
+    let from_store: Vec<(&Addition, &PathBuf, &StoreEntry)> = plan
+        .all_additions()
+        .filter_map(|a| match &a.source {
+            Source::Store { dir, entry } => Some((a, dir, entry.as_ref())),
+            Source::Pip { .. } => None,
+        })
+        .collect();
+    let mut via_pip: Vec<&Addition> = plan
+        .all_additions()
+        .filter(|a| matches!(a.source, Source::Pip { .. }))
+        .collect();
+    // Checking and linking thousands of files: spread the distributions over the cores.
+    let progress = ui.progress("restoring distributions from the store", from_store.len());
+    let results = crate::sys::parallel::map(&from_store, |(_, dir, entry)| {
+        let mut made_dirs = std::collections::HashSet::new();
+        let result = match Store::verify(dir, entry) {
+            Ok(()) => store.restore(dir, entry, venv, &mut made_dirs),
+            Err(e) => {
+                let e = anyhow::Error::new(e);
+                // A damaged entry goes, so that the copy pip installs now is kept in its place
+                // (keeping skips a distribution whose entry exists).
+                let _ = std::fs::remove_dir_all(dir);
+                Err(e)
+            }
+        };
+        progress.inc();
+        result
+    });
+    drop(progress);
+    for ((addition, _, _), result) in from_store.iter().zip(results) {
+        if let Err(e) = result {
+            ui.warn(&format!("{}: {e:#}; falling back to pip", addition.line));
+            via_pip.push(addition);
+        }
+    }
+    for r in &plan.repair {
+        if let Err(e) = store.put_back(&r.src, &venv.join(&r.path)) {
+            report.failures.push(format!(
+                "could not put back {} of {}: {e:#}",
+                r.path, r.line
+            ));
+        }
+    }
+    for a in &plan.reinstall {
+        if let Source::Pip { reason } = &a.source {
+            ui.warn(&format!("{}: {reason}; reinstalling it with pip", a.line));
+        }
+    }
+    if !plan.reinstall.is_empty() {
+        let lines: Vec<String> = plan.reinstall.iter().map(|a| a.line.clone()).collect();
+        let requirements: Vec<OsString> = plan
+            .reinstall
+            .iter()
+            .flat_map(|a| requirement_args(&a.line))
+            .collect();
+        match pip_install(ctx, ui, venv, find_links, &requirements, true)? {
+            PipEnd::Done => {}
+            PipEnd::Failed => report.failures.push(format!(
+                "could not reinstall {}: not in a local wheel folder, and the index did not \
+                 serve them",
+                lines.join(", ")
+            )),
+            PipEnd::Killed(signal) => {
+                report.failures.push(killed(signal, "reinstalling", &lines));
+                return Ok(report);
+            }
+        }
+    }
+    if via_pip.is_empty() {
+        return Ok(report);
+    }
+    let requirements: Vec<OsString> = via_pip
+        .iter()
+        .flat_map(|a| requirement_args(&a.line))
+        .collect();
+    let lines: Vec<String> = via_pip.iter().map(|a| a.line.clone()).collect();
+    match pip_install(ctx, ui, venv, find_links, &requirements, false)? {
+        PipEnd::Done => {}
+        PipEnd::Failed => report.failures.push(format!(
+            "could not restore {}: not in the store, not in a local wheel folder, and the index \
+             did not serve them",
+            lines.join(", ")
+        )),
+        PipEnd::Killed(signal) => report.failures.push(killed(signal, "installing", &lines)),
+    }
+    Ok(report)
+}
+
+/// `pip install --no-deps` of `requirements`: `--no-index` from the local wheel folders first,
+/// then the index (not after a pip that a signal ended: that is a failure).
+fn pip_install(
+    ctx: &Context,
+    ui: &Ui,
+    venv: &Path,
+    find_links: &[PathBuf],
+    requirements: &[OsString],
+    force: bool,
+) -> Result<PipEnd> {
+    let mut base: Vec<OsString> = vec![
+        "install".into(),
+        "--no-deps".into(),
+        "--disable-pip-version-check".into(),
+    ];
+    if force {
+        base.push("--force-reinstall".into());
+    }
+    // Root builds nothing from a folder another account can write, even one root once named.
+    let find_links: Vec<&PathBuf> = find_links
+        .iter()
+        .filter(|d| d.exists() && (!ctx.is_root() || crate::sys::fsutil::root_controlled(d)))
+        .collect();
+    if !find_links.is_empty() {
+        let mut offline = base.clone();
+        offline.push("--no-index".into());
+        for dir in &find_links {
+            offline.push("--find-links".into());
+            offline.push(dir.as_os_str().into());
+        }
+        offline.extend(requirements.iter().cloned());
+        match run_pip(ctx, venv, &offline)? {
+            PipEnd::Failed => {}
+            // Done, or someone stopped pip: another pip would be against their will, and
+            // would take a distribution pip left half-installed for one already there.
+            end => return Ok(end),
+        }
+    }
+    ui.info("not everything is in the local wheel folders; asking the package index");
+    let mut online = base;
+    online.extend(requirements.iter().cloned());
+    run_pip(ctx, venv, &online)
+}
+
+/// The failure of a pip that a signal ended.
+fn killed(signal: i32, doing: &str, what: &[String]) -> String {
+    format!(
+        "pip was killed (signal {signal}) while {doing} {}; what it had not finished may be \
+         missing or incomplete (`pip install --force-reinstall --no-deps NAME==VERSION` puts a \
+         distribution back whole)",
+        what.join(", ")
+    )
+}
+
+/// A freeze line as pip install arguments (`-e PATH` is two).
+fn requirement_args(line: &str) -> Vec<OsString> {
+    match line.strip_prefix("-e ") {
+        Some(rest) => vec!["-e".into(), rest.trim().into()],
+        None => vec![line.into()],
+    }
+}
+
+/// How a pip run ended.
+enum PipEnd {
+    Done,
+    Failed,
+    /// Ended by this signal.
+    Killed(i32),
+}
+
+fn run_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<PipEnd> {
+    use std::os::unix::process::ExitStatusExt as _;
+    let python = venv.join("bin/python");
+    let status = crate::sys::pip::tier_command(ctx, venv)
+        .args(args)
+        .status()
+        .with_context(|| format!("{}: cannot run", python.display()))?;
+    Ok(match status.signal() {
+        Some(signal) => PipEnd::Killed(signal),
+        None if status.success() => PipEnd::Done,
+        None => PipEnd::Failed,
+    })
+}
+
+/// The `--find-links` folders named in recorded pip commands: local wheel folders that pip can
+/// reinstall from offline.
+pub fn recorded_find_links(pip_args: impl Iterator<Item = Vec<String>>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for args in pip_args {
+        let mut iter = args.iter().peekable();
+        while let Some(arg) = iter.next() {
+            let value = if arg == "--find-links" || arg == "-f" {
+                iter.next().cloned()
+            } else {
+                arg.strip_prefix("--find-links=").map(str::to_string)
+            };
+            if let Some(v) = value {
+                let p = PathBuf::from(v.strip_prefix("file://").unwrap_or(&v));
+                if p.is_absolute() && p.is_dir() && !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Counts per source, for JSON output of a plan.
+pub fn plan_sources(plan: &Plan) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for a in plan.all_additions() {
+        let k = match a.source {
+            Source::Store { .. } => "store",
+            Source::Pip { .. } => "pip",
+        };
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m
+}

@@ -1,0 +1,562 @@
+//! pip put into a new venv without ensurepip: the wheels `python -m ensurepip` would install,
+//! found where it looks for them and unpacked natively the way pip installs a wheel, so a new
+//! tier costs `python -m venv --without-pip` plus an unzip instead of a pip run that compiles
+//! every module.
+//!
+//! Where ensurepip looks (CPython's `Lib/ensurepip/__init__.py`): the folder named by the
+//! `WHEEL_PKG_DIR` build variable (Debian: `/usr/share/python-wheels`, the python3-pip-whl
+//! package) when it holds every wheel it needs, else its own `ensurepip/_bundled` folder. What it
+//! installs: setuptools and pip up to Python 3.11, pip alone from 3.12 (CPython gh-95299).
+//!
+//! How pip installs a wheel (the binary distribution format spec,
+//! <https://packaging.python.org/en/latest/specifications/binary-distribution-format/>, and
+//! pip's `operations/install/wheel.py`): every file of a purelib wheel goes under
+//! site-packages, executable when its zip entry says so; console scripts are written from
+//! `entry_points.txt` (pip's own as `pip`, `pip3`, `pip3.X`); `INSTALLER` says `pip`,
+//! `REQUESTED` marks what was asked for, and RECORD lists every file with its hash, sorted, in
+//! CSV with `\r\n` line ends. Bytecode is not compiled: Python writes it on first import.
+//! Anything this does not cover (a `.data` folder, a platlib wheel, an entry point it cannot
+//! read) is an error, and the caller falls back to ensurepip.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::python::record::parse_record;
+
+/// The wheels ensurepip of the Python whose standard library is `stdlib` (`/usr/lib/python3.11`)
+/// would install, found where it would find them; `None` when they are not all there (or a
+/// folder holds two of one project), and ensurepip itself should run.
+pub fn ensurepip_wheels(stdlib: &Path, python: (u64, u64)) -> Option<Vec<PathBuf>> {
+    let names = ensurepip_projects(stdlib, python)?;
+    let mut folders = Vec::new();
+    if let Some(dir) = wheel_pkg_dir(stdlib) {
+        folders.push(dir);
+    }
+    folders.push(stdlib.join("ensurepip").join("_bundled"));
+    folders.iter().find_map(|folder| wheels_in(folder, names))
+}
+
+/// The projects this Python's ensurepip installs, when its source says what CPython's does:
+/// `_PACKAGE_NAMES = ('setuptools', 'pip')` before 3.12, no setuptools from 3.12 on. A patched
+/// or older ensurepip (one that also installs `pkg_resources`, say, or names no package list,
+/// as 3.9's) is left to run itself.
+fn ensurepip_projects(stdlib: &Path, python: (u64, u64)) -> Option<&'static [&'static str]> {
+    let text = std::fs::read_to_string(stdlib.join("ensurepip").join("__init__.py")).ok()?;
+    if text.contains("pkg_resources") {
+        return None;
+    }
+    if python < (3, 12) {
+        text.contains("_PACKAGE_NAMES = ('setuptools', 'pip')")
+            .then_some(&["setuptools", "pip"][..])
+    } else {
+        (!text.contains("setuptools")).then_some(&["pip"][..])
+    }
+}
+
+/// The `WHEEL_PKG_DIR` build variable, read from the `_sysconfigdata_*.py` files of the
+/// standard library (what `sysconfig.get_config_var` returns), when set.
+fn wheel_pkg_dir(stdlib: &Path) -> Option<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(stdlib)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("_sysconfigdata_") && n.ends_with(".py"))
+        })
+        .collect();
+    files.sort();
+    const KEY: &str = "'WHEEL_PKG_DIR': '";
+    files.iter().find_map(|file| {
+        let text = std::fs::read_to_string(file).ok()?;
+        let start = text.find(KEY)? + KEY.len();
+        let value = &text[start..start + text[start..].find('\'')?];
+        (!value.is_empty()).then(|| PathBuf::from(value))
+    })
+}
+
+/// One `NAME-*.whl` per name in `folder`, in the order of `names`; `None` unless each is there
+/// exactly once.
+fn wheels_in(folder: &Path, names: &[&str]) -> Option<Vec<PathBuf>> {
+    let entries: Vec<String> = std::fs::read_dir(folder)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".whl"))
+        .collect();
+    names
+        .iter()
+        .map(|name| {
+            let prefix = format!("{name}-");
+            let mut found = entries.iter().filter(|n| n.starts_with(&prefix));
+            match (found.next(), found.next()) {
+                (Some(one), None) => Some(folder.join(one)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Where a wheel goes, and what the scripts it makes run.
+pub struct Target<'a> {
+    /// The venv's (absolute) site-packages folder.
+    pub site_packages: &'a Path,
+    /// The venv's `bin`.
+    pub bin: &'a Path,
+    /// The interpreter console scripts name on their `#!` line, as pip writes `sys.executable`
+    /// (ensurepip runs in `<venv>/bin/<name of the interpreter venv was run with>`).
+    pub python: &'a Path,
+    /// (major, minor) of that interpreter: pip's scripts are `pip3` and `pip3.X`.
+    pub version: (u64, u64),
+    /// Whether the installing pip (the bundled one) is 25.2 or later, whose distlib imports the
+    /// entry point inside the `__main__` guard.
+    pub late_import: bool,
+}
+
+/// Installs the purelib wheel `file` (already opened and checked by the caller) into `target`
+/// as pip does, as a requested distribution. Returns the `.dist-info` folder name.
+pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<String> {
+    let mut zip = zip::ZipArchive::new(file)
+        .with_context(|| format!("{}: not a zip archive", wheel.display()))?;
+    let dist_info = dist_info_folder(&zip)
+        .with_context(|| format!("{}: no single .dist-info folder", wheel.display()))?;
+    let read = |zip: &mut zip::ZipArchive<File>, name: &str| -> Result<Vec<u8>> {
+        let mut entry = zip
+            .by_name(name)
+            .with_context(|| format!("{}: no {name}", wheel.display()))?;
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .with_context(|| format!("{}: cannot read {name}", wheel.display()))?;
+        Ok(data)
+    };
+    let wheel_meta =
+        String::from_utf8_lossy(&read(&mut zip, &format!("{dist_info}/WHEEL"))?).into_owned();
+    if !wheel_meta.lines().any(|l| {
+        l.replace(' ', "")
+            .eq_ignore_ascii_case("Root-Is-Purelib:true")
+    }) {
+        bail!("{}: not a purelib wheel", wheel.display());
+    }
+    let record_name = format!("{dist_info}/RECORD");
+    let record = parse_record(&read(&mut zip, &record_name)?)
+        .with_context(|| format!("{}: {record_name}", wheel.display()))?;
+    let hashes: BTreeMap<&str, &str> = record
+        .iter()
+        .filter_map(|r| r.hash.as_deref().map(|h| (r.path.as_str(), h)))
+        .collect();
+    let mut made = HashSet::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i)?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry.name().to_string();
+        let relative = safe_relative(&name)
+            .with_context(|| format!("{}: unsafe path {name:?}", wheel.display()))?;
+        if relative
+            .components()
+            .next()
+            .is_some_and(|c| c.as_os_str().to_string_lossy().ends_with(".data"))
+        {
+            bail!("{}: {name}: .data folders are not handled", wheel.display());
+        }
+        if name == record_name {
+            // Written below, as pip rewrites it.
+            continue;
+        }
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry
+            .read_to_end(&mut data)
+            .with_context(|| format!("{}: cannot read {name}", wheel.display()))?;
+        let Some(expected) = hashes.get(name.as_str()) else {
+            bail!("{}: {name} is not in RECORD", wheel.display());
+        };
+        if *expected != sha256_field(&data) {
+            bail!("{}: {name} does not match its RECORD hash", wheel.display());
+        }
+        let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        write_new(
+            &mut made,
+            &target.site_packages.join(&relative),
+            &data,
+            executable,
+        )?;
+    }
+    let mut rows: Vec<[String; 3]> = record
+        .iter()
+        .map(|r| {
+            [
+                r.path.clone(),
+                r.hash.clone().unwrap_or_default(),
+                r.size.map(|s| s.to_string()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let entry_points = match zip.by_name(&format!("{dist_info}/entry_points.txt")) {
+        Ok(mut e) => {
+            let mut text = String::new();
+            e.read_to_string(&mut text)
+                .with_context(|| format!("{}: entry_points.txt", wheel.display()))?;
+            text
+        }
+        Err(_) => String::new(),
+    };
+    for (script, target_spec) in console_scripts(&entry_points, target.version)? {
+        let text =
+            script_text(target.python, &target_spec, target.late_import).with_context(|| {
+                format!("{}: entry point {script} = {target_spec}", wheel.display())
+            })?;
+        let path = target.bin.join(&script);
+        write_script(&mut made, &path, text.as_bytes())?;
+        rows.push(generated_row(target, &path, text.as_bytes()));
+    }
+    for (file, content) in [("INSTALLER", &b"pip\n"[..]), ("REQUESTED", &b""[..])] {
+        let path = target.site_packages.join(&dist_info).join(file);
+        write_new(&mut made, &path, content, false)?;
+        rows.push(generated_row(target, &path, content));
+    }
+    // pip writes what it installed, sorted, RECORD itself with no hash.
+    rows.retain(|r| r[0] != record_name);
+    rows.push([record_name.clone(), String::new(), String::new()]);
+    rows.sort();
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for row in &rows {
+        out.write_record(row)?;
+    }
+    let record_text = out.into_inner().context("writing RECORD")?;
+    write_new(
+        &mut made,
+        &target.site_packages.join(&record_name),
+        &record_text,
+        false,
+    )?;
+    Ok(dist_info)
+}
+
+/// The one top-level `NAME-VERSION.dist-info` folder of a wheel.
+fn dist_info_folder(zip: &zip::ZipArchive<File>) -> Option<String> {
+    let mut found: Option<&str> = None;
+    for name in zip.file_names() {
+        let first = name.split('/').next()?;
+        if first.ends_with(".dist-info") && name.len() > first.len() {
+            match found {
+                None => found = Some(first),
+                Some(f) if f == first => {}
+                Some(_) => return None,
+            }
+        }
+    }
+    found.map(str::to_string)
+}
+
+/// A zip entry name as a relative path with no `..`, no root and no empty parts.
+fn safe_relative(name: &str) -> Option<PathBuf> {
+    let path = Path::new(name);
+    if name.contains('\\') || name.contains('\0') {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            _ => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+fn sha256_field(data: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(data))
+    )
+}
+
+/// A RECORD row for a file pip generated: its path relative to site-packages (`../../../bin/pip`
+/// for a script), hash and size.
+fn generated_row(target: &Target, path: &Path, content: &[u8]) -> [String; 3] {
+    [
+        relative_to(path, target.site_packages),
+        sha256_field(content),
+        content.len().to_string(),
+    ]
+}
+
+/// `os.path.relpath(path, base)` for two absolute paths without `.` or `..`.
+fn relative_to(path: &Path, base: &Path) -> String {
+    let p: Vec<_> = path.components().collect();
+    let b: Vec<_> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); b.len() - common];
+    parts.extend(
+        p[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
+}
+
+/// The process's umask, read from `/proc/self/status` (setting it to read it would race with
+/// other threads); 022 when that cannot be read.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}
+
+/// Creates a file that must not exist yet (never through a link), with its folders (each made
+/// once: `made` remembers them). Executable zip entries get pip's mode: the umask's default plus
+/// execute for everyone (`set_extracted_file_to_default_mode_plus_executable`).
+fn write_new(
+    made: &mut HashSet<PathBuf>,
+    path: &Path,
+    data: &[u8],
+    executable: bool,
+) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        if !made.contains(parent) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create", parent.display()))?;
+            made.insert(parent.to_path_buf());
+        }
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o666)
+        .open(path)
+        .with_context(|| format!("{}: cannot create", path.display()))?;
+    file.write_all(data)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    if executable {
+        let mode = (0o777 & !umask()) | 0o111;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("{}: cannot chmod", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A console script: mode as distlib's `set_mode` leaves it (read and execute for everyone).
+fn write_script(made: &mut HashSet<PathBuf>, path: &Path, data: &[u8]) -> Result<()> {
+    write_new(made, path, data, false)?;
+    let mode = (0o666 & !umask()) | 0o555;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("{}: cannot chmod", path.display()))
+}
+
+/// The console scripts pip makes from `entry_points.txt` (`[console_scripts]` and
+/// `[gui_scripts]`), with pip's own renaming (`get_console_script_specs`, as when ensurepip
+/// runs with `--default-pip`): `pip`, `pipX` and `pipX.Y` for the running Python instead of the
+/// wheel's `pip*`, likewise `easy_install` and `easy_install-X.Y`.
+fn console_scripts(entry_points: &str, version: (u64, u64)) -> Result<Vec<(String, String)>> {
+    let mut scripts: Vec<(String, String)> = Vec::new();
+    let mut section = String::new();
+    for line in entry_points.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_string();
+            continue;
+        }
+        if section != "console_scripts" && section != "gui_scripts" {
+            continue;
+        }
+        let Some((name, spec)) = line.split_once('=') else {
+            bail!("entry_points.txt: {line:?} is not NAME = SPEC");
+        };
+        scripts.push((name.trim().to_string(), spec.trim().to_string()));
+    }
+    let (major, minor) = version;
+    let take = |scripts: &mut Vec<(String, String)>, name: &str| {
+        scripts
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|i| scripts.remove(i).1)
+    };
+    let mut out = Vec::new();
+    if let Some(spec) = take(&mut scripts, "pip") {
+        out.push(("pip".to_string(), spec.clone()));
+        out.push((format!("pip{major}"), spec.clone()));
+        out.push((format!("pip{major}.{minor}"), spec));
+        scripts.retain(|(n, _)| !is_versioned(n, "pip", ""));
+    }
+    if let Some(spec) = take(&mut scripts, "easy_install") {
+        out.push(("easy_install".to_string(), spec.clone()));
+        out.push((format!("easy_install-{major}.{minor}"), spec));
+        scripts.retain(|(n, _)| !is_versioned(n, "easy_install", "-"));
+    }
+    out.extend(scripts);
+    Ok(out)
+}
+
+/// `pip`, `pip3`, `pip3.11` (sep `""`), or `easy_install-3.11` (sep `-`): pip's
+/// `pip(\d+(\.\d+)?)?$` and `easy_install(-\d+\.\d+)?$`.
+fn is_versioned(name: &str, base: &str, sep: &str) -> bool {
+    let Some(rest) = name.strip_prefix(base) else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let Some(rest) = rest.strip_prefix(sep) else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match rest.split_once('.') {
+        Some((a, b)) => digits(a) && digits(b),
+        None => sep.is_empty() && digits(rest),
+    }
+}
+
+/// A console script as pip's vendored distlib (`ScriptMaker`, `SCRIPT_TEMPLATE`) writes it for
+/// `module:attr`: a `#!` line naming the interpreter (through `/bin/sh` when that line would be
+/// longer than 127 bytes or the path has a space), then the launcher.
+fn script_text(python: &Path, spec: &str, late_import: bool) -> Result<String> {
+    // Extras (`mod:func [extra]`) do not change the script.
+    let spec = spec.split('[').next().unwrap_or(spec).trim();
+    let Some((module, attr)) = spec.split_once(':') else {
+        bail!("not module:attr");
+    };
+    let (module, attr) = (module.trim(), attr.trim());
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|p| {
+                !p.is_empty()
+                    && p.chars().all(|c| c.is_alphanumeric() || c == '_')
+                    && !p.starts_with(|c: char| c.is_ascii_digit())
+            })
+    };
+    if !ident(module) || !ident(attr) {
+        bail!("not module:attr");
+    }
+    let import_name = attr.split('.').next().unwrap_or(attr);
+    let exe = python.to_string_lossy();
+    let shebang = if exe.contains(' ') || exe.len() + 3 > 127 {
+        let quoted = if exe.contains(' ') {
+            format!("\"{exe}\"")
+        } else {
+            exe.to_string()
+        };
+        format!("#!/bin/sh\n'''exec' {quoted} \"$0\" \"$@\"\n' '''\n")
+    } else {
+        format!("#!{exe}\n")
+    };
+    let import = format!("from {module} import {import_name}\n");
+    let (before_main, in_main) = if late_import {
+        (String::new(), format!("    {import}"))
+    } else {
+        (import, String::new())
+    };
+    Ok(format!(
+        "{shebang}# -*- coding: utf-8 -*-\n\
+         import re\n\
+         import sys\n\
+         {before_main}\
+         if __name__ == '__main__':\n\
+         {in_main}    \
+         sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n    \
+         sys.exit({attr}())\n"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pip_scripts_follow_the_running_python() {
+        let eps = "[console_scripts]\npip = pip._internal.cli.main:main\n\
+                   pip3 = pip._internal.cli.main:main\npip3.10 = pip._internal.cli.main:main\n\
+                   other = x.y:z\n[distutils.commands]\nfoo = a:b\n";
+        let names: Vec<String> = console_scripts(eps, (3, 11))
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["pip", "pip3", "pip3.11", "other"]);
+        let eps = "[console_scripts]\neasy_install = setuptools.command.easy_install:main\n\
+                   easy_install-3.9 = setuptools.command.easy_install:main\n";
+        let names: Vec<String> = console_scripts(eps, (3, 9))
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["easy_install", "easy_install-3.9"]);
+        assert!(is_versioned("pip3.11", "pip", ""));
+        assert!(!is_versioned("pipx", "pip", ""));
+        assert!(!is_versioned("pip-3.11", "pip", ""));
+        assert!(!is_versioned("easy_install3", "easy_install", "-"));
+    }
+
+    #[test]
+    fn scripts_are_what_distlib_writes() {
+        let text = script_text(
+            Path::new("/v/bin/python3"),
+            "pip._internal.cli.main:main",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "#!/v/bin/python3\n# -*- coding: utf-8 -*-\nimport re\nimport sys\n\
+             from pip._internal.cli.main import main\nif __name__ == '__main__':\n    \
+             sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n    \
+             sys.exit(main())\n"
+        );
+        let spaced = script_text(Path::new("/a b/bin/python3"), "m:f", false).unwrap();
+        assert!(
+            spaced.starts_with("#!/bin/sh\n'''exec' \"/a b/bin/python3\" \"$0\" \"$@\"\n' '''\n")
+        );
+        let late = script_text(Path::new("/v/bin/python3"), "m:f", true).unwrap();
+        assert!(
+            late.contains("if __name__ == '__main__':\n    from m import f\n    sys.argv"),
+            "{late}"
+        );
+        let long = format!("/{}/bin/python3", "x".repeat(120));
+        assert!(script_text(Path::new(&long), "m:f", false)
+            .unwrap()
+            .starts_with("#!/bin/sh\n"));
+        assert!(script_text(Path::new("/p"), "no_colon", false).is_err());
+        assert!(script_text(Path::new("/p"), "m:f; import os", false).is_err());
+    }
+
+    #[test]
+    fn zip_names_must_stay_inside() {
+        assert_eq!(
+            safe_relative("pip/__init__.py"),
+            Some(PathBuf::from("pip/__init__.py"))
+        );
+        for bad in ["/etc/passwd", "../x", "a/../../x", "", "a\\b"] {
+            assert_eq!(safe_relative(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_are_relpaths() {
+        assert_eq!(
+            relative_to(
+                Path::new("/v/bin/pip"),
+                Path::new("/v/lib/python3.11/site-packages")
+            ),
+            "../../../bin/pip"
+        );
+    }
+}

@@ -1,0 +1,773 @@
+//! The two tiers: where each lives, which one a caller gets, and how one is created.
+//!
+//! A tier folder holds `venv/`, `history/`, `snapshots/`, `store/`, `config.toml` and `.lock`.
+//! The user tier is `~/.local/python-packages` (`PYCTL_HOME` overrides); the system tier is
+//! `/opt/system-python` (`PYCTL_SYSTEM_PREFIX` overrides, for tests). A Python other than the
+//! default one gets its own tier in `py3X/` under the top folder, with the same inner layout.
+
+pub mod config;
+pub mod gc;
+pub mod history;
+pub mod shell;
+pub mod shims;
+pub mod snapshot;
+pub mod store;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::context::Context;
+use crate::sys::fsutil::root_controlled;
+use crate::sys::fsutil::TierLock;
+use crate::tier::config::Config;
+
+pub const DEFAULT_SYSTEM_PREFIX: &str = "/opt/system-python";
+/// The user tier's folder, relative to the home folder.
+pub const USER_TIER_DIR: &str = ".local/python-packages";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierKind {
+    User,
+    System,
+}
+
+impl TierKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TierKind::User => "user",
+            TierKind::System => "system",
+        }
+    }
+}
+
+/// A tier: a folder with a venv, its history, snapshots and store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    pub kind: TierKind,
+    pub root: PathBuf,
+}
+
+impl Tier {
+    pub fn new(kind: TierKind, root: PathBuf) -> Tier {
+        Tier { kind, root }
+    }
+
+    pub fn venv(&self) -> PathBuf {
+        self.root.join("venv")
+    }
+    pub fn bin_dir(&self) -> PathBuf {
+        self.venv().join("bin")
+    }
+    pub fn python(&self) -> PathBuf {
+        self.bin_dir().join("python")
+    }
+    pub fn history_dir(&self) -> PathBuf {
+        self.root.join("history")
+    }
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+    pub fn store_dir(&self) -> PathBuf {
+        self.root.join("store")
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join(".lock")
+    }
+
+    /// `3.12` for a tier in a `py312/` folder (another Python than the default one).
+    pub fn version_dir_minor(&self) -> Option<String> {
+        let name = self.root.file_name()?.to_str()?;
+        let digits = name.strip_prefix("py3")?;
+        (!digits.is_empty() && digits.len() <= 3 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| format!("3.{digits}"))
+    }
+
+    /// Whether the venv exists (its `pyvenv.cfg` is there).
+    pub fn venv_exists(&self) -> bool {
+        self.venv().join("pyvenv.cfg").is_file()
+    }
+
+    /// Whether the folder has been set up as a tier (the lock file is the marker).
+    pub fn is_provisioned(&self) -> bool {
+        self.lock_path().is_file()
+    }
+
+    /// The Python version the venv was made with, from `pyvenv.cfg`.
+    pub fn python_version(&self) -> Option<String> {
+        venv_python_version(&self.venv())
+    }
+
+    pub fn config(&self) -> Result<Config> {
+        Config::load(Some(&self.config_path()))
+    }
+
+    /// The lock is its owner's alone: `flock` works on a read-only descriptor, so a lock others
+    /// could open is a lock others could hold.
+    fn lock_mode(&self) -> u32 {
+        0o600
+    }
+
+    /// Takes the tier lock, saying so when another process holds it. Every write holds it, so
+    /// this is where a tier whose folders were replaced by symbolic links is refused.
+    pub fn lock(&self, ctx: &Context, on_wait: impl FnOnce()) -> Result<TierLock> {
+        self.check_no_symlinks()?;
+        if self.owner() == Some(ctx.uid) {
+            self.make_private()?;
+        }
+        let timeout = ctx
+            .var_str("PYCTL_LOCK_TIMEOUT")
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(300);
+        TierLock::acquire(
+            &self.lock_path(),
+            self.lock_mode(),
+            Duration::from_secs(timeout),
+            on_wait,
+        )
+    }
+
+    /// Refuses `history/`, `snapshots/`, `store/` or the lock when they are symbolic links:
+    /// pyctl would read and write wherever they point. (The tier folder itself may be a link:
+    /// the user chose where it lives.)
+    pub fn check_no_symlinks(&self) -> Result<()> {
+        for path in [
+            self.history_dir(),
+            self.snapshots_dir(),
+            self.store_dir(),
+            self.lock_path(),
+        ] {
+            crate::sys::fsutil::refuse_symlink(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Creates the tier's folders (not the venv). Idempotent. A user tier's folder is made
+    /// private (0700) and a system tier's history root's alone (0700): see `make_private`.
+    pub fn create_dirs(&self) -> Result<()> {
+        for dir in [
+            self.root.clone(),
+            self.history_dir(),
+            self.snapshots_dir(),
+            self.store_dir(),
+        ] {
+            let existed = dir.is_dir();
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+            if !existed && self.private_dir(&dir) {
+                set_mode(&dir, 0o700)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Folders of the tier no other account may open: a user tier's own folder (so its history,
+    /// store, lock and venv are its owner's alone) and the system tier's history.
+    fn private_dir(&self, dir: &Path) -> bool {
+        match self.kind {
+            TierKind::User => dir == self.root,
+            TierKind::System => dir == self.history_dir(),
+        }
+    }
+
+    /// Tightens a tier made by an earlier version (a 0755 folder, a 0644 lock) to the modes
+    /// `create_dirs` and the lock now give, saying so in one line. Called before every write.
+    pub fn make_private(&self) -> Result<()> {
+        for dir in [self.root.clone(), self.history_dir()] {
+            if !self.private_dir(&dir) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+                continue;
+            };
+            let mode = meta.mode() & 0o7777;
+            if meta.is_dir() && meta.uid() == nix::unistd::geteuid().as_raw() && mode & 0o077 != 0 {
+                set_mode(&dir, mode & 0o7700)?;
+                crate::ui::Ui::plain().info(&format!(
+                    "{} was readable by other accounts (mode {mode:04o}); made it private ({:04o})",
+                    dir.display(),
+                    mode & 0o7700
+                ));
+            }
+        }
+        let lock = self.lock_path();
+        if let Ok(meta) = std::fs::symlink_metadata(&lock) {
+            if meta.is_file() && meta.mode() & 0o077 != 0 {
+                set_mode(&lock, 0o600)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The owner uid of the tier folder, if it exists.
+    pub fn owner(&self) -> Option<u32> {
+        std::fs::metadata(&self.root).ok().map(|m| m.uid())
+    }
+
+    /// Refuses when the caller does not own this tier: nobody writes into another's tier, and
+    /// root never creates files inside a user's.
+    pub fn check_owner(&self, ctx: &Context) -> Result<()> {
+        if let Some(owner) = self.owner() {
+            if owner != ctx.uid {
+                bail!(
+                    "{} belongs to uid {owner}, not to you (uid {}); pyctl will not change \
+                     another account's tier{}",
+                    self.root.display(),
+                    ctx.uid,
+                    if ctx.is_root() {
+                        ": as root, plain `pip` goes to the system tier"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses, before anything is recorded, when the venv's interpreter is gone (its link
+    /// dangles after a Python upgrade or removal): pip cannot run, and `doctor --fix` rebuilds
+    /// the venv on the Python that is there now.
+    pub fn check_interpreter(&self) -> Result<()> {
+        let python = self.python();
+        if std::fs::metadata(&python).is_ok_and(|m| m.is_file()) {
+            return Ok(());
+        }
+        let points_to = std::fs::read_link(self.bin_dir().join("python3"))
+            .map(|p| format!(" (bin/python3 points to {}, which is missing)", p.display()))
+            .unwrap_or_default();
+        bail!(
+            "{}: the venv's Python is missing{points_to}; `{}pyctl doctor --fix` rebuilds the \
+             venv on the installed Python and puts the same packages back",
+            python.display(),
+            if self.kind == TierKind::System {
+                "sudo "
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("{}: cannot set mode {mode:04o}", path.display()))
+}
+
+/// `version` (or `version_info`) from a venv's `pyvenv.cfg`, e.g. `3.11.2`.
+pub fn venv_python_version(venv: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
+    let mut fallback = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        // The value names shims (`pip3.X`) and tiers: anything but a version is ignored, so a
+        // damaged file can never make a name with `/` or `..` in it.
+        if !is_version_text(value) {
+            continue;
+        }
+        match key.trim() {
+            "version" => return Some(value.to_string()),
+            "version_info" => fallback = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    fallback
+}
+
+/// `3.11.2`, `3.13.0rc1`, `3.12.1.final.0`: a number, a dot and a number first, then only ASCII
+/// letters, digits and dots.
+fn is_version_text(value: &str) -> bool {
+    let mut parts = value.split('.');
+    let number =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    number(parts.next())
+        && number(parts.next())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.')
+}
+
+/// `3.11.2` → `3.11`.
+pub fn minor_version(version: &str) -> String {
+    version.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// The user tier's top folder for this caller.
+pub fn user_root(ctx: &Context) -> Result<PathBuf> {
+    if ctx.is_root() {
+        bail!("root has no user tier: as root, pip goes to the system tier");
+    }
+    if let Some(p) = ctx.var_path("PYCTL_HOME") {
+        if !p.is_absolute() {
+            bail!("PYCTL_HOME={} is not an absolute path", p.display());
+        }
+        return Ok(p);
+    }
+    let home = ctx
+        .home
+        .clone()
+        .context("cannot tell your home folder: set HOME")?;
+    Ok(home.join(USER_TIER_DIR))
+}
+
+/// The system tier's folder. As root, `PYCTL_SYSTEM_PREFIX` is honoured only when it names a
+/// folder that root owns and nobody else can write (so `sudo -E` cannot point root elsewhere).
+pub fn system_root(ctx: &Context) -> PathBuf {
+    match ctx.var_path("PYCTL_SYSTEM_PREFIX") {
+        Some(p) if p.is_absolute() && (!ctx.is_root() || root_controlled(&p)) => p,
+        Some(p) => {
+            log::warn!(
+                "ignoring PYCTL_SYSTEM_PREFIX={}: not a root-owned, root-only folder",
+                p.display()
+            );
+            PathBuf::from(DEFAULT_SYSTEM_PREFIX)
+        }
+        None => PathBuf::from(DEFAULT_SYSTEM_PREFIX),
+    }
+}
+
+/// Whether root may run a venv's interpreter: its `bin/` and the real file `bin/python` resolves
+/// to, and every folder above each, are root's alone.
+pub fn root_trusts_venv(venv: &Path) -> bool {
+    let python = venv.join("bin/python");
+    root_controlled(&venv.join("bin"))
+        && std::fs::canonicalize(&python).is_ok_and(|real| root_controlled(&real))
+}
+
+/// The tier for a caller: system for root, user otherwise. `python` (`3.X`) selects the tier of
+/// another Python version; `None` is the default interpreter's tier.
+pub fn tier_for(ctx: &Context, python: Option<&str>) -> Result<Tier> {
+    let (kind, top) = if ctx.is_root() {
+        (TierKind::System, system_root(ctx))
+    } else {
+        (TierKind::User, user_root(ctx)?)
+    };
+    let top_tier = Tier::new(kind, top.clone());
+    let Some(wanted) = python else {
+        return Ok(top_tier);
+    };
+    let default_minor = match top_tier.python_version() {
+        Some(v) => Some(minor_version(&v)),
+        None => default_python(ctx)
+            .ok()
+            .and_then(|p| interpreter_version(&p).ok())
+            .map(|v| minor_version(&v)),
+    };
+    if default_minor.as_deref() == Some(wanted) {
+        return Ok(top_tier);
+    }
+    Ok(Tier::new(kind, top.join(version_dir_name(wanted))))
+}
+
+/// The tier commands work on: the one of `pyctl --python 3.X` when given, else the default
+/// interpreter's. A version tier not set up yet needs its interpreter installed.
+pub fn current(ctx: &Context) -> Result<Tier> {
+    let tier = tier_for(ctx, ctx.python.as_deref())?;
+    if let Some(minor) = &ctx.python {
+        if tier.version_dir_minor().is_some() && !tier.is_provisioned() {
+            python_for_version(ctx, minor).with_context(|| {
+                format!(
+                    "--python {minor}: no tier for it in {}",
+                    tier.root.display()
+                )
+            })?;
+        }
+    }
+    Ok(tier)
+}
+
+/// Every tier of the caller: the top one, then each `py3X/` one set up under it, by version.
+pub fn all_tiers(ctx: &Context) -> Result<Vec<Tier>> {
+    let top = tier_for(ctx, None)?;
+    let mut others: Vec<(u32, Tier)> = std::fs::read_dir(&top.root)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| Tier::new(top.kind, e.path()))
+        .filter(|t| t.is_provisioned() || t.venv_exists())
+        .filter_map(|t| {
+            let minor = t.version_dir_minor()?;
+            Some((minor[2..].parse().ok()?, t))
+        })
+        .collect();
+    others.sort_by_key(|(n, _)| *n);
+    let mut tiers = vec![top];
+    tiers.extend(others.into_iter().map(|(_, t)| t));
+    Ok(tiers)
+}
+
+/// `3.12` → `py312`.
+pub fn version_dir_name(minor: &str) -> String {
+    format!("py{}", minor.replace('.', ""))
+}
+
+/// The tier that owns a venv path, if that venv is a pyctl tier's (`<tier>/venv` with the lock
+/// file beside it).
+pub fn tier_of_venv(ctx: &Context, venv: &Path) -> Option<Tier> {
+    if venv.file_name()? != "venv" {
+        return None;
+    }
+    let root = venv.parent()?;
+    if !root.join(".lock").is_file() || !root.join("history").is_dir() {
+        return None;
+    }
+    let system = system_root(ctx);
+    let kind = if root == system || root.parent() == Some(system.as_path()) {
+        TierKind::System
+    } else {
+        TierKind::User
+    };
+    Some(Tier::new(kind, root.to_path_buf()))
+}
+
+/// The interpreter new tiers are made with: `PYCTL_PYTHON` (not for root), `/usr/bin/python3`,
+/// or `python3` on `PATH` (not for root).
+pub fn default_python(ctx: &Context) -> Result<PathBuf> {
+    if !ctx.is_root() {
+        if let Some(p) = ctx.var_path("PYCTL_PYTHON") {
+            return Ok(p);
+        }
+    }
+    let system = PathBuf::from("/usr/bin/python3");
+    if system.exists() {
+        return Ok(system);
+    }
+    if !ctx.is_root() {
+        if let Some(found) = find_on_path(ctx, "python3") {
+            return Ok(found);
+        }
+    }
+    bail!("no python3 found (looked for /usr/bin/python3 and on PATH); install python3 and its venv module")
+}
+
+/// `python3.X` for a requested minor version, or an error saying it is not installed.
+pub fn python_for_version(ctx: &Context, minor: &str) -> Result<PathBuf> {
+    let name = format!("python{minor}");
+    let system = Path::new("/usr/bin").join(&name);
+    if system.exists() {
+        return Ok(system);
+    }
+    if !ctx.is_root() {
+        if let Some(found) = find_on_path(ctx, &name) {
+            return Ok(found);
+        }
+    }
+    bail!("Python {minor} is not installed ({name} not found in /usr/bin or on PATH)")
+}
+
+fn find_on_path(ctx: &Context, name: &str) -> Option<PathBuf> {
+    let path = ctx.var("PATH")?;
+    std::env::split_paths(path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p) && !p.to_string_lossy().contains("/python-packages/"))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Asks an interpreter for its version (`3.11.2`).
+pub fn interpreter_version(python: &Path) -> Result<String> {
+    let out = Command::new(python)
+        .args([
+            "-I",
+            "-c",
+            "import sys; print('%d.%d.%d' % sys.version_info[:3])",
+        ])
+        .output()
+        .with_context(|| format!("{}: cannot run", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{}: failed to report its version: {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The interpreter a venv was made from, from `pyvenv.cfg`: the path `command` ran (so a new
+/// venv gets the same `bin/python*` links), else `executable`, else `home` + `python3`.
+pub fn venv_base_python(venv: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
+    let value = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| PathBuf::from(v.trim()))
+    };
+    let command = value("command")
+        .and_then(|c| c.to_str()?.split(' ').next().map(PathBuf::from))
+        .filter(|p| p.is_absolute() && p.exists());
+    command
+        .or_else(|| value("executable").filter(|p| p.exists()))
+        .or_else(|| {
+            value("home")
+                .map(|h| h.join("python3"))
+                .filter(|p| p.exists())
+        })
+}
+
+/// Creates the venv of a tier with pip in it, as `python -m venv` does. `as_root`: the wheels
+/// pip is placed from must be root's alone.
+pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool, as_root: bool) -> Result<()> {
+    create_venv_with(tier, python, inherit_system, true, as_root)
+}
+
+/// Creates the venv of a tier with `python -m venv --without-pip`; `with_pip` then places pip
+/// (and, before Python 3.12, setuptools) from the wheels ensurepip would install, unpacked
+/// natively ([`crate::python::bootstrap`]), falling back to ensurepip itself when they cannot be found
+/// or used. Without `with_pip`, pip comes from the store.
+/// Whether new venvs get pip by unpacking ensurepip's wheels natively (`place_pip`) instead of
+/// running ensurepip. Off: the native placement writes no bytecode (Python writes it lazily the
+/// first time pip imports a module), so a tier's tree changes under a plain `pip` run, and the
+/// exactness oracle (tests/exactness.rs) saw undo "add" pip's bytecode that no state held. It
+/// comes back on once it compiles and records bytecode as pip's own install does (issue 15).
+pub const NATIVE_PIP_PLACEMENT: bool = false;
+
+pub fn create_venv_with(
+    tier: &Tier,
+    python: &Path,
+    inherit_system: bool,
+    with_pip: bool,
+    as_root: bool,
+) -> Result<()> {
+    if !NATIVE_PIP_PLACEMENT {
+        return run_venv(tier, python, inherit_system, with_pip);
+    }
+    run_venv(tier, python, inherit_system, false)?;
+    if !with_pip {
+        return Ok(());
+    }
+    match place_pip(tier, python, as_root) {
+        Ok(true) => return Ok(()),
+        Ok(false) => log::info!("no pip wheel of this Python found: running ensurepip"),
+        Err(e) => log::warn!("placing pip from its wheel failed ({e:#}): running ensurepip"),
+    }
+    let venv = tier.venv();
+    std::fs::remove_dir_all(&venv)
+        .with_context(|| format!("{}: cannot remove to start again", venv.display()))?;
+    run_venv(tier, python, inherit_system, true)
+}
+
+/// Places the wheels ensurepip would install into the new venv of `tier` (made by `python`).
+/// `Ok(false)`: there are none to use, or (as root) one is not root's alone.
+fn place_pip(tier: &Tier, python: &Path, as_root: bool) -> Result<bool> {
+    let venv = std::path::absolute(tier.venv()).context("the venv's path")?;
+    let Some(version) = venv_python_version(&venv) else {
+        return Ok(false);
+    };
+    let mut parts = version.split('.').map(|p| p.parse::<u64>());
+    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
+        return Ok(false);
+    };
+    let Some(home) = pyvenv_value(&venv, "home") else {
+        return Ok(false);
+    };
+    // `home` is the folder of the interpreter; its standard library is `../lib/pythonX.Y`, as
+    // for a `sys.prefix` that is its parent.
+    let Some(prefix) = home.parent() else {
+        return Ok(false);
+    };
+    let stdlib = prefix.join("lib").join(format!("python{major}.{minor}"));
+    let Some(wheels) = crate::python::bootstrap::ensurepip_wheels(&stdlib, (major, minor)) else {
+        return Ok(false);
+    };
+    let mut opened = Vec::new();
+    for wheel in &wheels {
+        let file = std::fs::File::open(wheel)
+            .with_context(|| format!("{}: cannot open", wheel.display()))?;
+        if as_root && !root_alone(&file, wheel) {
+            log::warn!(
+                "{}: not root's alone (it or a folder above it can be written by another \
+                 account): not used",
+                wheel.display()
+            );
+            return Ok(false);
+        }
+        opened.push(file);
+    }
+    let site_packages = venv
+        .join("lib")
+        .join(format!("python{major}.{minor}"))
+        .join("site-packages");
+    let bin = venv.join("bin");
+    // pip names `sys.executable` on its scripts' `#!` line: ensurepip runs in
+    // `<venv>/bin/<the name venv was run with>`.
+    let exe_name = python
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let interpreter = bin.join(exe_name);
+    let pip_version = wheels
+        .iter()
+        .filter_map(|w| w.file_name()?.to_str()?.strip_prefix("pip-"))
+        .filter_map(|rest| rest.split('-').next()?.parse::<pep440_rs::Version>().ok())
+        .next();
+    let late_import =
+        pip_version.is_some_and(|v| v >= "25.2".parse::<pep440_rs::Version>().expect("a version"));
+    let target = crate::python::bootstrap::Target {
+        site_packages: &site_packages,
+        bin: &bin,
+        python: &interpreter,
+        version: (major, minor),
+        late_import,
+    };
+    for (file, wheel) in opened.into_iter().zip(&wheels) {
+        crate::python::bootstrap::install_wheel(file, wheel, &target)?;
+        log::info!("placed {} in {}", wheel.display(), site_packages.display());
+    }
+    drop_without_pip(&venv)?;
+    Ok(true)
+}
+
+/// The venv now has what `python -m venv` gives: its `pyvenv.cfg` says so too. `venv` writes the
+/// options it was run with on the `command` line (`create_configuration` in CPython's
+/// `Lib/venv/__init__.py`, 3.11 and later); `--without-pip` is one word of it.
+fn drop_without_pip(venv: &Path) -> Result<()> {
+    let path = venv.join("pyvenv.cfg");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let fixed: String = text
+        .split_inclusive('\n')
+        .map(|line| match line.strip_prefix("command = ") {
+            Some(_) => line.replacen(" --without-pip ", " ", 1),
+            None => line.to_string(),
+        })
+        .collect();
+    if fixed != text {
+        std::fs::write(&path, fixed)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Whether an opened file, and every folder above its path, are root's and nobody else can
+/// write them: the only wheels root unpacks.
+fn root_alone(file: &std::fs::File, path: &Path) -> bool {
+    file.metadata()
+        .is_ok_and(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
+        && root_controlled(path)
+}
+
+/// A `key = value` of a venv's `pyvenv.cfg`, as a path.
+fn pyvenv_value(venv: &Path, key: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| PathBuf::from(v.trim()))
+        .filter(|p| p.is_absolute())
+}
+
+/// `python -I -m venv [--system-site-packages] [--without-pip] VENV`.
+fn run_venv(tier: &Tier, python: &Path, inherit_system: bool, with_pip: bool) -> Result<()> {
+    let mut cmd = Command::new(python);
+    // `-I` isolates this interpreter only: venv runs ensurepip in a child that reads the
+    // environment (the user site of `HOME` or `PYTHONUSERBASE`, whose `.pth` files run code).
+    // Nothing of the caller's is needed to make a venv, so the child gets none of it: as root
+    // under `sudo -E` that user site would be the caller's.
+    cmd.env_clear().env("PATH", crate::sys::pip::ROOT_PATH);
+    cmd.args(["-I", "-m", "venv"]);
+    if inherit_system {
+        cmd.arg("--system-site-packages");
+    }
+    if !with_pip {
+        cmd.arg("--without-pip");
+    }
+    cmd.arg(tier.venv());
+    let out = cmd
+        .output()
+        .with_context(|| format!("{}: cannot run", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "`{} -m venv {}` failed: {}\n(on Debian and Ubuntu the venv module is in the \
+             python3-venv package)",
+            python.display(),
+            tier.venv().display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version_of(cfg: &str) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pyvenv.cfg"), cfg).unwrap();
+        venv_python_version(dir.path())
+    }
+
+    #[test]
+    fn root_unpacks_only_wheels_nobody_else_can_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = dir.path().join("pip-1.0-py3-none-any.whl");
+        std::fs::write(&wheel, b"zip").unwrap();
+        let set = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let usable = || root_alone(&std::fs::File::open(&wheel).unwrap(), &wheel);
+        set(dir.path(), 0o755);
+        set(&wheel, 0o644);
+        // Only root's own files qualify: when the tests do not run as root, nothing does.
+        assert_eq!(usable(), nix::unistd::geteuid().is_root());
+        set(&wheel, 0o664);
+        assert!(!usable(), "group-writable wheel");
+        set(&wheel, 0o644);
+        set(dir.path(), 0o777);
+        assert!(!usable(), "world-writable folder");
+        set(dir.path(), 0o755);
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::lchown(&wheel, Some(1), None).unwrap();
+            assert!(!usable(), "another account's wheel");
+        }
+    }
+
+    #[test]
+    fn pyvenv_cfg_versions_are_read_and_anything_else_ignored() {
+        let real = "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n";
+        assert_eq!(version_of(real).as_deref(), Some("3.11.2"));
+        assert_eq!(
+            version_of("version_info = 3.12.1.final.0\n").as_deref(),
+            Some("3.12.1.final.0")
+        );
+        assert_eq!(
+            version_of("version = 3.13.0rc1").as_deref(),
+            Some("3.13.0rc1")
+        );
+        // Found by the pyvenv_cfg fuzz target: an empty value was taken as the version.
+        assert_eq!(version_of("version = \n"), None);
+        // A bad `version` falls back to a good `version_info`.
+        assert_eq!(
+            version_of("version = 3/../../x\nversion_info = 3.11.2.final.0\n").as_deref(),
+            Some("3.11.2.final.0")
+        );
+        for bad in [
+            "3",
+            "3.",
+            ".11",
+            "3.x",
+            "3.11/..",
+            "3.11 2",
+            "a.b",
+            "3.11\u{0}",
+        ] {
+            assert_eq!(version_of(&format!("version = {bad}\n")), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Named snapshots: `snapshots/NAME.txt`, plain requirements usable with `pip install -r`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+
+use crate::python::freeze::freeze_map;
+use crate::python::inventory::PackageSet;
+use crate::sys::fsutil::write_atomic;
+use crate::tier::Tier;
+use serde::Serialize;
+
+/// The snapshot `init` records.
+pub const BASELINE: &str = "baseline";
+
+/// Letters, digits, `.`, `_`, `-`; 1 to 64 characters; no leading dot.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if name.is_empty() || name.len() > 64 || name.starts_with('.') || !ok_chars {
+        bail!(
+            "invalid snapshot name {name:?}: use 1 to 64 letters, digits, '.', '_' or '-', not \
+             starting with '.'"
+        );
+    }
+    Ok(())
+}
+
+pub fn snapshot_path(tier: &Tier, name: &str) -> Result<PathBuf> {
+    validate_name(name)?;
+    Ok(tier.snapshots_dir().join(format!("{name}.txt")))
+}
+
+/// Writes the set as a snapshot file, with a comment header saying when and from where.
+pub fn write_snapshot(
+    tier: &Tier,
+    name: &str,
+    set: &PackageSet,
+    timestamp: &str,
+) -> Result<PathBuf> {
+    let path = snapshot_path(tier, name)?;
+    let text = format!(
+        "# pyctl snapshot {name:?}, {timestamp}, {} packages, python {}\n{}",
+        set.len(),
+        tier.python_version().unwrap_or_default(),
+        set.freeze()
+    );
+    write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// A saved snapshot, as `list-snapshots` shows it.
+#[derive(Debug, Serialize)]
+pub struct SnapshotInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub modified: String,
+    pub packages: usize,
+}
+
+/// The tier's snapshots, by name.
+pub fn list(tier: &Tier) -> Vec<SnapshotInfo> {
+    let Ok(read) = std::fs::read_dir(tier.snapshots_dir()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<SnapshotInfo> = read
+        .filter_map(Result::ok)
+        .filter_map(|item| {
+            let path = item.path();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".txt")?
+                .to_string();
+            validate_name(&name).ok()?;
+            let text = crate::sys::fsutil::read_regular_to_string(&path).ok()?;
+            let modified = item
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            Some(SnapshotInfo {
+                name,
+                path,
+                modified,
+                packages: freeze_map(&text).len(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        for ok in ["baseline", "ml-stack", "a.b_c", &"x".repeat(64)] {
+            validate_name(ok).unwrap();
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "a/b",
+            "..",
+            "a b",
+            "a\0b",
+            &"x".repeat(65),
+            "é",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

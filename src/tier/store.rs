@@ -1,0 +1,961 @@
+//! The store: every distribution a tier's venv has held, kept as hard links to its installed
+//! files, so undo, redo, restore and clean put files back offline instead of reinstalling.
+//!
+//! An entry is `store/<name>-<version>-<key>/` with `entry.json` (what it is, its files and
+//! their RECORD hashes) and `files/` mirroring the venv-relative paths. The key is a hash of the
+//! distribution's RECORD, which lists every file's hash, so it names the content. Entries are
+//! built in a temp folder and renamed into place, so a half-made entry is never used.
+//!
+//! `store/.sizes.json` keeps, per entry, the bytes of its files and one of them to sample, so the
+//! figure `pyctl status` shows (what the store holds that the venv no longer links to) costs one
+//! `stat` per entry instead of a walk of every stored file. An entry's files never change, so
+//! its size is measured once, when it is added (under the tier lock).
+//!
+//! RECORD is read per "Recording installed projects" (PyPA specs): CSV rows of path (relative to
+//! the folder holding `.dist-info`), `sha256=<urlsafe base64, no padding>` and size; RECORD
+//! itself and some generated files carry no hash.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::python::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
+use crate::python::record::parse_record;
+use crate::python::record::RecordRow;
+use crate::sys::fsutil::write_atomic;
+
+pub const ENTRY_SCHEMA: u32 = 1;
+const SIZES_FILE: &str = ".sizes.json";
+const SIZES_SCHEMA: u32 = 1;
+
+/// `store/.sizes.json`: entry folder name → its size.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Sizes {
+    schema: u32,
+    entries: BTreeMap<String, EntrySize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct EntrySize {
+    /// Bytes of the regular files under `files/`.
+    bytes: u64,
+    /// A file under the entry folder (its `.dist-info/METADATA`) whose link count says whether
+    /// the venv still holds the entry's files: pip replaces or removes a distribution's files
+    /// all together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sample: Option<String>,
+}
+
+/// How files are placed back into a venv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkMode {
+    /// Hard link, falling back to a copy across filesystems.
+    #[default]
+    Hardlink,
+    /// Always copy.
+    Copy,
+}
+
+/// One file of a stored distribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFile {
+    /// Relative to the venv root.
+    pub path: String,
+    /// As in RECORD: `sha256=<urlsafe base64>`, absent for RECORD itself and unhashed files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Inode, size and change time (ctime) of the stored file when it was kept and checked
+    /// against its hash. Nobody can set a ctime back (it is the kernel's clock at the last
+    /// change of content, mode or link count), so while all three are unchanged the content
+    /// is too. Entries written before issue 12 kept the mtime instead (`stat`), which `touch
+    /// -r` puts back: that field is ignored and such files are hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<FileKey>,
+}
+
+/// What `StoredFile::key` compares: (inode, size, ctime seconds, ctime nanoseconds).
+pub type FileKey = (u64, u64, i64, i64);
+
+/// A file's key now.
+pub fn file_key(meta: &std::fs::Metadata) -> FileKey {
+    use std::os::unix::fs::MetadataExt;
+    (meta.ino(), meta.len(), meta.ctime(), meta.ctime_nsec())
+}
+
+/// Why a stored distribution cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Damage {
+    #[error("damaged in the store ({path}: missing)")]
+    Missing { path: PathBuf },
+    #[error("damaged in the store ({path}: sha256 differs from the RECORD hash)")]
+    HashDiffers { path: PathBuf },
+    #[error("damaged in the store ({path}: size differs from RECORD)")]
+    SizeDiffers { path: PathBuf },
+    #[error("damaged in the store ({path}: {message})")]
+    Other { path: PathBuf, message: String },
+}
+
+/// `entry.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreEntry {
+    pub schema: u32,
+    pub name: String,
+    pub canonical: String,
+    pub version: String,
+    /// The freeze line this distribution renders as: what history and snapshots refer to.
+    pub line: String,
+    /// The venv-relative `.dist-info` folder.
+    pub dist_info: String,
+    pub files: Vec<StoredFile>,
+    pub stored_at: String,
+}
+
+/// `sha256=<urlsafe base64, no padding>` of a file, as RECORD writes it.
+pub fn file_hash(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!(
+        "sha256={}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hasher.finalize())
+    ))
+}
+
+/// Folds `..` and `.` without touching the filesystem.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for comp in path.components() {
+        match comp {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A distribution's installed files as venv-relative paths, from its RECORD. Files outside the
+/// venv are left out (pyctl never touches them).
+pub fn installed_files(venv: &Path, dist: &Distribution) -> Result<Vec<RecordRow>> {
+    let record_path = dist.metadata_path.join("RECORD");
+    let bytes = std::fs::read(&record_path)
+        .with_context(|| format!("{}: cannot read", record_path.display()))?;
+    let rows = parse_record(&bytes).with_context(|| record_path.display().to_string())?;
+    let base = dist
+        .metadata_path
+        .parent()
+        .context("a .dist-info folder has no parent")?;
+    let mut out = Vec::new();
+    for row in rows {
+        let full = normalize(&base.join(&row.path));
+        let Ok(rel) = full.strip_prefix(venv) else {
+            log::debug!("{}: outside the venv, not kept", full.display());
+            continue;
+        };
+        out.push(RecordRow {
+            path: rel.to_string_lossy().into_owned(),
+            ..row
+        });
+    }
+    Ok(out)
+}
+
+/// The store of one tier.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub dir: PathBuf,
+    pub link_mode: LinkMode,
+}
+
+impl Store {
+    pub fn new(dir: PathBuf, link_mode: LinkMode) -> Store {
+        Store { dir, link_mode }
+    }
+
+    /// Folder name of the entry for `dist` with RECORD content `record`:
+    /// `<name>-<version>-<key>`.
+    fn entry_name(dist: &Distribution, record: &[u8]) -> String {
+        let digest = Sha256::digest(record);
+        let key: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}-{key}", Self::entry_prefix(dist))
+    }
+
+    /// `<name>-<version>`, the part of an entry's folder name before its content key.
+    fn entry_prefix(dist: &Distribution) -> String {
+        let version: String = dist
+            .display_version()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        // A direct-URL install is another freeze line than the index's copy of that version:
+        // its own prefix keeps the fast path below from taking one for the other.
+        let origin = if dist.direct_url.is_some() {
+            "_url"
+        } else {
+            ""
+        };
+        format!("{}-{version}{origin}", dist.canonical)
+    }
+
+    /// Keeps every `.dist-info` distribution of `set` that the store does not hold yet, and
+    /// keeps again those named in `fresh` (canonical names pip has just installed: their files
+    /// are new inodes, their byte-code new bytes, so the store takes them over and the venv's
+    /// files are the store's read-only ones again). Returns how many were kept. `venv` must be
+    /// the canonical venv path.
+    pub fn stash_set(
+        &self,
+        venv: &Path,
+        set: &PackageSet,
+        shims: &HashSet<String>,
+        fresh: &HashSet<String>,
+    ) -> Result<usize> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("{}: cannot create", self.dir.display()))?;
+        // One listing of the store tells which name-version pairs it already holds, so the
+        // common case (nothing new) reads no RECORD and hashes nothing: this runs twice in
+        // every recorded pip operation.
+        let held: HashSet<String> = std::fs::read_dir(&self.dir)
+            .with_context(|| format!("{}: cannot read", self.dir.display()))?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.rsplit_once('-').map(|(prefix, _)| prefix.to_string())
+            })
+            .collect();
+        let mut added = 0;
+        for dist in set.dists.values() {
+            if dist.format != MetadataFormat::DistInfo {
+                continue;
+            }
+            let renew = fresh.contains(&dist.canonical);
+            if !renew && held.contains(&Self::entry_prefix(dist)) && dist.direct_url.is_none() {
+                continue;
+            }
+            let record_path = dist.metadata_path.join("RECORD");
+            let Ok(record) = std::fs::read(&record_path) else {
+                log::debug!("{}: no RECORD, not kept", dist.metadata_path.display());
+                continue;
+            };
+            let name = Self::entry_name(dist, &record);
+            if self.dir.join(&name).join("entry.json").is_file()
+                && (!renew || self.holds_installed(venv, dist, &name))
+            {
+                continue;
+            }
+            match self.stash_one(venv, dist, &name, shims) {
+                Ok(()) => added += 1,
+                Err(e) => log::warn!("could not keep {} in the store: {e:#}", dist.name_version()),
+            }
+        }
+        if let Err(e) = self.update_sizes() {
+            log::warn!("{}: {e:#}", self.dir.join(SIZES_FILE).display());
+        }
+        Ok(added)
+    }
+
+    /// Whether the entry `name` holds the very files installed (restored from it, not
+    /// installed again by pip): its RECORD is the venv's RECORD inode.
+    fn holds_installed(&self, venv: &Path, dist: &Distribution, name: &str) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let record = dist.metadata_path.join("RECORD");
+        let Ok(rel) = record.strip_prefix(venv) else {
+            return false;
+        };
+        let stored = self.dir.join(name).join("files").join(rel);
+        match (std::fs::metadata(&record), std::fs::metadata(&stored)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        }
+    }
+
+    fn stash_one(
+        &self,
+        venv: &Path,
+        dist: &Distribution,
+        name: &str,
+        shims: &HashSet<String>,
+    ) -> Result<()> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempdir_in(&self.dir)
+            .with_context(|| format!("{}: cannot create a temp folder", self.dir.display()))?;
+        let files_dir = tmp.path().join("files");
+        let mut files = Vec::new();
+        for row in installed_files(venv, dist)? {
+            if shims.contains(&row.path) {
+                continue;
+            }
+            let src = venv.join(&row.path);
+            let meta = match std::fs::symlink_metadata(&src) {
+                Ok(m) => m,
+                Err(_) => continue,
+            };
+            let dest = files_dir.join(&row.path);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("{}: cannot create", parent.display()))?;
+            }
+            let mut stat = None;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&src)?;
+                std::os::unix::fs::symlink(target, &dest)?;
+            } else if meta.is_file() {
+                // Only content that matches RECORD goes in: a file edited in the venv before it
+                // was kept would otherwise come back as if it were the real thing.
+                if let Some(expected) = row.hash.as_deref().filter(|h| h.starts_with("sha256=")) {
+                    let actual = file_hash(&src)
+                        .with_context(|| format!("{}: cannot read", src.display()))?;
+                    if actual != expected {
+                        bail!("{}: differs from its RECORD hash; not kept", src.display());
+                    }
+                }
+                place(&src, &dest, self.link_mode)?;
+                make_read_only(&dest)?;
+                stat = std::fs::symlink_metadata(&dest).ok().map(|m| file_key(&m));
+            } else {
+                continue;
+            }
+            files.push(StoredFile {
+                path: row.path,
+                hash: row.hash,
+                size: row.size,
+                key: stat,
+            });
+        }
+        let dist_info = dist
+            .metadata_path
+            .strip_prefix(venv)
+            .unwrap_or(&dist.metadata_path)
+            .to_string_lossy()
+            .into_owned();
+        let entry = StoreEntry {
+            schema: ENTRY_SCHEMA,
+            name: dist.name.clone(),
+            canonical: dist.canonical.clone(),
+            version: dist.display_version().to_string(),
+            line: dist.freeze_lines().pop().unwrap_or_default(),
+            dist_info,
+            files,
+            stored_at: crate::sys::clock::now_timestamp(),
+        };
+        let json = serde_json::to_vec_pretty(&entry)?;
+        write_atomic(&tmp.path().join("entry.json"), &json)?;
+        let final_dir = self.dir.join(name);
+        let tmp_path = tmp.keep();
+        if final_dir.exists() {
+            // Taken over by the new copy: the old one goes aside first, so a kill leaves one
+            // whole entry or none.
+            let old = self
+                .dir
+                .join(format!(".tmp-old-{name}-{}", std::process::id()));
+            std::fs::rename(&final_dir, &old)
+                .with_context(|| format!("{}: cannot replace", final_dir.display()))?;
+            let _ = std::fs::remove_dir_all(&old);
+        }
+        if let Err(e) = std::fs::rename(&tmp_path, &final_dir) {
+            let _ = std::fs::remove_dir_all(&tmp_path);
+            if !final_dir.join("entry.json").is_file() {
+                return Err(e).with_context(|| format!("{}: cannot create", final_dir.display()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every complete entry: folder and metadata. Unreadable ones are skipped with a log line.
+    pub fn entries(&self) -> Vec<(PathBuf, StoreEntry)> {
+        let Ok(read) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in read.filter_map(Result::ok) {
+            let path = item.path();
+            if item.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if let Some(entry) = read_entry(&path) {
+                out.push((path, entry));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The entry kept from exactly this installed distribution (same RECORD), if any.
+    pub fn entry_for_installed(&self, dist: &Distribution) -> Option<(PathBuf, StoreEntry)> {
+        let record = std::fs::read(dist.metadata_path.join("RECORD")).ok()?;
+        let dir = self.dir.join(Self::entry_name(dist, &record));
+        read_entry(&dir).map(|e| (dir, e))
+    }
+
+    /// Entries for a freeze line (its project name in any spelling), newest first.
+    pub fn find(&self, canonical: &str, line: &str) -> Vec<(PathBuf, StoreEntry)> {
+        let Ok(read) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let prefix = format!("{canonical}-");
+        let key = requirement_key(line);
+        let mut found: Vec<(PathBuf, StoreEntry)> = read
+            .filter_map(Result::ok)
+            .filter(|i| i.file_name().to_string_lossy().starts_with(&prefix))
+            .filter_map(|i| read_entry(&i.path()).map(|e| (i.path(), e)))
+            .filter(|(_, e)| e.canonical == canonical && requirement_key(&e.line) == key)
+            .collect();
+        found.sort_by(|a, b| b.1.stored_at.cmp(&a.1.stored_at));
+        found
+    }
+
+    /// Checks an entry's files: a file whose inode, size and change time are those recorded
+    /// when it was kept (and hashed) is unchanged; any other is hashed against RECORD. Never
+    /// trusts the mtime, which anyone can set back.
+    pub fn verify(entry_dir: &Path, entry: &StoreEntry) -> Result<(), Damage> {
+        let files = entry_dir.join("files");
+        // A folder inside the entry replaced by a link would hand out files from elsewhere:
+        // each folder is looked at once.
+        let mut folders = BTreeSet::new();
+        for file in &entry.files {
+            let mut dir = Path::new(&file.path).parent();
+            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                if !folders.insert(d) {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+        for dir in folders {
+            let path = files.join(dir);
+            crate::sys::fsutil::refuse_symlink(&path).map_err(|e| Damage::Other {
+                path: path.clone(),
+                message: format!("{e:#}"),
+            })?;
+        }
+        for file in &entry.files {
+            Self::verify_file(&files, file)?;
+        }
+        Ok(())
+    }
+
+    /// Checks one stored file (see `verify`).
+    pub fn verify_file(files: &Path, file: &StoredFile) -> Result<(), Damage> {
+        let path = files.join(&file.path);
+        let meta =
+            std::fs::symlink_metadata(&path).map_err(|_| Damage::Missing { path: path.clone() })?;
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        if file.size.is_some_and(|size| size != meta.len()) {
+            return Err(Damage::SizeDiffers { path });
+        }
+        if file.key.is_some_and(|k| k == file_key(&meta)) {
+            return Ok(());
+        }
+        let Some(expected) = file.hash.as_deref().filter(|h| h.starts_with("sha256=")) else {
+            return Ok(());
+        };
+        match file_hash(&path) {
+            Ok(actual) if actual == expected => Ok(()),
+            Ok(_) => Err(Damage::HashDiffers { path }),
+            Err(e) => Err(Damage::Other {
+                path,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+
+    /// Puts one stored file back at `dest` (a repair of a kept distribution).
+    pub fn put_back(&self, src: &Path, dest: &Path) -> Result<()> {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create", parent.display()))?;
+        }
+        place_replacing(src, dest, self.link_mode)
+    }
+
+    /// Puts an entry's files into the venv, the `.dist-info` last so that an interrupted
+    /// restore never leaves a distribution that looks installed but is not. `made_dirs`
+    /// remembers folders already created, to spare a `mkdir` per file.
+    pub fn restore(
+        &self,
+        entry_dir: &Path,
+        entry: &StoreEntry,
+        venv: &Path,
+        made_dirs: &mut HashSet<PathBuf>,
+    ) -> Result<()> {
+        let files = entry_dir.join("files");
+        let (meta_files, other): (Vec<&StoredFile>, Vec<&StoredFile>) = entry
+            .files
+            .iter()
+            .partition(|f| Path::new(&f.path).starts_with(&entry.dist_info));
+        // METADATA is what makes a `.dist-info` visible (to pip and to the scan): it goes last
+        // of all, so a kill never leaves one seen without its RECORD or direct_url.json.
+        let metadata = format!("{}/METADATA", entry.dist_info);
+        let (visible, meta_files): (Vec<&StoredFile>, Vec<&StoredFile>) =
+            meta_files.into_iter().partition(|f| f.path == metadata);
+        for file in other.into_iter().chain(meta_files).chain(visible) {
+            let rel = Path::new(&file.path);
+            if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
+                bail!(
+                    "{}: store entry names a path outside the venv: {}",
+                    entry_dir.display(),
+                    file.path
+                );
+            }
+            let src = files.join(rel);
+            let dest = venv.join(rel);
+            if let Some(parent) = dest.parent() {
+                if !made_dirs.contains(parent) {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("{}: cannot create", parent.display()))?;
+                    made_dirs.insert(parent.to_path_buf());
+                }
+            }
+            place_replacing(&src, &dest, self.link_mode)?;
+        }
+        Ok(())
+    }
+
+    /// Removes entries whose line no history entry, snapshot or the venv refers to (`referenced`
+    /// holds [`requirement_key`]s), and leftover temp folders. Returns (entries removed, bytes
+    /// freed).
+    pub fn collect_garbage(&self, referenced: &BTreeSet<String>) -> Result<(usize, u64)> {
+        let Ok(read) = std::fs::read_dir(&self.dir) else {
+            return Ok((0, 0));
+        };
+        let mut removed = 0;
+        let mut freed = 0;
+        for item in read.filter_map(Result::ok) {
+            let path = item.path();
+            let name = item.file_name().to_string_lossy().into_owned();
+            let keep = if name == SIZES_FILE {
+                true
+            } else if name.starts_with(".tmp-") {
+                false
+            } else {
+                match read_entry(&path) {
+                    Some(entry) => referenced.contains(&requirement_key(&entry.line)),
+                    None => false,
+                }
+            };
+            if !keep {
+                freed += unlinked_bytes(&path);
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("{}: cannot remove", path.display()))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.update_sizes()?;
+        }
+        Ok((removed, freed))
+    }
+
+    /// Bytes of stored distribution files no venv file shares (hard-link count 1; the store's
+    /// own `entry.json` files aside).
+    ///
+    /// An entry whose sample file has one link left counts whole; an entry `.sizes.json` does
+    /// not know yet (made by an older pyctl, or by an operation running now) is walked.
+    pub fn extra_bytes(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let sizes = self.read_sizes();
+        self.entry_names()
+            .iter()
+            .map(|name| {
+                let dir = self.dir.join(name);
+                let known = sizes.entries.get(name);
+                match known.and_then(|k| Some((k.bytes, k.sample.as_ref()?))) {
+                    Some((bytes, sample)) => match std::fs::symlink_metadata(dir.join(sample)) {
+                        Ok(m) if m.nlink() > 1 => 0,
+                        Ok(_) => bytes,
+                        Err(_) => unlinked_bytes(&dir.join("files")),
+                    },
+                    None => unlinked_bytes(&dir.join("files")),
+                }
+            })
+            .sum()
+    }
+
+    /// The entry folders' names (temp folders and the sizes file aside).
+    fn entry_names(&self) -> Vec<String> {
+        let Ok(read) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        read.filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    }
+
+    /// `.sizes.json`, or nothing known when it is missing, unreadable or of another schema.
+    fn read_sizes(&self) -> Sizes {
+        std::fs::read(self.dir.join(SIZES_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Sizes>(&b).ok())
+            .filter(|s| s.schema == SIZES_SCHEMA)
+            .unwrap_or_default()
+    }
+
+    /// Brings `.sizes.json` in line with the entries present: measures the entries it lacks
+    /// (a walk of those only) and drops the ones gone. Written only when something changed;
+    /// called under the tier lock.
+    pub fn update_sizes(&self) -> Result<()> {
+        if !self.dir.is_dir() {
+            return Ok(());
+        }
+        let old = self.read_sizes();
+        let mut sizes = Sizes {
+            schema: SIZES_SCHEMA,
+            entries: BTreeMap::new(),
+        };
+        for name in self.entry_names() {
+            let size = match old.entries.get(&name) {
+                Some(known) => known.clone(),
+                None => {
+                    let dir = self.dir.join(&name);
+                    let Some(entry) = read_entry(&dir) else {
+                        continue;
+                    };
+                    measure_entry(&dir, &entry)
+                }
+            };
+            sizes.entries.insert(name, size);
+        }
+        if sizes != old {
+            write_atomic(&self.dir.join(SIZES_FILE), &serde_json::to_vec(&sizes)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The bytes of an entry's files, and its `.dist-info/METADATA` as the sample.
+fn measure_entry(dir: &Path, entry: &StoreEntry) -> EntrySize {
+    use std::os::unix::fs::MetadataExt;
+    let bytes = walkdir::WalkDir::new(dir.join("files"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.size())
+        .sum();
+    let sample = format!("files/{}/METADATA", entry.dist_info);
+    let sample = std::fs::symlink_metadata(dir.join(&sample))
+        .is_ok_and(|m| m.is_file())
+        .then_some(sample);
+    EntrySize { bytes, sample }
+}
+
+fn unlinked_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file() && m.nlink() == 1)
+        .map(|m| m.len())
+        .sum()
+}
+
+/// An entry's metadata; `None` for anything incomplete or unreadable, and for an entry whose
+/// folder, `entry.json` or `files/` is a symbolic link (it would serve files from outside the
+/// store).
+fn read_entry(dir: &Path) -> Option<StoreEntry> {
+    let linked = [dir.to_path_buf(), dir.join("entry.json"), dir.join("files")]
+        .iter()
+        .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()));
+    if linked {
+        log::warn!("{}: a symbolic link in the store, not used", dir.display());
+        return None;
+    }
+    let bytes = std::fs::read(dir.join("entry.json")).ok()?;
+    let entry: StoreEntry = serde_json::from_slice(&bytes)
+        .map_err(|e| log::warn!("{}: unreadable store entry: {e}", dir.display()))
+        .ok()?;
+    (entry.schema <= ENTRY_SCHEMA).then_some(entry)
+}
+
+/// Places `src` at `dest`, replacing a file already there (never a folder). A hard link to a
+/// symlink links the symlink itself, so symlinks need no special case when linking.
+fn place_replacing(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
+    let attempt = || -> std::io::Result<()> {
+        if mode == LinkMode::Copy && std::fs::symlink_metadata(src)?.file_type().is_symlink() {
+            return std::os::unix::fs::symlink(std::fs::read_link(src)?, dest);
+        }
+        match mode {
+            LinkMode::Hardlink => match std::fs::hard_link(src, dest) {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(nix::libc::EXDEV) | Some(nix::libc::EPERM)
+                    ) =>
+                {
+                    std::fs::copy(src, dest).map(|_| ())
+                }
+                other => other,
+            },
+            LinkMode::Copy => std::fs::copy(src, dest).map(|_| ()),
+        }
+    };
+    match attempt() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+                bail!("{}: a folder is in the way", dest.display());
+            }
+            std::fs::remove_file(dest)
+                .with_context(|| format!("{}: cannot replace", dest.display()))?;
+            attempt()
+                .with_context(|| format!("cannot place {} at {}", src.display(), dest.display()))
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot place {} at {}", src.display(), dest.display()))
+        }
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Takes the write bits off a stored file. With hard links the venv's file is the same inode,
+/// so an in-place write (`echo >>`, `dd conv=notrunc`, an editor saving in place) fails
+/// instead of changing the stored original behind pyctl's back; an editor that saves by
+/// rename, and pip (which unlinks before writing), are unaffected. An override (`chmod u+w`,
+/// root) still gets through: the change time moves, and the file is hashed before any use.
+pub fn make_read_only(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.is_file() && mode & 0o222 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o222))
+            .with_context(|| format!("{}: cannot make read-only", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Hard-links `src` to `dest` (copying across filesystems), or copies.
+fn place(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
+    if mode == LinkMode::Hardlink {
+        match std::fs::hard_link(src, dest) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.raw_os_error() == Some(nix::libc::EXDEV)
+                    || e.raw_os_error() == Some(nix::libc::EPERM) => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot link {} to {}", src.display(), dest.display())
+                })
+            }
+        }
+    }
+    std::fs::copy(src, dest)
+        .with_context(|| format!("cannot copy {} to {}", src.display(), dest.display()))?;
+    Ok(())
+}
+
+/// Removes several distributions at once, switching the set with renames where it can: a
+/// top-level folder of site-packages holding nothing but files of the removed distributions
+/// (and their byte-code) is moved into `trash` in one step, as is each `.dist-info`; the rest is
+/// unlinked file by file. The caller deletes `trash` afterwards, when the venv is already in its
+/// target state. Each `.dist-info` goes first, so a kill half-way never leaves a distribution
+/// that looks installed but is not.
+///
+/// A path in `protected` (a file a kept distribution owns too) stays, as does byte-code whose
+/// source is not being removed: the shared `site-packages/__pycache__` holds every top-level
+/// module's.
+pub fn remove_dists(
+    venv: &Path,
+    doomed: &[&Distribution],
+    protected: &HashSet<PathBuf>,
+    trash: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(trash)
+        .with_context(|| format!("{}: cannot create", trash.display()))?;
+    let mut counter = 0usize;
+    let mut move_aside = |path: &Path| -> Result<()> {
+        counter += 1;
+        let dest = trash.join(counter.to_string());
+        std::fs::rename(path, &dest)
+            .with_context(|| format!("cannot move {} aside", path.display()))
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dist in doomed {
+        let rows = installed_files(venv, dist)?;
+        move_aside(&dist.metadata_path)?;
+        files.extend(
+            rows.into_iter()
+                .map(|r| venv.join(r.path))
+                .filter(|p| !protected.contains(p)),
+        );
+    }
+    let file_set: HashSet<&Path> = files.iter().map(PathBuf::as_path).collect();
+    // Each file's top-level folder in site-packages (None for files directly in it or elsewhere).
+    let site_dirs: BTreeSet<PathBuf> = doomed
+        .iter()
+        .filter_map(|d| d.metadata_path.parent().map(Path::to_path_buf))
+        .collect();
+    let top_of = |file: &Path| -> Option<PathBuf> {
+        site_dirs.iter().find_map(|site| {
+            let rel = file.strip_prefix(site).ok()?;
+            let mut comps = rel.components();
+            let first = comps.next()?;
+            comps.next()?;
+            Some(site.join(first))
+        })
+    };
+    let tops: Vec<Option<PathBuf>> = files.iter().map(|f| top_of(f)).collect();
+    let mut moved: HashSet<PathBuf> = HashSet::new();
+    let candidates: BTreeSet<&PathBuf> = tops.iter().flatten().collect();
+    for top in candidates {
+        if top.is_dir() && only_holds(top, &file_set) {
+            move_aside(top)?;
+            moved.insert(top.clone());
+        }
+    }
+    let mut dirs: BTreeMap<usize, BTreeSet<PathBuf>> = BTreeMap::new();
+    for (path, top) in files.iter().zip(&tops) {
+        if top.as_ref().is_some_and(|t| moved.contains(t)) {
+            continue;
+        }
+        remove_if_present(path)?;
+        if path.extension().is_some_and(|e| e == "py") {
+            remove_bytecode(path, protected)?;
+        }
+        let mut parent = path.parent();
+        while let Some(dir) = parent {
+            if dir == venv || !dir.starts_with(venv) {
+                break;
+            }
+            if !dirs
+                .entry(dir.components().count())
+                .or_default()
+                .insert(dir.to_path_buf())
+            {
+                break;
+            }
+            parent = dir.parent();
+        }
+    }
+    remove_empty_dirs(dirs);
+    Ok(())
+}
+
+/// Whether every file under `dir` is one of `files`, or byte-code in a `__pycache__` whose
+/// source is one of `files`.
+fn only_holds(dir: &Path, files: &HashSet<&Path>) -> bool {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .all(|item| match item {
+            Ok(e) if e.file_type().is_dir() => true,
+            Ok(e) => {
+                let p = e.path();
+                files.contains(p) || bytecode_source(p).is_some_and(|s| files.contains(s.as_path()))
+            }
+            Err(_) => false,
+        })
+}
+
+/// `d/__pycache__/x.cpython-311.pyc` → `d/x.py`.
+fn bytecode_source(pyc: &Path) -> Option<PathBuf> {
+    if pyc.extension()? != "pyc" {
+        return None;
+    }
+    let cache = pyc.parent()?;
+    if cache.file_name()? != "__pycache__" {
+        return None;
+    }
+    let name = pyc.file_name()?.to_str()?;
+    let stem = name.split('.').next()?;
+    Some(cache.parent()?.join(format!("{stem}.py")))
+}
+
+/// Removes folders left empty, deepest first; a folder that is not empty stays, and so do the
+/// venv's own `site-packages`, `bin` and `lib`.
+fn remove_empty_dirs(dirs: BTreeMap<usize, BTreeSet<PathBuf>>) {
+    for (_, level) in dirs.into_iter().rev() {
+        for dir in level {
+            let keep = dir
+                .file_name()
+                .is_some_and(|n| n == "site-packages" || n == "bin" || n == "lib");
+            if !keep {
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => {
+            std::fs::remove_file(path).with_context(|| format!("{}: cannot remove", path.display()))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+/// `x.py` → `__pycache__/x.*.pyc`, unless protected.
+fn remove_bytecode(py: &Path, protected: &HashSet<PathBuf>) -> Result<()> {
+    let (Some(dir), Some(stem)) = (py.parent(), py.file_stem()) else {
+        return Ok(());
+    };
+    let cache = dir.join("__pycache__");
+    let Ok(read) = std::fs::read_dir(&cache) else {
+        return Ok(());
+    };
+    let prefix = format!("{}.", stem.to_string_lossy());
+    for item in read.filter_map(Result::ok) {
+        let name = item.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name.ends_with(".pyc") && !protected.contains(&item.path())
+        {
+            remove_if_present(&item.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_rows_parse_with_quotes_and_missing_hashes() {
+        let rows = parse_record(
+            b"a/__init__.py,sha256=abc,12\n\"odd,name.py\",sha256=def,3\na-1.0.dist-info/RECORD,,\n",
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[1].path, "odd,name.py");
+        assert_eq!(rows[2].hash, None);
+        assert_eq!(rows[0].size, Some(12));
+    }
+
+    #[test]
+    fn file_hash_is_record_style() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello\n").unwrap();
+        // sha256("hello\n") as Python computes it: urlsafe base64 without padding.
+        assert_eq!(
+            file_hash(&p).unwrap(),
+            "sha256=WJG1tSLV3whtD_CxEPvZ0hu0_HFjrzTQgoai6Eb2vgM"
+        );
+    }
+}
