@@ -1,7 +1,7 @@
 //! The oracle for every parser pyctl runs on input it did not write: each function takes one
 //! input, runs it through the library the way pyctl does, and panics if the result breaks what
 //! must hold whatever the input. The cargo-fuzz targets (fuzz/fuzz_targets/) call these, and so
-//! does tests/reliability.rs (`#[path]`), which runs its seeded mutations and the committed
+//! does tests/reliability/main.rs (`#[path]`), which runs its seeded mutations and the committed
 //! fuzz corpus through them on every `cargo test`. Functions that need files are given the
 //! folder to write them in.
 

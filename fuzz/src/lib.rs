@@ -1,4 +1,4 @@
-//! What the fuzz targets share: the checks (also run by tests/reliability.rs) and a scratch
+//! What the fuzz targets share: the checks (also run by tests/reliability/main.rs) and a scratch
 //! folder that lives as long as the fuzzing process.
 
 pub mod checks;

@@ -2,7 +2,7 @@
 //! binary run as `pyctl` or as `pip` (as the unprivileged account `pyctltest-a` when the suite
 //! runs as root), wheels built by the tests themselves, and the freeze and history readers.
 //!
-//! Each test crate uses part of it only.
+//! Each test binary (`tests/user`, `tests/system`, `tests/reliability`) uses part of it only.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
@@ -91,13 +91,7 @@ impl Tier {
     }
 
     pub fn site_packages(&self) -> PathBuf {
-        let lib = self.venv().join("lib");
-        let minor = std::fs::read_dir(&lib)
-            .unwrap()
-            .filter_map(Result::ok)
-            .find(|e| e.file_name().to_string_lossy().starts_with("python3"))
-            .unwrap();
-        minor.path().join("site-packages")
+        site_packages_in(&self.venv())
     }
 
     /// Hands a tree to the test account.
@@ -454,4 +448,190 @@ pub fn build_deb(dir: &Path, package: &str, files: &[(&str, &str)]) -> PathBuf {
             .unwrap(),
     );
     deb
+}
+
+/// What some tests want of a tier beyond the basics.
+impl Tier {
+    /// Moves the wheel folder away: from now on only the store can give distributions back.
+    pub fn hide_wheels(&self) {
+        std::fs::rename(self.wheels(), self.path().join("wheels.hidden")).unwrap();
+    }
+
+    pub fn show_wheels(&self) {
+        std::fs::rename(self.path().join("wheels.hidden"), self.wheels()).unwrap();
+    }
+
+    /// The store's entries (folder names), sorted, temp files left out.
+    pub fn store_entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.root().join("store"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// A system tier's place: a root-owned 0755 temp folder, the tier in `sys/` below it
+/// (`PYCTL_SYSTEM_PREFIX`). Each test has its own, never /opt/system-python.
+pub struct SystemPrefix {
+    pub dir: tempfile::TempDir,
+}
+
+impl SystemPrefix {
+    pub fn new() -> SystemPrefix {
+        let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
+        SystemPrefix { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The tier (`PYCTL_SYSTEM_PREFIX`).
+    pub fn root(&self) -> PathBuf {
+        self.path().join("sys")
+    }
+
+    /// `program` as the caller (root) in a clean environment, pointed at this tier, run in the
+    /// temp folder.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("PYCTL_SYSTEM_PREFIX", self.root())
+            .env("NO_COLOR", "1")
+            .current_dir(self.path());
+        cmd
+    }
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// (uid, gid) of a test account; `scripts/test` creates `pyctltest-a` and `pyctltest-b`.
+pub fn account(name: &str) -> (u32, u32) {
+    let user = nix::unistd::User::from_name(name)
+        .unwrap()
+        .unwrap_or_else(|| panic!("the test account {name} (scripts/test creates it)"));
+    (user.uid.as_raw(), user.gid.as_raw())
+}
+
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The freeze lines of a history record.
+pub fn freeze_of(record: &serde_json::Value) -> Vec<String> {
+    record["freeze"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A venv's `lib/python3.X/site-packages`.
+pub fn site_packages_in(venv: &Path) -> PathBuf {
+    let minor = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .unwrap();
+    minor.path().join("site-packages")
+}
+
+/// An sdist `out/NAME-VERSION.tar.gz` whose in-tree build backend is `backend` (Python), built
+/// from `build/NAME-VERSION/`.
+pub fn sdist_with_backend(build: &Path, out: &Path, name: &str, version: &str, backend: &str) {
+    let src = build.join(format!("{name}-{version}"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("pyproject.toml"),
+        "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("PKG-INFO"),
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+    )
+    .unwrap();
+    std::fs::write(src.join("backend.py"), backend).unwrap();
+    ok(
+        "tar czf",
+        Command::new("tar")
+            .arg("-C")
+            .arg(build)
+            .arg("-czf")
+            .arg(out.join(format!("{name}-{version}.tar.gz")))
+            .arg(format!("{name}-{version}"))
+            .output()
+            .unwrap(),
+    );
+}
+
+/// Runs `cmd` with `stdin`, killing it and failing if it runs longer than `limit`.
+pub fn output_within(mut cmd: Command, stdin: &[u8], limit: std::time::Duration) -> Output {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut pipe = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    // A command may stop reading early; the write then fails, which is not the test's business.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&data);
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => {
+            let _ = writer.join();
+            out.unwrap()
+        }
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("{cmd:?} ran longer than {limit:?}");
+        }
+    }
+}
+
+/// A pseudo-terminal, (master, slave), both close-on-exec from the start: tests run in
+/// parallel threads of one process, and a child another test starts must not inherit the slave
+/// (the master's reads end only when the last holder of the slave is gone).
+pub fn pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use nix::fcntl::OFlag;
+    use std::os::fd::{FromRawFd as _, IntoRawFd as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let master =
+        nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).unwrap();
+    nix::pty::grantpt(&master).unwrap();
+    nix::pty::unlockpt(&master).unwrap();
+    let name = nix::pty::ptsname_r(&master).unwrap();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOCTTY)
+        .open(&name)
+        .unwrap();
+    // SAFETY: the PtyMaster's descriptor is handed over, and owned by nothing else from here.
+    let master = unsafe { std::os::fd::OwnedFd::from_raw_fd(master.into_raw_fd()) };
+    (master, slave.into())
+}
+
+/// A pipe, (read, write), both close-on-exec from the start (see `pty`).
+pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap()
 }

@@ -4,7 +4,7 @@
 //! pyctl leaves it to Python's first import), and against what pip says of it. A Python whose
 //! wheels cannot be found falls back to ensurepip.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -50,7 +50,7 @@ fn tree(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
 }
 
 fn pip_record(venv: &Path) -> String {
-    let site = common_site(venv);
+    let site = common::site_packages_in(venv);
     let dist_info = std::fs::read_dir(&site)
         .unwrap()
         .filter_map(Result::ok)
@@ -61,16 +61,6 @@ fn pip_record(venv: &Path) -> String {
         })
         .expect("pip's dist-info");
     std::fs::read_to_string(dist_info.join("RECORD")).unwrap()
-}
-
-fn common_site(venv: &Path) -> std::path::PathBuf {
-    let lib = venv.join("lib");
-    let minor = std::fs::read_dir(&lib)
-        .unwrap()
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().starts_with("python3"))
-        .unwrap();
-    minor.path().join("site-packages")
 }
 
 fn pip_version(t: &Tier, venv: &Path) -> String {

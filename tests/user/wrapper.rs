@@ -4,7 +4,7 @@
 //! deleted venv, project venvs, drift, status, command-line errors and the PATH blocks of
 //! `pyctl init`. One test uses the real PyPI and is ignored unless asked for.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
@@ -531,10 +531,21 @@ fn group_alive(pgid: i32) -> bool {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
 }
 
+/// Waits for an interrupted wrapper to end, then checks what it left.
+fn interrupted_install_recorded(t: &Tier, mut child: Child, what: &str) {
+    wait_for(
+        &mut child,
+        Duration::from_secs(60),
+        "the interrupted wrapper",
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_interrupted_install_recorded(t, &out, what);
+}
+
 #[test]
 fn ctrl_c_during_pip_still_writes_the_after_file() {
     let t = Tier::new();
-    let mut child = start_stalled_install(&t);
+    let child = start_stalled_install(&t);
     let pgid = child.id() as i32;
     // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
     nix::sys::signal::killpg(
@@ -542,13 +553,7 @@ fn ctrl_c_during_pip_still_writes_the_after_file() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    wait_for(
-        &mut child,
-        Duration::from_secs(60),
-        "the interrupted wrapper",
-    );
-    let out = child.wait_with_output().unwrap();
-    assert_interrupted_install_recorded(&t, &out, "SIGINT to the group");
+    interrupted_install_recorded(&t, child, "SIGINT to the group");
     let start = Instant::now();
     while group_alive(pgid) && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
@@ -562,20 +567,14 @@ fn ctrl_c_during_pip_still_writes_the_after_file() {
 #[test]
 fn sigint_to_the_wrapper_alone_reaches_pip() {
     let t = Tier::new();
-    let mut child = start_stalled_install(&t);
+    let child = start_stalled_install(&t);
     // Not from a terminal: only the wrapper gets it, and passes it on to pip.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    wait_for(
-        &mut child,
-        Duration::from_secs(60),
-        "the interrupted wrapper",
-    );
-    let out = child.wait_with_output().unwrap();
-    assert_interrupted_install_recorded(&t, &out, "SIGINT to the wrapper");
+    interrupted_install_recorded(&t, child, "SIGINT to the wrapper");
 }
 
 #[test]
@@ -1248,7 +1247,7 @@ fn listings_to_a_closed_pipe_end_quietly() {
         &["list-snapshots"],
     ] {
         // A pipe whose reading end is closed before pyctl starts: every write fails.
-        let (read, write) = nix::unistd::pipe().unwrap();
+        let (read, write) = common::pipe();
         drop(read);
         let out = t
             .command(Path::new(common::PYCTL))

@@ -4,70 +4,42 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-const PYCTL: &str = env!("CARGO_BIN_EXE_pyctl");
+use crate::common::{account, chmod, is_root, SystemPrefix, PYCTL};
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+/// `pyctl ARGS` as root with the given umask, in a clean environment.
+fn pyctl_umask(prefix: &SystemPrefix, umask: &str, args: &[&str]) -> Output {
+    let mut script = format!("umask {umask}; exec \"$0\"");
+    for (i, _) in args.iter().enumerate() {
+        script.push_str(&format!(" \"${}\"", i + 1));
+    }
+    prefix
+        .command(Path::new("/bin/sh"))
+        .arg("-c")
+        .arg(script)
+        .arg(PYCTL)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
-/// A root-owned 0755 folder under the temp dir; the tier goes in `sys/` below it.
-struct Prefix {
-    dir: tempfile::TempDir,
+fn pyctl(prefix: &SystemPrefix, args: &[&str]) -> Output {
+    pyctl_umask(prefix, "022", args)
 }
 
-impl Prefix {
-    fn new() -> Prefix {
-        let dir = tempfile::tempdir().unwrap();
-        chmod(dir.path(), 0o755);
-        Prefix { dir }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("sys")
-    }
-
-    /// `pyctl ARGS` as root with the given umask, in a clean environment.
-    fn pyctl_umask(&self, umask: &str, args: &[&str]) -> Output {
-        let mut script = format!("umask {umask}; exec \"$0\"");
-        for (i, _) in args.iter().enumerate() {
-            script.push_str(&format!(" \"${}\"", i + 1));
-        }
-        Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .arg(PYCTL)
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("PYCTL_SYSTEM_PREFIX", self.root())
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
-
-    fn pyctl(&self, args: &[&str]) -> Output {
-        self.pyctl_umask("022", args)
-    }
-
-    fn history_files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.root().join("history"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".json"))
-            .collect();
-        names.sort();
-        names
-    }
+fn history_files(prefix: &SystemPrefix) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(prefix.root().join("history"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
 }
 
-fn chmod(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
+/// Exit code, stdout and stderr, each named (the harness's `text` runs them together).
 fn text(out: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -115,7 +87,7 @@ fn assert_root_only(root: &Path) {
 }
 
 /// Runs as pyctltest-a (the suite's unprivileged account).
-fn as_unprivileged(prefix: &Prefix, args: &[&str]) -> Output {
+fn as_unprivileged(prefix: &SystemPrefix, args: &[&str]) -> Output {
     let user = nix::unistd::User::from_name("pyctltest-a")
         .unwrap()
         .expect("the test account pyctltest-a (scripts/test creates it)");
@@ -137,13 +109,13 @@ fn system_init_makes_a_root_only_tier_and_is_idempotent() {
         eprintln!("skipped: needs root");
         return;
     }
-    let prefix = Prefix::new();
-    let before = prefix.pyctl(&["system", "status"]);
+    let prefix = SystemPrefix::new();
+    let before = pyctl(&prefix, &["system", "status"]);
     assert_eq!(before.status.code(), Some(1), "{}", text(&before));
     assert!(text(&before).contains("not set up"), "{}", text(&before));
 
     // A permissive umask must not leak into the tier.
-    ok(prefix.pyctl_umask("000", &["system", "init"]));
+    ok(pyctl_umask(&prefix, "000", &["system", "init"]));
     let root = prefix.root();
     assert!(root.join("venv/pyvenv.cfg").is_file());
     for dir in ["history", "snapshots", "store"] {
@@ -158,7 +130,7 @@ fn system_init_makes_a_root_only_tier_and_is_idempotent() {
         0o644
     );
     assert_root_only(&root);
-    let history = prefix.history_files();
+    let history = history_files(&prefix);
     assert_eq!(history.len(), 2, "{history:?}");
     let init: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root.join("history").join(&history[1])).unwrap(),
@@ -167,12 +139,12 @@ fn system_init_makes_a_root_only_tier_and_is_idempotent() {
     assert_eq!(init["kind"], "init");
 
     // Again: nothing new is recorded, nothing changes.
-    let again = ok(prefix.pyctl(&["system", "init"]));
+    let again = ok(pyctl(&prefix, &["system", "init"]));
     assert!(text(&again).contains("already set up"), "{}", text(&again));
-    assert_eq!(prefix.history_files(), history);
+    assert_eq!(history_files(&prefix), history);
     assert_root_only(&root);
 
-    let status = ok(prefix.pyctl(&["--json", "system", "status"]));
+    let status = ok(pyctl(&prefix, &["--json", "system", "status"]));
     let st: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(st["provisioned"], true);
     assert_eq!(st["baseline"], true);
@@ -186,36 +158,29 @@ fn system_init_repairs_owner_and_modes() {
         eprintln!("skipped: needs root");
         return;
     }
-    let prefix = Prefix::new();
-    ok(prefix.pyctl(&["system", "init"]));
+    let prefix = SystemPrefix::new();
+    ok(pyctl(&prefix, &["system", "init"]));
     let root = prefix.root();
-    let user = nix::unistd::User::from_name("pyctltest-a")
-        .unwrap()
-        .expect("the test account pyctltest-a");
+    let (uid, gid) = account("pyctltest-a");
     chmod(&root.join("venv/bin"), 0o777);
     chmod(&root.join("venv/pyvenv.cfg"), 0o666);
     chmod(&root.join(".lock"), 0o644);
-    std::os::unix::fs::lchown(
-        root.join("snapshots/baseline.txt"),
-        Some(user.uid.as_raw()),
-        Some(user.gid.as_raw()),
-    )
-    .unwrap();
+    std::os::unix::fs::lchown(root.join("snapshots/baseline.txt"), Some(uid), Some(gid)).unwrap();
     std::fs::remove_file(root.join("venv/bin/pip3")).unwrap();
 
-    let status = prefix.pyctl(&["--json", "system", "status"]);
+    let status = pyctl(&prefix, &["--json", "system", "status"]);
     assert_eq!(status.status.code(), Some(1), "{}", text(&status));
     let st: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(st["bad_paths"].as_array().unwrap().len(), 4, "{st}");
     assert_eq!(st["shims_ok"], false);
 
-    let fixed = ok(prefix.pyctl(&["system", "init"]));
+    let fixed = ok(pyctl(&prefix, &["system", "init"]));
     assert!(text(&fixed).contains("repaired"), "{}", text(&fixed));
     assert_root_only(&root);
     assert!(std::fs::read_to_string(root.join("venv/bin/pip3"))
         .unwrap()
         .contains("# pyctl shim"));
-    ok(prefix.pyctl(&["system", "status"]));
+    ok(pyctl(&prefix, &["system", "status"]));
 }
 
 #[test]
@@ -224,7 +189,7 @@ fn system_commands_refuse_unprivileged_callers() {
         eprintln!("skipped: needs root to switch to the test account");
         return;
     }
-    let prefix = Prefix::new();
+    let prefix = SystemPrefix::new();
     for args in [&["system", "init"][..], &["system", "status"][..]] {
         let out = as_unprivileged(&prefix, args);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));

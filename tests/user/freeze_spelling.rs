@@ -7,7 +7,7 @@
 //! Offline, with the machine's pip and both of its metadata backends; one test installs real
 //! older and newer pips from PyPI and is ignored unless asked for.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
@@ -191,7 +191,7 @@ fn snapshots_in_another_spelling_match_by_canonical_name() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // The wheels are gone: only the store can give them back.
-    std::fs::rename(t.wheels(), t.path().join("wheels.hidden")).unwrap();
+    t.hide_wheels();
     let out = t.pyctl_ok(&["restore", "pip203", "--dry-run"]);
     assert!(!out.contains("(pip:"), "pip was needed:\n{out}");
     let out = t.pyctl_ok(&["restore", "pip203"]);

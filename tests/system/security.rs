@@ -3,29 +3,14 @@
 //! venvs: code in the current folder, a caller's environment under root, credentials in index
 //! URLs, tiers readable and lockable by others, abbreviated options, an unquoted PATH block.
 
-mod common;
+use crate::common;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ok, text, Tier, PYCTL};
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn account(name: &str) -> (u32, u32) {
-    let user = nix::unistd::User::from_name(name)
-        .unwrap()
-        .unwrap_or_else(|| panic!("the test account {name} (scripts/test creates it)"));
-    (user.uid.as_raw(), user.gid.as_raw())
-}
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
+use common::{account, chmod, is_root, ok, text, SystemPrefix, Tier, PYCTL};
 
 fn chown(path: &Path, (uid, gid): (u32, u32)) {
     for e in walkdir::WalkDir::new(path)
@@ -154,18 +139,15 @@ fn code_in_the_current_folder_never_runs_as_the_caller() {
 }
 
 /// A system tier in a root-owned temp folder, and root's `pip` (the binary linked as `pip`).
-struct SystemTier {
-    dir: tempfile::TempDir,
-}
+struct SystemTier(SystemPrefix);
 
 impl SystemTier {
     fn new() -> SystemTier {
-        let dir = tempfile::tempdir().unwrap();
-        chmod(dir.path(), 0o755);
-        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
-        std::os::unix::fs::symlink(PYCTL, dir.path().join("bin/pip")).unwrap();
-        std::fs::create_dir_all(dir.path().join("wheels")).unwrap();
-        let t = SystemTier { dir };
+        let p = SystemPrefix::new();
+        std::fs::create_dir_all(p.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink(PYCTL, p.path().join("bin/pip")).unwrap();
+        std::fs::create_dir_all(p.path().join("wheels")).unwrap();
+        let t = SystemTier(p);
         ok(
             "system init",
             t.root_cmd("pyctl", &[])
@@ -177,25 +159,20 @@ impl SystemTier {
     }
 
     fn prefix(&self) -> PathBuf {
-        self.dir.path().join("sys")
+        self.0.root()
     }
 
     fn wheels(&self) -> PathBuf {
-        self.dir.path().join("wheels")
+        self.0.path().join("wheels")
     }
 
     /// `pyctl` or `pip` as root with a clean environment plus `env`.
     fn root_cmd(&self, program: &str, env: &[(&str, String)]) -> Command {
         let program = match program {
-            "pip" => self.dir.path().join("bin/pip"),
+            "pip" => self.0.path().join("bin/pip"),
             _ => PathBuf::from(PYCTL),
         };
-        let mut cmd = Command::new(program);
-        cmd.env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("PYCTL_SYSTEM_PREFIX", self.prefix())
-            .env("NO_COLOR", "1")
-            .current_dir(self.dir.path());
+        let mut cmd = self.0.command(&program);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -222,36 +199,13 @@ fn env_dump_wheel(dir: &Path, out: &Path) {
 
 /// An sdist whose in-tree build backend leaves `marker` behind when pip builds it.
 fn evil_sdist(dir: &Path, marker: &Path) {
+    let backend = format!(
+        "open({:?}, 'a').write('built\\n')\n\
+         def get_requires_for_build_wheel(config_settings=None):\n    return []\n",
+        marker.to_str().unwrap()
+    );
     let build = dir.parent().unwrap().join("sdist-build");
-    let src = build.join("evilpkg-1.0");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(
-        src.join("pyproject.toml"),
-        "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("backend.py"),
-        format!(
-            "open({:?}, 'a').write('built\\n')\n\
-             def get_requires_for_build_wheel(config_settings=None):\n    return []\n",
-            marker.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("PKG-INFO"),
-        "Metadata-Version: 2.1\nName: evilpkg\nVersion: 1.0\n",
-    )
-    .unwrap();
-    let status = Command::new("tar")
-        .arg("czf")
-        .arg(dir.join("evilpkg-1.0.tar.gz"))
-        .arg("evilpkg-1.0")
-        .current_dir(&build)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::sdist_with_backend(&build, dir, "evilpkg", "1.0", &backend);
 }
 
 #[test]
@@ -261,7 +215,7 @@ fn root_takes_nothing_from_the_callers_environment() {
         return;
     }
     let sys = SystemTier::new();
-    let dump = sys.dir.path().join("env.jsonl");
+    let dump = sys.0.path().join("env.jsonl");
     env_dump_wheel(&sys.wheels(), &dump);
     let wheels = sys.wheels();
     ok(

@@ -2,7 +2,7 @@
 //! `pip check` says, and a venv whose interpreter went away (a distro Python upgrade) is found
 //! and rebuilt with the same set.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -28,15 +28,9 @@ fn pip_check(t: &Tier) -> BTreeSet<String> {
 
 /// The problems doctor's dependency check reports.
 fn doctor_dependencies(t: &Tier) -> BTreeSet<String> {
-    let out = t.pyctl(&["--json", "doctor"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", text(&out)));
-    report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|f| f["check"] == "dependencies")
-        .map(|f| f["problem"].as_str().unwrap().to_string())
+    findings(t, &[], "dependencies")
+        .into_iter()
+        .map(|(problem, _)| problem)
         .collect()
 }
 
@@ -246,7 +240,7 @@ fn doctor_finds_changed_and_missing_files_and_puts_them_back() {
         all.contains("beta==1.0 is damaged") && all.contains("beta/__init__.py: missing"),
         "{all}"
     );
-    std::fs::rename(t.wheels(), t.path().join("wheels.hidden")).unwrap();
+    t.hide_wheels();
     let found = findings(&t, &["--fix"], "installed files");
     assert!(found.iter().all(|(_, fixed)| *fixed), "{found:?}");
     assert_eq!(std::fs::read_to_string(&alpha).unwrap(), "V = '2.0'\n");

@@ -2,35 +2,15 @@
 //! pip, offline: wheels the tests build, an index URL nobody answers, and the wheel folder moved
 //! away before each undo/redo so that only the store can serve them.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{file_list, ok, simple_wheel, text, wheel, with_base, Tier};
+use common::{file_list, freeze_of, ok, simple_wheel, text, wheel, with_base, Tier};
 
-/// What only the undo tests need: the wheel folder hidden, the store looked at.
+/// What only the undo tests need.
 impl Tier {
-    /// Moves the wheel folder away: from now on only the store can give distributions back.
-    fn hide_wheels(&self) {
-        std::fs::rename(self.wheels(), self.path().join("wheels.hidden")).unwrap();
-    }
-
-    fn show_wheels(&self) {
-        std::fs::rename(self.path().join("wheels.hidden"), self.wheels()).unwrap();
-    }
-
-    fn store_entries(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.root().join("store"))
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.'))
-            .collect();
-        v.sort();
-        v
-    }
-
     /// Asserts that an undo/redo/restore only used the store.
     fn assert_from_store(&self, output: &str) {
         assert!(
@@ -676,13 +656,7 @@ fn assert_recovered(t: &Tier, what: &str) {
         assert!(after.is_some(), "{what}: entry #{id} still has no after");
     }
     let (_, _, after) = history.last().unwrap();
-    let recorded: Vec<String> = after.as_ref().unwrap()["freeze"]
-        .as_str()
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
+    let recorded = freeze_of(after.as_ref().unwrap());
     let set = t.set();
     assert_eq!(set, recorded, "{what}: the history claims another set");
     if set.iter().any(|l| l == "big==1.0") {
@@ -747,13 +721,7 @@ fn undo_still_works(t: &Tier, what: &str) {
     let (_, undo, _) = history.last().unwrap();
     let reverted = undo["reverts"][0].as_u64().unwrap();
     let (_, target, _) = history.iter().find(|(id, _, _)| *id == reverted).unwrap();
-    let expected: Vec<String> = target["freeze"]
-        .as_str()
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
+    let expected = freeze_of(target);
     assert_eq!(
         t.set(),
         expected,
@@ -804,6 +772,30 @@ fn alpha_then_big(t: &Tier) -> u64 {
 
 const KILL_POINTS: [u32; 8] = [2, 10, 25, 40, 55, 70, 85, 100];
 
+/// Kills `op` at each of `KILL_POINTS` (percent of `full`, its duration left alone); after each
+/// kill: the recovery checks, a working undo, then back to alpha and big by redo (or
+/// `undo --to` the install of big, `with_big`) and one undo, then `again` readies the next
+/// round. At least one kill must land inside an `op`.
+fn kill_at_each_point(t: &Tier, op: &str, full: Duration, with_big: u64, again: impl Fn()) {
+    let mut interrupted = 0;
+    for percent in KILL_POINTS {
+        let what = format!("{op} killed at {percent}%");
+        let last = t.last_id();
+        let running = kill_after(t, &[op], full * percent / 100);
+        if running && recorded_after(t, last) && t.history().last().unwrap().2.is_none() {
+            interrupted += 1;
+        }
+        assert_recovered(t, &what);
+        undo_still_works(t, &what);
+        back_to_full_then_undo(t, &what, with_big);
+        again();
+    }
+    assert!(
+        interrupted > 0,
+        "no kill landed inside a {op} ({op} takes {full:?}): nothing was tested"
+    );
+}
+
 #[test]
 fn sigkill_during_undo_then_recovery() {
     let t = Tier::new();
@@ -812,24 +804,10 @@ fn sigkill_during_undo_then_recovery() {
     let full = timed(&t, &["undo"]);
     t.assert_set(&["alpha==1.0"]);
     t.pyctl_ok(&["redo"]);
-    let mut interrupted = 0;
-    for percent in KILL_POINTS {
-        let what = format!("undo killed at {percent}%");
-        let last = t.last_id();
-        let running = kill_after(&t, &["undo"], full * percent / 100);
-        if running && recorded_after(&t, last) && t.history().last().unwrap().2.is_none() {
-            interrupted += 1;
-        }
-        assert_recovered(&t, &what);
-        undo_still_works(&t, &what);
-        back_to_full_then_undo(&t, &what, with_big);
+    kill_at_each_point(&t, "undo", full, with_big, || {
         t.pyctl_ok(&["redo"]);
         t.assert_set(&["alpha==1.0", "big==1.0"]);
-    }
-    assert!(
-        interrupted > 0,
-        "no kill landed inside an undo (undo takes {full:?}): nothing was tested"
-    );
+    });
 }
 
 #[test]
@@ -840,23 +818,8 @@ fn sigkill_during_redo_then_recovery() {
     let full = timed(&t, &["redo"]);
     t.assert_set(&["alpha==1.0", "big==1.0"]);
     t.pyctl_ok(&["undo"]);
-    let mut interrupted = 0;
-    for percent in KILL_POINTS {
-        let what = format!("redo killed at {percent}%");
-        let last = t.last_id();
-        let running = kill_after(&t, &["redo"], full * percent / 100);
-        if running && recorded_after(&t, last) && t.history().last().unwrap().2.is_none() {
-            interrupted += 1;
-        }
-        assert_recovered(&t, &what);
-        undo_still_works(&t, &what);
-        // Ends on an undo that removed big: the next redo adds it back.
-        back_to_full_then_undo(&t, &what, with_big);
-    }
-    assert!(
-        interrupted > 0,
-        "no kill landed inside a redo (redo takes {full:?}): nothing was tested"
-    );
+    // Each round ends on an undo that removed big: the next redo adds it back.
+    kill_at_each_point(&t, "redo", full, with_big, || {});
 }
 
 #[test]
@@ -1002,16 +965,16 @@ fn auto_snapshot_off_keeps_nothing_new_in_the_store_and_undo_falls_back_to_pip()
 
 /// Runs pyctl with stderr on a pseudo-terminal; returns what the terminal received.
 fn pyctl_stderr_on_tty(t: &Tier, args: &[&str], delay_ms: &str) -> String {
-    let pty = nix::pty::openpty(None, None).unwrap();
+    let (master, slave) = common::pty();
     let mut cmd = t.command(Path::new(common::PYCTL));
     cmd.env("PYCTL_PROGRESS_DELAY_MS", delay_ms)
         .args(args)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::from(pty.slave));
+        .stderr(std::process::Stdio::from(slave));
     let status = cmd.spawn().unwrap().wait().unwrap();
     drop(cmd);
     assert!(status.success(), "pyctl {args:?}: {status}");
-    common::read_pty(pty.master)
+    common::read_pty(master)
 }
 
 #[test]
@@ -1066,42 +1029,24 @@ fn a_pip_fallback_that_outlives_a_killed_pyctl_keeps_the_tier_locked() {
     // the test lets it go (then fails).
     let marker = t.path().join("backend-started");
     let release = t.path().join("backend-release");
-    let src = t.path().join("sdist/alpha-1.0");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(
-        src.join("pyproject.toml"),
-        "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("PKG-INFO"),
-        "Metadata-Version: 2.1\nName: alpha\nVersion: 1.0\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("backend.py"),
-        format!(
-            "import os, time\n\
-             open({marker:?}, 'w').write(str(os.getpid()))\n\
-             deadline = time.time() + 120\n\
-             while not os.path.exists({release:?}) and time.time() < deadline:\n\
-             \x20   time.sleep(0.05)\n\
-             raise SystemExit('released')\n",
-            marker = marker.display().to_string(),
-            release = release.display().to_string(),
-        ),
-    )
-    .unwrap();
+    let backend = format!(
+        "import os, time\n\
+         open({marker:?}, 'w').write(str(os.getpid()))\n\
+         deadline = time.time() + 120\n\
+         while not os.path.exists({release:?}) and time.time() < deadline:\n\
+         \x20   time.sleep(0.05)\n\
+         raise SystemExit('released')\n",
+        marker = marker.display().to_string(),
+        release = release.display().to_string(),
+    );
     std::fs::remove_file(t.wheels().join("alpha-1.0-py3-none-any.whl")).unwrap();
-    let tar = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(t.path().join("sdist"))
-        .arg("-czf")
-        .arg(t.wheels().join("alpha-1.0.tar.gz"))
-        .arg("alpha-1.0")
-        .status()
-        .unwrap();
-    assert!(tar.success());
+    common::sdist_with_backend(
+        &t.path().join("sdist"),
+        &t.wheels(),
+        "alpha",
+        "1.0",
+        &backend,
+    );
     t.give_away(t.path());
 
     let mut redo = t.spawn_pyctl(&["redo"]);

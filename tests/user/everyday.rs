@@ -2,7 +2,7 @@
 //! the real pip, offline: wheels the tests build, and an index URL nobody answers unless a test
 //! starts its own server on loopback.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -101,17 +101,17 @@ impl Tier {
     /// Runs pyctl with stdout on a pseudo-terminal, colour left to `--color auto`, NO_COLOR
     /// unset; returns what the terminal received.
     fn pyctl_on_tty(&self, args: &[&str]) -> String {
-        let pty = nix::pty::openpty(None, None).unwrap();
+        let (master, slave) = common::pty();
         let mut cmd = self.command(Path::new(PYCTL));
         cmd.env_remove("NO_COLOR")
             .args(args)
-            .stdout(Stdio::from(pty.slave))
+            .stdout(Stdio::from(slave))
             .stderr(Stdio::null());
         let status = cmd.spawn().unwrap().wait().unwrap();
         // The command holds the terminal's other end until dropped; reads end when it is.
         drop(cmd);
         assert!(status.success(), "pyctl {args:?} on a tty: {status}");
-        common::read_pty(pty.master)
+        common::read_pty(master)
     }
 }
 

@@ -11,7 +11,7 @@
 //! Knobs: `PYCTL_ORACLE_SEEDS` (comma-separated, default three fixed seeds),
 //! `PYCTL_ORACLE_STEPS` (steps per seed, default 60), `PYCTL_ORACLE_SHRINK=0` skips shrinking.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt as _;

@@ -1,11 +1,10 @@
 //! The package-manager hooks against real parts: `.deb` files built with dpkg-deb, a real venv
 //! as the system tier (PYCTL_SYSTEM_PREFIX), apt's protocol-3 input, the real pyctl binary.
 
-mod common;
+use crate::common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{build_deb, PYCTL};
@@ -63,19 +62,7 @@ fn hook(tier: Option<&Path>, args: &[&str], stdin: &[u8]) -> (Output, Duration) 
         None => cmd.env("PYCTL_SYSTEM_PREFIX", "/nonexistent-pyctl-tier"),
     };
     let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let out = common::output_within(cmd, stdin, Duration::from_secs(300));
     (out, start.elapsed())
 }
 

@@ -2,8 +2,9 @@
 //! binary, real venvs and the real pip, offline. Each test says what it does to pyctl and what
 //! must still hold afterwards; RELIABILITY.md lists them with their counts and results.
 
-#[path = "../fuzz/src/checks.rs"]
+#[path = "../../fuzz/src/checks.rs"]
 mod checks;
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::ffi::OsStr;
@@ -14,11 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ok, simple_wheel, text, wheel, Tier};
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
+use common::{freeze_of, is_root, ok, output_within, simple_wheel, text, wheel, Tier};
 
 /// `mid` 1.0: 400 modules, so that pip takes a while to install it and a kill can land
 /// half-way through.
@@ -32,17 +29,6 @@ fn mid_wheel(dir: &Path) {
         )))
         .collect();
     wheel(dir, "mid", "1.0", &["alpha"], &files);
-}
-
-/// The freeze lines of a history record.
-fn freeze_of(record: &serde_json::Value) -> Vec<String> {
-    record["freeze"]
-        .as_str()
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// `pyctl freeze`, without asking pip (the loops run it often).
@@ -350,7 +336,7 @@ fn tier_with_big() -> Tier {
     t.pyctl_ok(&["snapshot", "small"]);
     t.install(&["big"]);
     t.pyctl_ok(&["snapshot", "full"]);
-    std::fs::rename(t.wheels(), t.path().join("wheels.hidden")).unwrap();
+    t.hide_wheels();
     t
 }
 
@@ -1596,38 +1582,6 @@ fn replay(dir: &Path, check: &mut dyn FnMut(&[u8])) -> usize {
         assert!(took < PER_INPUT, "{}: took {took:?}", file.display());
     }
     files.len()
-}
-
-/// Runs `cmd` with `stdin`, killing it and failing if it runs longer than `limit`.
-fn output_within(mut cmd: Command, stdin: &[u8], limit: Duration) -> Output {
-    use std::io::Write;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let mut pipe = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    // A hook may stop reading early; the write then fails, which is not the test's business.
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(&data);
-    });
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => {
-            let _ = writer.join();
-            out.unwrap()
-        }
-        Err(_) => {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            panic!("{cmd:?} ran longer than {limit:?}");
-        }
-    }
 }
 
 /// A command's end after hostile input: an exit code it means (`allowed`), never a panic (101)

@@ -1,0 +1,14 @@
+//! Root, the system tier and other accounts: `pyctl system init`/`status` (`tier`), the
+//! package-manager hooks (`hooks`), and the holes an attack on a shared machine found
+//! (`security`), with real accounts (`pyctltest-a`, `pyctltest-b`) when run as root. One test
+//! binary; `cargo test --test system security::` runs one module.
+//!
+//! Tests run in parallel: every system tier is a root-owned temp folder of its own
+//! (`common::SystemPrefix`, `PYCTL_SYSTEM_PREFIX`), never /opt/system-python.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod hooks;
+mod security;
+mod tier;
