@@ -23,13 +23,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
-use crate::tier::config::Config;
 use crate::context::Context;
-use crate::sys::fsutil::TierLock;
-use crate::tier::history::{self, Entry, Half, Kind, Log, Rebuilt};
-use crate::python::inventory::{Distribution, MetadataFormat, PackageSet};
 use crate::ops::transaction::{self as record, Operation};
 use crate::python::freeze::{freeze_map, requirement_name};
+use crate::python::inventory::{Distribution, MetadataFormat, PackageSet};
+use crate::sys::fsutil::TierLock;
+use crate::tier::config::Config;
+use crate::tier::history::{self, Entry, Half, Kind, Log, Rebuilt};
 use crate::tier::store::{self, Store, StoreEntry};
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::Ui;
@@ -241,7 +241,9 @@ fn new_python(ctx: &Context, tier: &Tier, change: &Change) -> Result<PathBuf> {
     if ctx.is_root() {
         let real = std::fs::canonicalize(&python)
             .with_context(|| format!("{}: cannot resolve", python.display()))?;
-        if !crate::sys::fsutil::root_controlled(&python) || !crate::sys::fsutil::root_controlled(&real) {
+        if !crate::sys::fsutil::root_controlled(&python)
+            || !crate::sys::fsutil::root_controlled(&real)
+        {
             bail!(
                 "{}: root rebuilds the system tier only on an interpreter that root alone can \
                  change",
@@ -610,8 +612,9 @@ fn rebuild(ctx: &Context, ui: &Ui, tier: &Tier, lock: &TierLock, change: &Change
         ));
     }
     let log = history::read_log(&tier.history_dir())?;
-    let find_links =
-        crate::ops::engine::recorded_find_links(log.entries.iter().map(|e| e.before.pip_args.clone()));
+    let find_links = crate::ops::engine::recorded_find_links(
+        log.entries.iter().map(|e| e.before.pip_args.clone()),
+    );
     let own = old_own(tier, &log);
     let op = Operation {
         kind: Kind::Rebuild,
@@ -913,8 +916,9 @@ fn finish_pending(ctx: &Context, ui: &Ui, tier: &Tier, lock: &TierLock) -> Resul
     }
     let config = tier.config()?;
     let log = history::read_log(&tier.history_dir())?;
-    let find_links =
-        crate::ops::engine::recorded_find_links(log.entries.iter().map(|e| e.before.pip_args.clone()));
+    let find_links = crate::ops::engine::recorded_find_links(
+        log.entries.iter().map(|e| e.before.pip_args.clone()),
+    );
     if tried_recently(&text, &find_links) {
         log::info!(
             "not rebuilt yet: {}; the wheel folders are as they were at the last attempt",

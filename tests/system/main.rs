@@ -1,6 +1,6 @@
 //! Root, the system tier and other accounts: `pyctl system init`/`status` (`tier`), the
 //! package-manager hooks (`hooks`), and the holes an attack on a shared machine found
-//! (`security`), with real accounts (`pyctltest-a`, `pyctltest-b`) when run as root. One test
+//! (`security`), surviving a Python upgrade (`rebuild`), with real accounts (`pyctltest-a`, `pyctltest-b`) when run as root. One test
 //! binary; `cargo test --test system security::` runs one module.
 //!
 //! Tests run in parallel: every system tier is a root-owned temp folder of its own
@@ -10,5 +10,6 @@
 mod common;
 
 mod hooks;
+mod rebuild;
 mod security;
 mod tier;

@@ -9,17 +9,13 @@
 //! from 3.11 to another minor version when one is installed where root may run it (pyenv's under
 //! /root, or `PYCTL_TEST_OTHER_PYTHON`). The distro test shows the real Debian 12 -> 13 move.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{ok, text, Tier, PYCTL};
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
+use common::{is_root, ok, text, Tier, PYCTL};
 
 /// (include folder, EXT_SUFFIX, `cpXY`, platform tag) of an interpreter.
 fn build_facts(python: &Path) -> (String, String, String, String) {
