@@ -109,11 +109,12 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
 }
 
 /// Commands that work on the caller's tier: a tier whose Python changed is rebuilt first
-/// (`crate::ops::rebuild`).
+/// (`crate::ops::rebuild`). `doctor` does not: it reports the change, and `doctor --fix` repairs it as one of its fixes.
 fn touches_tier(command: &Command) -> bool {
     !matches!(
         command,
         Command::Init { .. }
+            | Command::Doctor { .. }
             | Command::Hook { .. }
             | Command::System { .. }
             | Command::Generate { .. }
