@@ -1830,46 +1830,47 @@ fn read_only_tier_is_a_clear_error_and_changes_nothing() {
     t.assert_set(&["alpha==1.0"]);
 }
 
-/// The venv's interpreter gone (`bin/python3` dangling, as after a Python upgrade removed the
-/// one it was made with): `pip install`, `pip list`, `undo` and `restore` fail at once with an
-/// error naming the interpreter and `pyctl doctor --fix`, record nothing and change nothing;
-/// `doctor --fix` then rebuilds the venv with the same set, and pip works again.
+/// The venv's interpreter vanished (a distro upgrade, a removed pyenv Python): the owner's next
+/// command says so in one line, rebuilds the tier on the Python pyctl would choose now with the
+/// same set (issue 16), records that as a `rebuild` entry, then does what was asked; undo goes
+/// back to the rebuild and refuses, plainly, to go past it.
 #[test]
-fn missing_python_is_a_clear_error_and_doctor_fixes_it() {
+fn missing_python_is_rebuilt_at_next_use_with_the_same_set() {
     let t = Tier::new();
     t.install(&["alpha==1.0"]);
-    t.pyctl_ok(&["snapshot", "one"]);
     t.install(&["beta"]);
     let last = t.last_id();
     let link = t.venv().join("bin/python3");
     std::fs::remove_file(&link).unwrap();
     plant_symlink(&t, Path::new("/nonexistent/python3.99"), &link);
-    let before = tree_with_times(&t.root());
     let wheels = t.wheels();
     let install = t.install_args(wheels.to_str().unwrap(), &["delta"]);
-    let outs = [
-        ("pip install", t.pip(&install)),
-        ("pip list", t.pip(&["list"])),
-        ("undo", t.pyctl(&["undo"])),
-        ("restore", t.pyctl(&["restore", "one"])),
-    ];
-    for (what, out) in outs {
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{what}:\n{}", text(&out));
-        assert!(
-            err.contains("pyctl doctor --fix") && err.contains("bin/python"),
-            "{what}: unclear error:\n{err}"
-        );
-        assert!(!err.contains("panicked"), "{what}: {err}");
-    }
-    assert_eq!(tree_with_times(&t.root()), before, "something was written");
-    assert_eq!(t.last_id(), last);
-    assert_files_whole(&t, "missing python");
-    // doctor exits 1 for unrelated findings (PATH); what counts is the venv it leaves.
-    t.pyctl(&["doctor", "--fix"]);
-    t.assert_set(&["alpha==1.0", "beta==1.0"]);
-    t.install(&["delta"]);
+    let out = t.pip(&install);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!err.contains("panicked"), "{err}");
+    let said: Vec<&str> = err.lines().filter(|l| l.contains("rebuilding")).collect();
+    assert_eq!(said.len(), 1, "one line about the rebuild:\n{err}");
+    assert!(said[0].contains("is gone"), "{err}");
     t.assert_set(&["alpha==1.0", "beta==1.0", "delta==1.0"]);
+    assert_files_whole(&t, "rebuilt");
+    let history = t.history();
+    let kinds: Vec<&str> = history
+        .iter()
+        .filter(|(id, _, _)| *id > last)
+        .map(|(_, before, _)| before["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["rebuild", "pip"], "{history:?}");
+    t.pyctl_ok(&["undo"]);
+    t.assert_set(&["alpha==1.0", "beta==1.0"]);
+    let out = t.pyctl(&["undo"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot undo past"),
+        "{}",
+        text(&out)
+    );
+    t.assert_set(&["alpha==1.0", "beta==1.0"]);
 }
 
 /// Kills `pyctl redo` (with pip's process group) at 10 points over its duration. Each trial
