@@ -200,12 +200,8 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
             command.push_str(&format!(" --find-links {}", dir.display()));
         }
         let op = Operation {
-            kind: Kind::Migrate,
-            command,
             pip_args: pip_args.iter().chain(&wanted).cloned().collect(),
-            reverts: Vec::new(),
-            reapplies: Vec::new(),
-            target: None,
+            ..Operation::new(Kind::Migrate, command)
         };
         let venv = tier.venv();
         let outcome = transaction::record(ctx, ui, &tier, &lock, &config, &op, || {

@@ -616,14 +616,10 @@ fn rebuild(ctx: &Context, ui: &Ui, tier: &Tier, lock: &TierLock, change: &Change
         log.entries.iter().map(|e| e.before.pip_args.clone()),
     );
     let own = old_own(tier, &log);
-    let op = Operation {
-        kind: Kind::Rebuild,
-        command: format!("pyctl rebuild (Python {was} -> {now})"),
-        pip_args: Vec::new(),
-        reverts: Vec::new(),
-        reapplies: Vec::new(),
-        target: None,
-    };
+    let op = Operation::new(
+        Kind::Rebuild,
+        format!("pyctl rebuild (Python {was} -> {now})"),
+    );
     let mut detail = Rebuilt {
         from: was.clone(),
         to: now.clone(),
@@ -927,17 +923,13 @@ fn finish_pending(ctx: &Context, ui: &Ui, tier: &Tier, lock: &TierLock) -> Resul
         return Ok(Done::Nothing);
     }
     let version = tier.python_version().unwrap_or_default();
-    let op = Operation {
-        kind: Kind::Rebuild,
-        command: format!(
+    let op = Operation::new(
+        Kind::Rebuild,
+        format!(
             "pyctl rebuild (finishing on Python {version}: {})",
             wanted.join(", ")
         ),
-        pip_args: Vec::new(),
-        reverts: Vec::new(),
-        reapplies: Vec::new(),
-        target: None,
-    };
+    );
     let mut detail = Rebuilt {
         from: version.clone(),
         to: version,

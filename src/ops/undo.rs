@@ -245,12 +245,8 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<i32> {
     };
     let target = Target {
         op: Operation {
-            kind: Kind::Redo,
-            command: "pyctl redo".into(),
-            pip_args: Vec::new(),
             reverts: vec![u.id],
-            reapplies: Vec::new(),
-            target: None,
+            ..Operation::new(Kind::Redo, "pyctl redo")
         },
         freeze: u.before.freeze.clone(),
         fresh_venv: false,
@@ -266,14 +262,7 @@ pub fn restore(ctx: &Context, ui: &Ui, name: &str, dry_run: bool) -> Result<i32>
     let text = read_snapshot(&tier, name, &path)?;
     let log = read_log(&tier, ui)?;
     let target = Target {
-        op: Operation {
-            kind: Kind::Restore,
-            command: format!("pyctl restore {name}"),
-            pip_args: Vec::new(),
-            reverts: Vec::new(),
-            reapplies: Vec::new(),
-            target: None,
-        },
+        op: Operation::new(Kind::Restore, format!("pyctl restore {name}")),
         freeze: text,
         fresh_venv: false,
         skip_if_empty: true,
@@ -306,18 +295,14 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
         }
     };
     let target = Target {
-        op: Operation {
-            kind: Kind::Clean,
-            command: if keep_baseline {
-                "pyctl clean --keep-baseline".into()
+        op: Operation::new(
+            Kind::Clean,
+            if keep_baseline {
+                "pyctl clean --keep-baseline"
             } else {
-                "pyctl clean".into()
+                "pyctl clean"
             },
-            pip_args: Vec::new(),
-            reverts: Vec::new(),
-            reapplies: Vec::new(),
-            target: None,
-        },
+        ),
         freeze,
         fresh_venv: true,
         skip_if_empty: false,
@@ -338,15 +323,15 @@ pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entr
     let log = read_log(tier, ui)?;
     let target = Target {
         op: Operation {
-            kind: entry.before.kind,
-            command: format!(
-                "pyctl doctor --fix (finishing #{}: {})",
-                entry.id, entry.before.command
-            ),
-            pip_args: Vec::new(),
             reverts: entry.before.reverts.clone(),
             reapplies: entry.before.reapplies.clone(),
-            target: None,
+            ..Operation::new(
+                entry.before.kind,
+                format!(
+                    "pyctl doctor --fix (finishing #{}: {})",
+                    entry.id, entry.before.command
+                ),
+            )
         },
         freeze,
         fresh_venv: false,
@@ -380,14 +365,10 @@ pub fn put_pip_back(
     freeze.push_str(&pip_line);
     freeze.push('\n');
     let target = Target {
-        op: Operation {
-            kind: Kind::Restore,
-            command: format!("pyctl doctor --fix (put back {pip_line})"),
-            pip_args: Vec::new(),
-            reverts: Vec::new(),
-            reapplies: Vec::new(),
-            target: None,
-        },
+        op: Operation::new(
+            Kind::Restore,
+            format!("pyctl doctor --fix (put back {pip_line})"),
+        ),
         freeze,
         fresh_venv: false,
         skip_if_empty: true,
@@ -409,14 +390,7 @@ pub fn repair_installed(
         ui.info("waiting for another pip in this tier to finish...")
     })?;
     let target = Target {
-        op: Operation {
-            kind: Kind::Restore,
-            command: "pyctl doctor --fix (put back damaged files)".into(),
-            pip_args: Vec::new(),
-            reverts: Vec::new(),
-            reapplies: Vec::new(),
-            target: None,
-        },
+        op: Operation::new(Kind::Restore, "pyctl doctor --fix (put back damaged files)"),
         freeze: current_set(tier)?.freeze(),
         fresh_venv: false,
         skip_if_empty: true,
@@ -443,17 +417,13 @@ pub fn rebuild(
         .map(str::to_string)
         .unwrap_or_default();
     let target = Target {
-        op: Operation {
-            kind: Kind::Clean,
-            command: match python {
+        op: Operation::new(
+            Kind::Clean,
+            match python {
                 Some(p) => format!("pyctl doctor --fix (rebuild on {})", p.display()),
                 None => "pyctl doctor --fix (rebuild)".into(),
             },
-            pip_args: Vec::new(),
-            reverts: Vec::new(),
-            reapplies: Vec::new(),
-            target: None,
-        },
+        ),
         freeze,
         fresh_venv: true,
         skip_if_empty: false,
