@@ -51,7 +51,6 @@ mod tests {
         "ops/undo.rs:transact",
         "python/bootstrap.rs:install_wheel",
         "python/inventory.rs",
-        "tier/mod.rs",
         "tier/store.rs",
     ];
 

@@ -231,7 +231,7 @@ fn delete_in_background(path: &Path) {
 /// there (Debian's `/usr/bin/python3`, now another version), else the tier's default.
 fn new_python(ctx: &Context, tier: &Tier, change: &Change) -> Result<PathBuf> {
     let same_path = match change {
-        Change::Moved { .. } => tier::venv_base_python(&tier.venv()),
+        Change::Moved { .. } => tier.base_python(),
         Change::Gone { .. } => None,
     };
     let python = match same_path {

@@ -13,6 +13,7 @@ use crate::ops::engine::{self, Plan};
 use crate::ops::transaction::{self, Operation};
 use crate::python::freeze::freeze_map;
 use crate::python::inventory::PackageSet;
+use crate::python::pyvenv::PyvenvCfg;
 use crate::sys::fsutil::TierLock;
 use crate::tier::config::Config;
 use crate::tier::gc::current_set;
@@ -469,7 +470,7 @@ fn transact(
         None => match tier.python_version() {
             Some(v) => Some(v),
             None => {
-                let python = match tier::venv_base_python(&tier.venv()) {
+                let python = match tier.base_python() {
                     Some(p) => p,
                     None => transaction::choose_python(ctx, tier)?,
                 };
@@ -535,11 +536,7 @@ fn transact(
     };
     let outcome = transaction::record(ctx, ui, tier, lock, config, &op, || {
         if fresh_venv {
-            let python = match target
-                .python
-                .clone()
-                .or_else(|| tier::venv_base_python(&tier.venv()))
-            {
+            let python = match target.python.clone().or_else(|| tier.base_python()) {
                 Some(p) => p,
                 None => transaction::choose_python(ctx, tier)?,
             };
@@ -690,16 +687,7 @@ fn recreate_venv(
     tier::create_venv_with(tier, python, inherit, !pip_from_store, as_root)?;
     let cfg = venv.join("pyvenv.cfg");
     if let (Some(old), Ok(new)) = (old_cfg, std::fs::read_to_string(&cfg)) {
-        let same_interpreter = |text: &str| -> Vec<String> {
-            text.lines()
-                .filter(|l| {
-                    let key = l.split('=').next().unwrap_or("").trim();
-                    matches!(key, "home" | "version" | "include-system-site-packages")
-                })
-                .map(|l| l.replace(' ', ""))
-                .collect()
-        };
-        if old != new && same_interpreter(&old) == same_interpreter(&new) {
+        if old != new && PyvenvCfg::parse(&old).same_interpreter(&PyvenvCfg::parse(&new)) {
             crate::sys::fsutil::write_atomic(&cfg, old.as_bytes())?;
         }
     }

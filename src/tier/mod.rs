@@ -21,6 +21,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 
 use crate::context::Context;
+use crate::python::pyvenv::PyvenvCfg;
 use crate::sys::fsutil::root_controlled;
 use crate::sys::fsutil::TierLock;
 use crate::tier::config::Config;
@@ -101,7 +102,12 @@ impl Tier {
 
     /// The Python version the venv was made with, from `pyvenv.cfg`.
     pub fn python_version(&self) -> Option<String> {
-        venv_python_version(&self.venv())
+        PyvenvCfg::read(&self.venv())?.version()
+    }
+
+    /// The interpreter the venv was made with, from `pyvenv.cfg`, when it is still there.
+    pub fn base_python(&self) -> Option<PathBuf> {
+        PyvenvCfg::read(&self.venv())?.base_python()
     }
 
     pub fn config(&self) -> Result<Config> {
@@ -259,42 +265,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("{}: cannot set mode {mode:04o}", path.display()))
-}
-
-/// `version` (or `version_info`) from a venv's `pyvenv.cfg`, e.g. `3.11.2`.
-pub fn venv_python_version(venv: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
-    let mut fallback = None;
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let value = value.trim();
-        // The value names shims (`pip3.X`) and tiers: anything but a version is ignored, so a
-        // damaged file can never make a name with `/` or `..` in it.
-        if !is_version_text(value) {
-            continue;
-        }
-        match key.trim() {
-            "version" => return Some(value.to_string()),
-            "version_info" => fallback = Some(value.to_string()),
-            _ => {}
-        }
-    }
-    fallback
-}
-
-/// `3.11.2`, `3.13.0rc1`, `3.12.1.final.0`: a number, a dot and a number first, then only ASCII
-/// letters, digits and dots.
-fn is_version_text(value: &str) -> bool {
-    let mut parts = value.split('.');
-    let number =
-        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    number(parts.next())
-        && number(parts.next())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.')
 }
 
 /// `3.11.2` → `3.11`.
@@ -497,28 +467,6 @@ pub fn interpreter_version(python: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The interpreter a venv was made from, from `pyvenv.cfg`: the path `command` ran (so a new
-/// venv gets the same `bin/python*` links), else `executable`, else `home` + `python3`.
-pub fn venv_base_python(venv: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
-    let value = |key: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| k.trim() == key)
-            .map(|(_, v)| PathBuf::from(v.trim()))
-    };
-    let command = value("command")
-        .and_then(|c| c.to_str()?.split(' ').next().map(PathBuf::from))
-        .filter(|p| p.is_absolute() && p.exists());
-    command
-        .or_else(|| value("executable").filter(|p| p.exists()))
-        .or_else(|| {
-            value("home")
-                .map(|h| h.join("python3"))
-                .filter(|p| p.exists())
-        })
-}
-
 /// Creates the venv of a tier with pip in it, as `python -m venv` does. `as_root`: the wheels
 /// pip is placed from must be root's alone.
 pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool, as_root: bool) -> Result<()> {
@@ -565,14 +513,17 @@ pub fn create_venv_with(
 /// `Ok(false)`: there are none to use, or (as root) one is not root's alone.
 fn place_pip(tier: &Tier, python: &Path, as_root: bool) -> Result<bool> {
     let venv = std::path::absolute(tier.venv()).context("the venv's path")?;
-    let Some(version) = venv_python_version(&venv) else {
+    let Some(cfg) = PyvenvCfg::read(&venv) else {
+        return Ok(false);
+    };
+    let Some(version) = cfg.version() else {
         return Ok(false);
     };
     let mut parts = version.split('.').map(|p| p.parse::<u64>());
     let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
         return Ok(false);
     };
-    let Some(home) = pyvenv_value(&venv, "home") else {
+    let Some(home) = cfg.home() else {
         return Ok(false);
     };
     // `home` is the folder of the interpreter; its standard library is `../lib/pythonX.Y`, as
@@ -661,16 +612,6 @@ fn root_alone(file: &std::fs::File, path: &Path) -> bool {
         && root_controlled(path)
 }
 
-/// A `key = value` of a venv's `pyvenv.cfg`, as a path.
-fn pyvenv_value(venv: &Path, key: &str) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| PathBuf::from(v.trim()))
-        .filter(|p| p.is_absolute())
-}
-
 /// `python -I -m venv [--system-site-packages] [--without-pip] VENV`.
 fn run_venv(tier: &Tier, python: &Path, inherit_system: bool, with_pip: bool) -> Result<()> {
     let mut cmd = Command::new(python);
@@ -706,12 +647,6 @@ fn run_venv(tier: &Tier, python: &Path, inherit_system: bool, with_pip: bool) ->
 mod tests {
     use super::*;
 
-    fn version_of(cfg: &str) -> Option<String> {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pyvenv.cfg"), cfg).unwrap();
-        venv_python_version(dir.path())
-    }
-
     #[test]
     fn root_unpacks_only_wheels_nobody_else_can_write() {
         use std::os::unix::fs::PermissionsExt;
@@ -735,39 +670,6 @@ mod tests {
         if nix::unistd::geteuid().is_root() {
             std::os::unix::fs::lchown(&wheel, Some(1), None).unwrap();
             assert!(!usable(), "another account's wheel");
-        }
-    }
-
-    #[test]
-    fn pyvenv_cfg_versions_are_read_and_anything_else_ignored() {
-        let real = "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n";
-        assert_eq!(version_of(real).as_deref(), Some("3.11.2"));
-        assert_eq!(
-            version_of("version_info = 3.12.1.final.0\n").as_deref(),
-            Some("3.12.1.final.0")
-        );
-        assert_eq!(
-            version_of("version = 3.13.0rc1").as_deref(),
-            Some("3.13.0rc1")
-        );
-        // Found by the pyvenv_cfg fuzz target: an empty value was taken as the version.
-        assert_eq!(version_of("version = \n"), None);
-        // A bad `version` falls back to a good `version_info`.
-        assert_eq!(
-            version_of("version = 3/../../x\nversion_info = 3.11.2.final.0\n").as_deref(),
-            Some("3.11.2.final.0")
-        );
-        for bad in [
-            "3",
-            "3.",
-            ".11",
-            "3.x",
-            "3.11/..",
-            "3.11 2",
-            "a.b",
-            "3.11\u{0}",
-        ] {
-            assert_eq!(version_of(&format!("version = {bad}\n")), None, "{bad:?}");
         }
     }
 }
