@@ -51,15 +51,19 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
         Command::Diff { id } => diff(ctx, &ui, id, json),
         Command::Undo { steps, to, dry_run } => undo::undo(ctx, &ui, steps, to, dry_run),
         Command::Redo { dry_run } => undo::redo(ctx, &ui, dry_run),
-        Command::Snapshot { name, force } => undo::snapshot_cmd(ctx, &ui, &name, force),
-        Command::Restore { name, dry_run } => undo::restore(ctx, &ui, &name, dry_run),
-        Command::ListSnapshots => undo::list_snapshots(ctx, &ui),
-        Command::DeleteSnapshot { name } => undo::delete_snapshot(ctx, &ui, &name),
+        Command::Snapshot { name, force } => {
+            crate::ops::snapshots::snapshot_cmd(ctx, &ui, &name, force)
+        }
+        Command::Restore { name, dry_run } => {
+            crate::ops::snapshots::restore(ctx, &ui, &name, dry_run)
+        }
+        Command::ListSnapshots => crate::ops::snapshots::list_snapshots(ctx, &ui),
+        Command::DeleteSnapshot { name } => crate::ops::snapshots::delete_snapshot(ctx, &ui, &name),
         Command::Clean {
             keep_baseline,
             dry_run,
-        } => undo::clean(ctx, &ui, keep_baseline, dry_run),
-        Command::Gc => undo::gc(ctx, &ui),
+        } => crate::ops::clean::clean(ctx, &ui, keep_baseline, dry_run),
+        Command::Gc => crate::ops::clean::gc(ctx, &ui),
         Command::Doctor { fix } => crate::commands::doctor::run(ctx, &ui, fix),
         Command::Hook { manager } => match manager {
             HookManager::Apt => crate::commands::hooks::apt(ctx, &ui),
