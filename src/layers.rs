@@ -44,8 +44,6 @@ mod tests {
         "commands/mod.rs",
         "commands/mod.rs:status",
         "ops/engine.rs:apply",
-        "ops/rebuild.rs",
-        "ops/rebuild.rs:rebuild_venv",
         "python/bootstrap.rs:install_wheel",
         "python/inventory.rs",
         "tier/store.rs",

@@ -294,7 +294,7 @@ fn recreate_venv(
 }
 
 /// A new `.trash-*` folder name in the tier: deleted in the background, so names never repeat.
-fn unique_trash(tier: &Tier, what: &str) -> PathBuf {
+pub fn unique_trash(tier: &Tier, what: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -310,13 +310,18 @@ pub fn finish_trash(tier: &Tier) {
     };
     for item in read.filter_map(Result::ok) {
         if item.file_name().to_string_lossy().starts_with(".trash-") {
-            let _ = crate::sys::tool::system_tool("rm")
-                .arg("-rf")
-                .arg(item.path())
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn();
+            delete_in_background(&item.path());
         }
     }
+}
+
+/// `rm -rf path`, started and not waited for.
+pub fn delete_in_background(path: &Path) {
+    let _ = crate::sys::tool::system_tool("rm")
+        .arg("-rf")
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
 }
