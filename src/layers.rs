@@ -46,7 +46,6 @@ mod tests {
         "ops/engine.rs:apply",
         "python/bootstrap.rs:install_wheel",
         "python/inventory.rs",
-        "tier/store.rs",
     ];
 
     const MAX_FILE_LINES: usize = 700;
