@@ -43,7 +43,6 @@ mod tests {
         "commands/doctor.rs:check_installed_files",
         "commands/mod.rs",
         "commands/mod.rs:status",
-        "ops/engine.rs:apply",
         "python/bootstrap.rs:install_wheel",
         "python/inventory.rs",
     ];
