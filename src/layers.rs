@@ -20,7 +20,10 @@ mod tests {
         ("sys", &["context", "ui"]),
         ("python", &["context", "ui", "sys"]),
         ("tier", &["context", "ui", "sys", "python"]),
-        ("ops", &["context", "ui", "sys", "python", "tier"]),
+        (
+            "ops",
+            &["context", "exit_codes", "ui", "sys", "python", "tier"],
+        ),
         ("cli", &["context", "ui"]),
         (
             "commands",

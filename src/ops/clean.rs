@@ -4,6 +4,7 @@
 use anyhow::{Context as _, Result};
 
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::snapshots::read_snapshot;
 use crate::ops::target::{open_tier, read_log, transact, Target};
 use crate::ops::transaction::{self, Operation};
@@ -13,7 +14,7 @@ use crate::tier::snapshot;
 use crate::ui::human_bytes;
 use crate::ui::Ui;
 
-pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Result<i32> {
+pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Result<ExitCode> {
     let (tier, config, lock) = open_tier(ctx, ui)?;
     let log = read_log(&tier, ui)?;
     let freeze = if keep_baseline {
@@ -53,7 +54,7 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
     transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
 }
 
-pub fn gc(ctx: &Context, ui: &Ui) -> Result<i32> {
+pub fn gc(ctx: &Context, ui: &Ui) -> Result<ExitCode> {
     let (tier, config, _lock) = open_tier(ctx, ui)?;
     let log = read_log(&tier, ui)?;
     let referenced = referenced_lines(&tier, &log);
@@ -62,5 +63,5 @@ pub fn gc(ctx: &Context, ui: &Ui) -> Result<i32> {
         "removed {removed} store entries no history entry or snapshot refers to; freed {}",
         human_bytes(freed)
     ));
-    Ok(0)
+    Ok(ExitCode::Success)
 }

@@ -1,12 +1,14 @@
 //! doctor's repairs that change the venv, each one transaction to a target set
 //! ([`crate::ops::target`]) recorded in the history: finishing an interrupted operation, putting
 //! pip back, putting back damaged files, rebuilding a venv that is gone or whose Python went.
+//! Each returns whether the venv reached its target (what failed is said).
 
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::target::{read_log, transact, Target};
 use crate::ops::transaction::Operation;
 use crate::python::freeze::freeze_map;
@@ -18,7 +20,7 @@ use crate::ui::Ui;
 
 /// Finishes an engine operation that was killed half-way (its after says `interrupted`): goes to
 /// the target set its before file recorded, as a new entry of the same kind.
-pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entry) -> Result<i32> {
+pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entry) -> Result<bool> {
     let Some(freeze) = entry.before.target.clone() else {
         bail!("entry #{} records no target set to finish", entry.id);
     };
@@ -43,7 +45,7 @@ pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entr
         skip_if_empty: true,
         python: None,
     };
-    transact(ctx, ui, tier, config, &lock, &log, target, false)
+    Ok(transact(ctx, ui, tier, config, &lock, &log, target, false)? == ExitCode::Success)
 }
 
 /// Puts pip back (doctor's repair of a venv without pip): the current set plus the newest pip
@@ -54,7 +56,7 @@ pub fn put_pip_back(
     tier: &Tier,
     config: &Config,
     log: &Log,
-) -> Result<i32> {
+) -> Result<bool> {
     let pip_line = log
         .entries
         .iter()
@@ -79,7 +81,7 @@ pub fn put_pip_back(
         skip_if_empty: true,
         python: None,
     };
-    transact(ctx, ui, tier, config, &lock, log, target, false)
+    Ok(transact(ctx, ui, tier, config, &lock, log, target, false)? == ExitCode::Success)
 }
 
 /// Puts back the files of installed distributions that are not their own (doctor's repair):
@@ -90,7 +92,7 @@ pub fn repair_installed(
     tier: &Tier,
     config: &Config,
     log: &Log,
-) -> Result<i32> {
+) -> Result<bool> {
     let lock = tier.lock(ctx, || {
         ui.info("waiting for another pip in this tier to finish...")
     })?;
@@ -101,7 +103,7 @@ pub fn repair_installed(
         skip_if_empty: true,
         python: None,
     };
-    transact(ctx, ui, tier, config, &lock, log, target, false)
+    Ok(transact(ctx, ui, tier, config, &lock, log, target, false)? == ExitCode::Success)
 }
 
 /// Rebuilds the venv (on `python`, or the one that made it) with the set the history last
@@ -112,7 +114,7 @@ pub fn rebuild(
     tier: &Tier,
     config: &Config,
     python: Option<&Path>,
-) -> Result<i32> {
+) -> Result<bool> {
     let lock = tier.lock(ctx, || {
         ui.info("waiting for another pip in this tier to finish...")
     })?;
@@ -134,5 +136,5 @@ pub fn rebuild(
         skip_if_empty: false,
         python: python.map(Path::to_path_buf),
     };
-    transact(ctx, ui, tier, config, &lock, &log, target, false)
+    Ok(transact(ctx, ui, tier, config, &lock, &log, target, false)? == ExitCode::Success)
 }

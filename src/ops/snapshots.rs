@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::target::{open_tier, read_log, transact, Target};
 use crate::ops::transaction::Operation;
 use crate::tier::gc::current_set;
@@ -14,7 +15,7 @@ use crate::tier::snapshot::{self, list};
 use crate::tier::{self, Tier};
 use crate::ui::Ui;
 
-pub fn restore(ctx: &Context, ui: &Ui, name: &str, dry_run: bool) -> Result<i32> {
+pub fn restore(ctx: &Context, ui: &Ui, name: &str, dry_run: bool) -> Result<ExitCode> {
     let (tier, config, lock) = open_tier(ctx, ui)?;
     let path = snapshot::snapshot_path(&tier, name)?;
     let text = read_snapshot(&tier, name, &path)?;
@@ -49,7 +50,7 @@ pub fn read_snapshot(tier: &Tier, name: &str, path: &Path) -> Result<String> {
     }
 }
 
-pub fn snapshot_cmd(ctx: &Context, ui: &Ui, name: &str, force: bool) -> Result<i32> {
+pub fn snapshot_cmd(ctx: &Context, ui: &Ui, name: &str, force: bool) -> Result<ExitCode> {
     snapshot::validate_name(name)?;
     let (tier, _config, _lock) = open_tier(ctx, ui)?;
     let path = snapshot::snapshot_path(&tier, name)?;
@@ -66,19 +67,19 @@ pub fn snapshot_cmd(ctx: &Context, ui: &Ui, name: &str, force: bool) -> Result<i
         set.len(),
         path.display()
     ));
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
-pub fn list_snapshots(ctx: &Context, ui: &Ui) -> Result<i32> {
+pub fn list_snapshots(ctx: &Context, ui: &Ui) -> Result<ExitCode> {
     let tier = tier::current(ctx)?;
     let snaps = list(&tier);
     if ui.json {
         println!("{}", serde_json::to_string_pretty(&snaps)?);
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     if snaps.is_empty() {
         ui.info("no snapshots yet; `pyctl snapshot NAME` saves one");
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     let width = snaps.iter().map(|s| s.name.len()).max().unwrap_or(4);
     for s in snaps {
@@ -89,15 +90,15 @@ pub fn list_snapshots(ctx: &Context, ui: &Ui) -> Result<i32> {
             s.packages
         );
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
-pub fn delete_snapshot(ctx: &Context, ui: &Ui, name: &str) -> Result<i32> {
+pub fn delete_snapshot(ctx: &Context, ui: &Ui, name: &str) -> Result<ExitCode> {
     snapshot::validate_name(name)?;
     let (tier, _config, _lock) = open_tier(ctx, ui)?;
     let path = snapshot::snapshot_path(&tier, name)?;
     read_snapshot(&tier, name, &path)?;
     std::fs::remove_file(&path).with_context(|| format!("{}: cannot delete", path.display()))?;
     ui.info(&format!("deleted snapshot {name:?}"));
-    Ok(0)
+    Ok(ExitCode::Success)
 }

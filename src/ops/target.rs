@@ -10,6 +10,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::engine::{self, Plan};
 use crate::ops::transaction::{self, Operation};
 use crate::python::inventory::PackageSet;
@@ -71,7 +72,7 @@ struct PlanJson<'a> {
 }
 
 /// Takes the venv to `target` as one recorded operation: shows the plan, then (unless
-/// `dry_run`) applies it. Returns the operation's exit code.
+/// `dry_run`) applies it. `Failure` when the venv did not reach the target (each failure said).
 #[allow(clippy::too_many_arguments)]
 pub fn transact(
     ctx: &Context,
@@ -82,7 +83,7 @@ pub fn transact(
     log: &Log,
     target: Target,
     dry_run: bool,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     if target.python.is_none() && tier.venv_exists() {
         tier.check_interpreter()?;
     }
@@ -117,11 +118,11 @@ pub fn transact(
     };
     show_plan(ui, tier, &target.op.command, &shown, fresh_venv, dry_run)?;
     if dry_run {
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     if plan.is_empty() && !fresh_venv && target.skip_if_empty {
         ui.info("the venv is already in that state; nothing to do");
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     let find_links =
         engine::recorded_find_links(log.entries.iter().map(|e| e.before.pip_args.clone()));
@@ -162,7 +163,11 @@ pub fn transact(
         &target.op,
         outcome.exit_code == 0,
     );
-    Ok(outcome.exit_code)
+    Ok(if outcome.exit_code == 0 {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
 }
 
 /// The minor version (`3.11`) the target set is planned for: of the interpreter the venv is

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, Context as _, Result};
 
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::target::{open_tier, read_log, transact, Target};
 use crate::ops::transaction::Operation;
 use crate::python::freeze::freeze_map;
@@ -100,7 +101,13 @@ fn say_skipped(ui: &Ui, log: &Log, state: &UndoState, oldest: u64) {
     }
 }
 
-pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool) -> Result<i32> {
+pub fn undo(
+    ctx: &Context,
+    ui: &Ui,
+    steps: usize,
+    to: Option<u64>,
+    dry_run: bool,
+) -> Result<ExitCode> {
     let (tier, config, lock) = open_tier(ctx, ui)?;
     let log = read_log(&tier, ui)?;
     let state = undo_state(&log);
@@ -170,7 +177,7 @@ pub fn undo(ctx: &Context, ui: &Ui, steps: usize, to: Option<u64>, dry_run: bool
     transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
 }
 
-pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<i32> {
+pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
     let (tier, config, lock) = open_tier(ctx, ui)?;
     let log = read_log(&tier, ui)?;
     let state = undo_state(&log);

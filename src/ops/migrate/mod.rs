@@ -16,6 +16,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::transaction::{self, Operation};
 use crate::python::inventory::{Distribution, MetadataFormat, PackageSet};
 use crate::sys::fsutil::TierLock;
@@ -132,7 +133,7 @@ fn cannot_move(dist: &Distribution, tier_set: &PackageSet) -> Option<String> {
     None
 }
 
-pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -> Result<i32> {
+pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -> Result<ExitCode> {
     if ctx.is_root() {
         bail!(
             "migrate moves a user's `pip install --user` packages into that user's tier; root has \
@@ -153,7 +154,7 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
         if ui.json {
             print_report(&site, &tier, dry_run, None, None, &[])?;
         }
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     let mut items = plan_items(&tier, &user_set)?;
     if dry_run {
@@ -162,7 +163,7 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
         } else {
             print_items(ui, &items, &site, &tier)?;
         }
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
 
     tier.create_dirs()?;
@@ -205,7 +206,11 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
             ));
         }
     }
-    Ok(if kept == 0 { 0 } else { 1 })
+    Ok(if kept == 0 {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
 }
 
 /// What happens to each distribution of the user site, before anything is done.

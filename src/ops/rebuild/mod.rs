@@ -27,6 +27,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::target::{delete_in_background, unique_trash};
 use crate::ops::transaction::{self as record, Operation};
 use crate::python::inventory::PackageSet;
@@ -151,18 +152,18 @@ pub fn on_use(ctx: &Context, ui: &Ui, tier: &Tier) -> Result<Done> {
 /// when its Python changed. Never fails the transaction: a Python that cannot make a venv yet
 /// (apt runs the hook after each dpkg run of an upgrade, maybe before python3.X-venv is
 /// configured) is left for the next run or the next use, in one quiet line.
-pub fn hook(ctx: &Context, ui: &Ui) -> Result<i32> {
+pub fn hook(ctx: &Context, ui: &Ui) -> Result<ExitCode> {
     if !ctx.is_root() {
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     let tier = tier::tier_for(ctx, None)?;
     let change = tier.venv_exists().then(|| detect(&tier)).flatten();
     let leftover = |name: &str| std::fs::symlink_metadata(tier.root.join(name)).is_ok();
     if change.is_none() && !leftover(ASIDE) && !leftover(PENDING) {
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     if !tier.is_provisioned() || tier.owner() != Some(0) {
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     let result = tier
         .check_no_symlinks()
@@ -181,7 +182,7 @@ pub fn hook(ctx: &Context, ui: &Ui) -> Result<i32> {
              operation or use"
         )),
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
 fn run_locked(ctx: &Context, ui: &Ui, tier: &Tier, lock: &TierLock) -> Result<Done> {
