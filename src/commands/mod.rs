@@ -220,14 +220,7 @@ fn self_uninstall(ctx: &Context, ui: &Ui) -> Result<i32> {
 
 /// The state of a history entry, for listings.
 fn entry_state(entry: &Entry, lock_held: bool) -> &'static str {
-    match &entry.after {
-        None if entry.after_unreadable => "unreadable",
-        None if lock_held => "running",
-        None => "interrupted",
-        Some(a) if a.interrupted => "interrupted",
-        Some(a) if a.exit_code.is_some_and(|c| c != 0) => "failed",
-        Some(_) => "ok",
-    }
+    entry.state(lock_held).as_str()
 }
 
 #[derive(Serialize)]
