@@ -24,9 +24,7 @@ pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entr
     let Some(freeze) = entry.before.target.clone() else {
         bail!("entry #{} records no target set to finish", entry.id);
     };
-    let lock = tier.lock(ctx, || {
-        ui.info("waiting for another pip in this tier to finish...")
-    })?;
+    let lock = tier.lock_waiting(ctx, ui)?;
     let log = read_log(tier, ui)?;
     let target = Target {
         op: Operation {
@@ -65,9 +63,7 @@ pub fn put_pip_back(
         .flatten()
         .find_map(|f| freeze_map(f).remove("pip"))
         .context("no recorded state had pip; `python -m ensurepip` installs one")?;
-    let lock = tier.lock(ctx, || {
-        ui.info("waiting for another pip in this tier to finish...")
-    })?;
+    let lock = tier.lock_waiting(ctx, ui)?;
     let mut freeze = current_set(tier)?.freeze();
     freeze.push_str(&pip_line);
     freeze.push('\n');
@@ -93,9 +89,7 @@ pub fn repair_installed(
     config: &Config,
     log: &Log,
 ) -> Result<bool> {
-    let lock = tier.lock(ctx, || {
-        ui.info("waiting for another pip in this tier to finish...")
-    })?;
+    let lock = tier.lock_waiting(ctx, ui)?;
     let target = Target {
         op: Operation::new(Kind::Restore, "pyctl doctor --fix (put back damaged files)"),
         freeze: current_set(tier)?.freeze(),
@@ -115,9 +109,7 @@ pub fn rebuild(
     config: &Config,
     python: Option<&Path>,
 ) -> Result<bool> {
-    let lock = tier.lock(ctx, || {
-        ui.info("waiting for another pip in this tier to finish...")
-    })?;
+    let lock = tier.lock_waiting(ctx, ui)?;
     let log = read_log(tier, ui)?;
     let freeze = log
         .last_known_freeze()

@@ -46,9 +46,7 @@ pub fn open_tier(ctx: &Context, ui: &Ui) -> Result<(Tier, Config, TierLock)> {
     }
     tier.check_owner(ctx)?;
     let config = tier.config()?;
-    let lock = tier.lock(ctx, || {
-        ui.info("waiting for another pip in this tier to finish...")
-    })?;
+    let lock = tier.lock_waiting(ctx, ui)?;
     finish_trash(&tier);
     let current = current_set(&tier)?;
     transaction::settle(ctx, ui, &tier, &lock, &current)?;

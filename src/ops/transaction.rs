@@ -257,16 +257,7 @@ fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet, fresh: &HashSet
     let Ok(venv) = tier.venv().canonicalize() else {
         return;
     };
-    let shim_paths: HashSet<String> = tier
-        .python_version()
-        .map(|v| {
-            shims::shim_names(&v)
-                .into_iter()
-                .map(|n| format!("bin/{n}"))
-                .collect()
-        })
-        .unwrap_or_default();
-    match store_of(tier, config).stash_set(&venv, set, &shim_paths, fresh) {
+    match store_of(tier, config).stash_set(&venv, set, &shims::shim_paths(tier), fresh) {
         Ok(n) if n > 0 => log::info!("kept {n} distributions in the store"),
         Ok(_) => {}
         Err(e) => log::warn!("store: {e:#}"),

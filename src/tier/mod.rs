@@ -25,6 +25,7 @@ use crate::python::pyvenv::PyvenvCfg;
 use crate::sys::fsutil::root_controlled;
 use crate::sys::fsutil::TierLock;
 use crate::tier::config::Config;
+use crate::ui::Ui;
 
 pub const DEFAULT_SYSTEM_PREFIX: &str = "/opt/system-python";
 /// The user tier's folder, relative to the home folder.
@@ -137,6 +138,13 @@ impl Tier {
             Duration::from_secs(timeout),
             on_wait,
         )
+    }
+
+    /// [`Tier::lock`], telling the user when it waits for another pip to finish.
+    pub fn lock_waiting(&self, ctx: &Context, ui: &Ui) -> Result<TierLock> {
+        self.lock(ctx, || {
+            ui.info("waiting for another pip in this tier to finish...")
+        })
     }
 
     /// Refuses `history/`, `snapshots/`, `store/` or the lock when they are symbolic links:

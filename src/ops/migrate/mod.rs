@@ -167,9 +167,7 @@ pub fn run(ctx: &Context, ui: &Ui, dry_run: bool, find_links: Option<PathBuf>) -
     }
 
     tier.create_dirs()?;
-    let lock = tier.lock(ctx, || {
-        ui.info("waiting for another pip in this tier to finish...")
-    })?;
+    let lock = tier.lock_waiting(ctx, ui)?;
     transaction::ensure_venv(ctx, ui, &tier, &lock, None)?;
     let config = tier.config()?;
     let history_id = record_install(

@@ -6,10 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, Context as _, Result};
 
 use super::report::fresh_venv_freeze;
 use crate::context::Context;
@@ -211,14 +211,7 @@ fn place(
         .collect();
     order.extend(entry.files.iter().filter(|f| f.path == metadata));
     for file in order {
-        let rel = Path::new(&file.path);
-        if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
-            bail!(
-                "{}: store entry names a path outside the venv: {}",
-                dir.display(),
-                file.path
-            );
-        }
+        let rel = file.venv_path(dir)?;
         let new_rel = reroot(&file.path, old_lib, new_lib);
         let dest = venv.join(&new_rel);
         store.put_back(&files.join(rel), &dest)?;

@@ -131,9 +131,7 @@ pub fn on_use(ctx: &Context, ui: &Ui, tier: &Tier) -> Result<Done> {
     if tier.version_dir_minor().is_some() || tier.owner() != Some(ctx.uid) {
         return Ok(Done::Nothing);
     }
-    let lock = tier.lock(ctx, || {
-        ui.info("waiting for another pip in this tier to finish...")
-    })?;
+    let lock = tier.lock_waiting(ctx, ui)?;
     match run_locked(ctx, ui, tier, &lock)? {
         Done::Waiting(why) => {
             // The command goes on: it says what the venv's broken Python does.

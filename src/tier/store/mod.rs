@@ -69,6 +69,22 @@ pub struct StoredFile {
     pub key: Option<FileKey>,
 }
 
+impl StoredFile {
+    /// The file's path relative to the venv, refused when it is absolute or climbs out (`..`):
+    /// a store entry (of `entry_dir`) never places a file outside the venv.
+    pub fn venv_path(&self, entry_dir: &Path) -> Result<&Path> {
+        let rel = Path::new(&self.path);
+        if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
+            bail!(
+                "{}: store entry names a path outside the venv: {}",
+                entry_dir.display(),
+                self.path
+            );
+        }
+        Ok(rel)
+    }
+}
+
 /// What `StoredFile::key` compares: (inode, size, ctime seconds, ctime nanoseconds).
 pub type FileKey = (u64, u64, i64, i64);
 
@@ -502,14 +518,7 @@ impl Store {
         let (visible, meta_files): (Vec<&StoredFile>, Vec<&StoredFile>) =
             meta_files.into_iter().partition(|f| f.path == metadata);
         for file in other.into_iter().chain(meta_files).chain(visible) {
-            let rel = Path::new(&file.path);
-            if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
-                bail!(
-                    "{}: store entry names a path outside the venv: {}",
-                    entry_dir.display(),
-                    file.path
-                );
-            }
+            let rel = file.venv_path(entry_dir)?;
             let src = files.join(rel);
             let dest = venv.join(rel);
             if let Some(parent) = dest.parent() {
