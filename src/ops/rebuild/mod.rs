@@ -391,7 +391,7 @@ fn rebuild_venv(
     let store = record::store_of(tier, config);
     let (carry, replaced) = carry::sort_out(&old_set, input.own, &store);
     detail.replaced = replaced;
-    if let Err(e) = swap_in_new_venv(ctx, tier, config, input.python) {
+    if let Some(e) = swap_in_new_venv(ctx, tier, config, input.python)? {
         ui.error(&format!("{e:#}"));
         detail.replaced.clear();
         return Ok(1);
@@ -428,8 +428,13 @@ fn rebuild_venv(
 }
 
 /// Moves the old venv aside and makes the new one at its path. When the new one cannot be made,
-/// the old one is put back and the error returned.
-fn swap_in_new_venv(ctx: &Context, tier: &Tier, config: &Config, python: &Path) -> Result<()> {
+/// the old one is put back and the reason returned.
+fn swap_in_new_venv(
+    ctx: &Context,
+    tier: &Tier,
+    config: &Config,
+    python: &Path,
+) -> Result<Option<anyhow::Error>> {
     let venv = tier.venv();
     let aside = tier.root.join(ASIDE);
     std::fs::rename(&venv, &aside)
@@ -440,7 +445,7 @@ fn swap_in_new_venv(ctx: &Context, tier: &Tier, config: &Config, python: &Path) 
         config.venv.inherit_system_packages,
         ctx.is_root(),
     ) else {
-        return Ok(());
+        return Ok(None);
     };
     if std::fs::symlink_metadata(&venv).is_ok() {
         let trash = unique_trash(tier, "rebuild");
@@ -449,7 +454,7 @@ fn swap_in_new_venv(ctx: &Context, tier: &Tier, config: &Config, python: &Path) 
     }
     std::fs::rename(&aside, &venv)
         .with_context(|| format!("cannot put {} back", aside.display()))?;
-    Err(e)
+    Ok(Some(e))
 }
 
 /// Adds what a rebuild did to its after file.
