@@ -20,7 +20,10 @@ mod tests {
         ("sys", &["context", "ui"]),
         ("python", &["context", "ui", "sys"]),
         ("tier", &["context", "ui", "sys", "python"]),
-        ("ops", &["context", "ui", "sys", "python", "tier"]),
+        (
+            "ops",
+            &["context", "exit_codes", "ui", "sys", "python", "tier"],
+        ),
         ("cli", &["context", "ui"]),
         (
             "commands",
@@ -43,18 +46,8 @@ mod tests {
         "commands/doctor.rs:check_installed_files",
         "commands/mod.rs",
         "commands/mod.rs:status",
-        "ops/engine.rs:apply",
-        "ops/migrate.rs",
-        "ops/migrate.rs:run",
-        "ops/rebuild.rs",
-        "ops/rebuild.rs:rebuild",
-        "ops/rebuild.rs:rebuild_venv",
-        "ops/undo.rs",
-        "ops/undo.rs:transact",
         "python/bootstrap.rs:install_wheel",
         "python/inventory.rs",
-        "tier/mod.rs",
-        "tier/store.rs",
     ];
 
     const MAX_FILE_LINES: usize = 700;

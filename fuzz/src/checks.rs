@@ -154,7 +154,7 @@ pub fn store_entry(store_dir: &Path, input: &[u8]) {
 /// pyvenv.cfg: a version, if any, has a minor version, and the shims it names stay in bin/.
 pub fn pyvenv_cfg(venv: &Path, input: &[u8]) {
     put(&venv.join("pyvenv.cfg"), input);
-    if let Some(v) = pyctl::tier::venv_python_version(venv) {
+    if let Some(v) = pyctl::python::pyvenv::PyvenvCfg::read(venv).and_then(|c| c.version()) {
         let minor = pyctl::tier::minor_version(&v);
         assert_eq!(minor.split('.').count(), 2, "{v:?} → {minor:?}");
         for name in pyctl::tier::shims::shim_names(&v) {

@@ -172,7 +172,7 @@ fn check_pip(
         note: false,
     };
     if fix {
-        f.fixed = crate::ops::undo::put_pip_back(ctx, &quiet(ui), tier, config, &log)? == 0;
+        f.fixed = crate::ops::repair::put_pip_back(ctx, &quiet(ui), tier, config, &log)?;
     }
     findings.push(f);
     Ok(())
@@ -261,7 +261,7 @@ fn check_interpreter(
             note: false,
         };
         if fix {
-            f.fixed = crate::ops::undo::rebuild(ctx, ui, tier, config, None)? == 0;
+            f.fixed = crate::ops::repair::rebuild(ctx, ui, tier, config, None)?;
         }
         findings.push(f);
         return Ok(());
@@ -290,7 +290,7 @@ fn check_interpreter(
     };
     if fix {
         let python = transaction::choose_python(ctx, tier)?;
-        f.fixed = crate::ops::undo::rebuild(ctx, ui, tier, config, Some(&python))? == 0;
+        f.fixed = crate::ops::repair::rebuild(ctx, ui, tier, config, Some(&python))?;
     }
     findings.push(f);
     Ok(())
@@ -381,7 +381,7 @@ fn check_history(
             e.after.as_ref().is_some_and(|a| a.interrupted) && e.before.target.is_some()
         }) {
             let config = tier.config().unwrap_or_default();
-            f.fixed = crate::ops::undo::finish(ctx, ui, tier, &config, last)? == 0;
+            f.fixed = crate::ops::repair::finish(ctx, ui, tier, &config, last)?;
             f.problem.push_str(&format!(
                 "; finished #{} ({}) to its recorded target",
                 last.id, last.before.command
@@ -653,7 +653,7 @@ fn check_installed_files(
     let repairable = damaged.values().any(|(r, _)| !r.is_empty());
     let mut fixed = false;
     if fix && repairable {
-        fixed = crate::ops::undo::repair_installed(ctx, &quiet(ui), tier, config, &log)? == 0;
+        fixed = crate::ops::repair::repair_installed(ctx, &quiet(ui), tier, config, &log)?;
     }
     let listed = |problems: &[String]| {
         let more = if problems.len() > 3 {

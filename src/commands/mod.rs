@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::cli::{Cli, Command, HookManager, SelfCommand, SystemCommand};
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::transaction;
 use crate::ops::undo;
 use crate::python::inventory::{PackageSet, PipReader};
@@ -49,17 +50,27 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
         Command::Status => status(ctx, &ui, json),
         Command::History { limit } => history_cmd(ctx, &ui, limit, json),
         Command::Diff { id } => diff(ctx, &ui, id, json),
-        Command::Undo { steps, to, dry_run } => undo::undo(ctx, &ui, steps, to, dry_run),
-        Command::Redo { dry_run } => undo::redo(ctx, &ui, dry_run),
-        Command::Snapshot { name, force } => undo::snapshot_cmd(ctx, &ui, &name, force),
-        Command::Restore { name, dry_run } => undo::restore(ctx, &ui, &name, dry_run),
-        Command::ListSnapshots => undo::list_snapshots(ctx, &ui),
-        Command::DeleteSnapshot { name } => undo::delete_snapshot(ctx, &ui, &name),
+        Command::Undo { steps, to, dry_run } => {
+            undo::undo(ctx, &ui, steps, to, dry_run).map(ExitCode::code)
+        }
+        Command::Redo { dry_run } => undo::redo(ctx, &ui, dry_run).map(ExitCode::code),
+        Command::Snapshot { name, force } => {
+            crate::ops::snapshots::snapshot_cmd(ctx, &ui, &name, force).map(ExitCode::code)
+        }
+        Command::Restore { name, dry_run } => {
+            crate::ops::snapshots::restore(ctx, &ui, &name, dry_run).map(ExitCode::code)
+        }
+        Command::ListSnapshots => {
+            crate::ops::snapshots::list_snapshots(ctx, &ui).map(ExitCode::code)
+        }
+        Command::DeleteSnapshot { name } => {
+            crate::ops::snapshots::delete_snapshot(ctx, &ui, &name).map(ExitCode::code)
+        }
         Command::Clean {
             keep_baseline,
             dry_run,
-        } => undo::clean(ctx, &ui, keep_baseline, dry_run),
-        Command::Gc => undo::gc(ctx, &ui),
+        } => crate::ops::clean::clean(ctx, &ui, keep_baseline, dry_run).map(ExitCode::code),
+        Command::Gc => crate::ops::clean::gc(ctx, &ui).map(ExitCode::code),
         Command::Doctor { fix } => crate::commands::doctor::run(ctx, &ui, fix),
         Command::Hook { manager } => match manager {
             HookManager::Apt => crate::commands::hooks::apt(ctx, &ui),
@@ -70,7 +81,7 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
                 crate::commands::hooks::dnf(ctx, &ui, &packages, true)
             }
             HookManager::Pacman => crate::commands::hooks::pacman(ctx, &ui),
-            HookManager::Rebuild => crate::ops::rebuild::hook(ctx, &ui),
+            HookManager::Rebuild => crate::ops::rebuild::hook(ctx, &ui).map(ExitCode::code),
         },
         Command::Freeze { path } => freeze(ctx, &ui, path),
         Command::Config { key, value } => config_cmd(ctx, &ui, key, value, json),
@@ -96,7 +107,7 @@ pub fn dispatch(ctx: &Context, cli: Cli, config: Option<&config::Config>) -> Res
         Command::Migrate {
             dry_run,
             find_links,
-        } => crate::ops::migrate::run(ctx, &ui, dry_run, find_links),
+        } => crate::ops::migrate::run(ctx, &ui, dry_run, find_links).map(ExitCode::code),
         Command::System { command } => match command {
             SystemCommand::Init { python } => crate::commands::system::init(ctx, &ui, python),
             SystemCommand::Status => crate::commands::system::status(ctx, &ui, json),
@@ -209,14 +220,7 @@ fn self_uninstall(ctx: &Context, ui: &Ui) -> Result<i32> {
 
 /// The state of a history entry, for listings.
 fn entry_state(entry: &Entry, lock_held: bool) -> &'static str {
-    match &entry.after {
-        None if entry.after_unreadable => "unreadable",
-        None if lock_held => "running",
-        None => "interrupted",
-        Some(a) if a.interrupted => "interrupted",
-        Some(a) if a.exit_code.is_some_and(|c| c != 0) => "failed",
-        Some(_) => "ok",
-    }
+    entry.state(lock_held).as_str()
 }
 
 #[derive(Serialize)]

@@ -228,17 +228,14 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         }
         return exec_tier_pip(ctx, &tier.venv(), &args);
     }
+    let command = std::iter::once(name.to_string())
+        .chain(crate::sys::redact::redact_all(&str_args))
+        .chain(dropped_user.then(|| "(--user dropped)".to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
     let op = Operation {
-        kind: crate::tier::history::Kind::Pip,
-        command: std::iter::once(name.to_string())
-            .chain(crate::sys::redact::redact_all(&str_args))
-            .chain(dropped_user.then(|| "(--user dropped)".to_string()))
-            .collect::<Vec<_>>()
-            .join(" "),
         pip_args: crate::sys::redact::redact_all(&str_args),
-        reverts: Vec::new(),
-        reapplies: Vec::new(),
-        target: None,
+        ..Operation::new(crate::tier::history::Kind::Pip, command)
     };
     let outcome = transaction::record(ctx, &ui, tier, &lock, &config, &op, || {
         lock.keep_across_exec()?;

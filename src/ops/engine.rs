@@ -360,6 +360,37 @@ pub struct ApplyReport {
     pub failures: Vec<String>,
 }
 
+/// Whether applying a plan goes on after a step: not after a pip that a signal ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Go {
+    On,
+    Stop,
+}
+
+impl ApplyReport {
+    /// Notes how a pip run that was `doing` something to `what` ended: `failed` says what a
+    /// failure means; a pip that a signal ended is a failure too, after which nothing more runs.
+    fn pip_end(
+        &mut self,
+        end: PipEnd,
+        failed: impl FnOnce() -> String,
+        doing: &str,
+        what: &[String],
+    ) -> Go {
+        match end {
+            PipEnd::Done => Go::On,
+            PipEnd::Failed => {
+                self.failures.push(failed());
+                Go::On
+            }
+            PipEnd::Killed(signal) => {
+                self.failures.push(killed(signal, doing, what));
+                Go::Stop
+            }
+        }
+    }
+}
+
 /// Applies a plan to `venv` (its canonical path). Removals first (moved into `trash`, which the
 /// caller deletes once the venv is in its target state), then additions from the store, then pip
 /// for the rest: `--no-index` with the local wheel folders first, then the index (not after a
@@ -374,6 +405,70 @@ pub fn apply(
     trash: &Path,
 ) -> Result<ApplyReport> {
     let mut report = ApplyReport::default();
+    if remove(ctx, venv, plan, trash, &mut report)? == Go::Stop {
+        return Ok(report);
+    }
+    let via_pip = restore_from_store(ui, store, venv, plan);
+    for r in &plan.repair {
+        if let Err(e) = store.put_back(&r.src, &venv.join(&r.path)) {
+            report.failures.push(format!(
+                "could not put back {} of {}: {e:#}",
+                r.path, r.line
+            ));
+        }
+    }
+    for a in &plan.reinstall {
+        if let Source::Pip { reason } = &a.source {
+            ui.warn(&format!("{}: {reason}; reinstalling it with pip", a.line));
+        }
+    }
+    if !plan.reinstall.is_empty() {
+        let reinstall: Vec<&Addition> = plan.reinstall.iter().collect();
+        let lines = lines_of(&reinstall);
+        let end = pip_install(
+            ctx,
+            ui,
+            venv,
+            find_links,
+            &requirements_of(&reinstall),
+            true,
+        )?;
+        let failed = || {
+            format!(
+                "could not reinstall {}: not in a local wheel folder, and the index did not \
+                 serve them",
+                lines.join(", ")
+            )
+        };
+        if report.pip_end(end, failed, "reinstalling", &lines) == Go::Stop {
+            return Ok(report);
+        }
+    }
+    if via_pip.is_empty() {
+        return Ok(report);
+    }
+    let lines = lines_of(&via_pip);
+    let end = pip_install(ctx, ui, venv, find_links, &requirements_of(&via_pip), false)?;
+    let failed = || {
+        format!(
+            "could not restore {}: not in the store, not in a local wheel folder, and the index \
+             did not serve them",
+            lines.join(", ")
+        )
+    };
+    report.pip_end(end, failed, "installing", &lines);
+    Ok(report)
+}
+
+/// Takes out what the plan removes: by RECORD where there is one (a file a kept distribution
+/// owns too stays), the rest with `pip uninstall`.
+fn remove(
+    ctx: &Context,
+    venv: &Path,
+    plan: &Plan,
+    trash: &Path,
+    report: &mut ApplyReport,
+) -> Result<Go> {
     let (by_record, pip_only): (Vec<&Distribution>, Vec<&Distribution>) =
         plan.to_remove.iter().partition(|d| {
             d.format == MetadataFormat::DistInfo && d.metadata_path.join("RECORD").is_file()
@@ -389,24 +484,26 @@ pub fn apply(
         store::remove_dists(venv, &by_record, &protected, trash)
             .context("removing distributions")?;
     }
-    let pip_only_removals: Vec<String> = pip_only.iter().map(|d| d.name.clone()).collect();
-    if !pip_only_removals.is_empty() {
-        let mut args: Vec<OsString> = vec!["uninstall".into(), "-y".into()];
-        args.extend(pip_only_removals.iter().map(OsString::from));
-        match run_pip(ctx, venv, &args)? {
-            PipEnd::Done => {}
-            PipEnd::Failed => report.failures.push(format!(
-                "pip could not remove {}",
-                pip_only_removals.join(", ")
-            )),
-            PipEnd::Killed(signal) => {
-                report
-                    .failures
-                    .push(killed(signal, "removing", &pip_only_removals));
-                return Ok(report);
-            }
-        }
+    let names: Vec<String> = pip_only.iter().map(|d| d.name.clone()).collect();
+    if names.is_empty() {
+        return Ok(Go::On);
     }
+    let mut args: Vec<OsString> = vec!["uninstall".into(), "-y".into()];
+    args.extend(names.iter().map(OsString::from));
+    let end = run_pip(ctx, venv, &args)?;
+    let failed = || format!("pip could not remove {}", names.join(", "));
+    Ok(report.pip_end(end, failed, "removing", &names))
+}
+
+/// Puts back from the store what the plan takes from it, spread over the cores (checking and
+/// linking thousands of files). Returns what is left for pip: the additions the store does not
+/// hold, and those whose stored copy was damaged (that copy goes).
+fn restore_from_store<'a>(
+    ui: &Ui,
+    store: &Store,
+    venv: &Path,
+    plan: &'a Plan,
+) -> Vec<&'a Addition> {
     let from_store: Vec<(&Addition, &PathBuf, &StoreEntry)> = plan
         .all_additions()
         .filter_map(|a| match &a.source {
@@ -418,7 +515,6 @@ pub fn apply(
         .all_additions()
         .filter(|a| matches!(a.source, Source::Pip { .. }))
         .collect();
-    // Checking and linking thousands of files: spread the distributions over the cores.
     let progress = ui.progress("restoring distributions from the store", from_store.len());
     let results = crate::sys::parallel::map(&from_store, |(_, dir, entry)| {
         let mut made_dirs = std::collections::HashSet::new();
@@ -442,57 +538,20 @@ pub fn apply(
             via_pip.push(addition);
         }
     }
-    for r in &plan.repair {
-        if let Err(e) = store.put_back(&r.src, &venv.join(&r.path)) {
-            report.failures.push(format!(
-                "could not put back {} of {}: {e:#}",
-                r.path, r.line
-            ));
-        }
-    }
-    for a in &plan.reinstall {
-        if let Source::Pip { reason } = &a.source {
-            ui.warn(&format!("{}: {reason}; reinstalling it with pip", a.line));
-        }
-    }
-    if !plan.reinstall.is_empty() {
-        let lines: Vec<String> = plan.reinstall.iter().map(|a| a.line.clone()).collect();
-        let requirements: Vec<OsString> = plan
-            .reinstall
-            .iter()
-            .flat_map(|a| requirement_args(&a.line))
-            .collect();
-        match pip_install(ctx, ui, venv, find_links, &requirements, true)? {
-            PipEnd::Done => {}
-            PipEnd::Failed => report.failures.push(format!(
-                "could not reinstall {}: not in a local wheel folder, and the index did not \
-                 serve them",
-                lines.join(", ")
-            )),
-            PipEnd::Killed(signal) => {
-                report.failures.push(killed(signal, "reinstalling", &lines));
-                return Ok(report);
-            }
-        }
-    }
-    if via_pip.is_empty() {
-        return Ok(report);
-    }
-    let requirements: Vec<OsString> = via_pip
+    via_pip
+}
+
+/// The freeze lines of `additions`.
+fn lines_of(additions: &[&Addition]) -> Vec<String> {
+    additions.iter().map(|a| a.line.clone()).collect()
+}
+
+/// `additions` as pip install arguments.
+fn requirements_of(additions: &[&Addition]) -> Vec<OsString> {
+    additions
         .iter()
         .flat_map(|a| requirement_args(&a.line))
-        .collect();
-    let lines: Vec<String> = via_pip.iter().map(|a| a.line.clone()).collect();
-    match pip_install(ctx, ui, venv, find_links, &requirements, false)? {
-        PipEnd::Done => {}
-        PipEnd::Failed => report.failures.push(format!(
-            "could not restore {}: not in the store, not in a local wheel folder, and the index \
-             did not serve them",
-            lines.join(", ")
-        )),
-        PipEnd::Killed(signal) => report.failures.push(killed(signal, "installing", &lines)),
-    }
-    Ok(report)
+        .collect()
 }
 
 /// `pip install --no-deps` of `requirements`: `--no-index` from the local wheel folders first,

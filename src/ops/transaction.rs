@@ -38,6 +38,21 @@ pub struct Operation {
     pub target: Option<String>,
 }
 
+impl Operation {
+    /// An operation of `kind` run as `command`, with no pip arguments, nothing it reverts or
+    /// brings back, and no target set: set those fields on the result where they apply.
+    pub fn new(kind: Kind, command: impl Into<String>) -> Operation {
+        Operation {
+            kind,
+            command: command.into(),
+            pip_args: Vec::new(),
+            reverts: Vec::new(),
+            reapplies: Vec::new(),
+            target: None,
+        }
+    }
+}
+
 /// What a recorded operation did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -148,14 +163,7 @@ fn settle_index(
     if known == freeze {
         return Ok(());
     }
-    let op = Operation {
-        kind: Kind::External,
-        command: "changes made outside pyctl".into(),
-        pip_args: Vec::new(),
-        reverts: Vec::new(),
-        reapplies: Vec::new(),
-        target: None,
-    };
+    let op = Operation::new(Kind::External, "changes made outside pyctl");
     let id = idx.next_id();
     let before = new_record(ctx, tier, id, &op, known.clone());
     history::write_record(&dir, Half::Before, &before)?;
@@ -249,16 +257,7 @@ fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet, fresh: &HashSet
     let Ok(venv) = tier.venv().canonicalize() else {
         return;
     };
-    let shim_paths: HashSet<String> = tier
-        .python_version()
-        .map(|v| {
-            shims::shim_names(&v)
-                .into_iter()
-                .map(|n| format!("bin/{n}"))
-                .collect()
-        })
-        .unwrap_or_default();
-    match store_of(tier, config).stash_set(&venv, set, &shim_paths, fresh) {
+    match store_of(tier, config).stash_set(&venv, set, &shims::shim_paths(tier), fresh) {
         Ok(n) if n > 0 => log::info!("kept {n} distributions in the store"),
         Ok(_) => {}
         Err(e) => log::warn!("store: {e:#}"),
@@ -304,14 +303,10 @@ pub fn ensure_venv(
         tier.venv().display(),
         python.display()
     ));
-    let op = Operation {
-        kind: Kind::Init,
-        command: format!("pyctl init --python {}", python.display()),
-        pip_args: Vec::new(),
-        reverts: Vec::new(),
-        reapplies: Vec::new(),
-        target: None,
-    };
+    let op = Operation::new(
+        Kind::Init,
+        format!("pyctl init --python {}", python.display()),
+    );
     let outcome = record(ctx, ui, tier, lock, &config, &op, || {
         tier::create_venv(
             tier,

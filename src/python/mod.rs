@@ -8,4 +8,5 @@ pub mod freeze;
 pub mod index;
 pub mod inventory;
 pub mod pipargs;
+pub mod pyvenv;
 pub mod record;

@@ -12,6 +12,7 @@ pub mod shell;
 pub mod shims;
 pub mod snapshot;
 pub mod store;
+mod venv;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -21,9 +22,13 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 
 use crate::context::Context;
+use crate::python::pyvenv::PyvenvCfg;
 use crate::sys::fsutil::root_controlled;
 use crate::sys::fsutil::TierLock;
 use crate::tier::config::Config;
+use crate::ui::Ui;
+
+pub use venv::{create_venv, create_venv_with, NATIVE_PIP_PLACEMENT};
 
 pub const DEFAULT_SYSTEM_PREFIX: &str = "/opt/system-python";
 /// The user tier's folder, relative to the home folder.
@@ -101,7 +106,12 @@ impl Tier {
 
     /// The Python version the venv was made with, from `pyvenv.cfg`.
     pub fn python_version(&self) -> Option<String> {
-        venv_python_version(&self.venv())
+        PyvenvCfg::read(&self.venv())?.version()
+    }
+
+    /// The interpreter the venv was made with, from `pyvenv.cfg`, when it is still there.
+    pub fn base_python(&self) -> Option<PathBuf> {
+        PyvenvCfg::read(&self.venv())?.base_python()
     }
 
     pub fn config(&self) -> Result<Config> {
@@ -131,6 +141,13 @@ impl Tier {
             Duration::from_secs(timeout),
             on_wait,
         )
+    }
+
+    /// [`Tier::lock`], telling the user when it waits for another pip to finish.
+    pub fn lock_waiting(&self, ctx: &Context, ui: &Ui) -> Result<TierLock> {
+        self.lock(ctx, || {
+            ui.info("waiting for another pip in this tier to finish...")
+        })
     }
 
     /// Refuses `history/`, `snapshots/`, `store/` or the lock when they are symbolic links:
@@ -259,42 +276,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("{}: cannot set mode {mode:04o}", path.display()))
-}
-
-/// `version` (or `version_info`) from a venv's `pyvenv.cfg`, e.g. `3.11.2`.
-pub fn venv_python_version(venv: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
-    let mut fallback = None;
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let value = value.trim();
-        // The value names shims (`pip3.X`) and tiers: anything but a version is ignored, so a
-        // damaged file can never make a name with `/` or `..` in it.
-        if !is_version_text(value) {
-            continue;
-        }
-        match key.trim() {
-            "version" => return Some(value.to_string()),
-            "version_info" => fallback = Some(value.to_string()),
-            _ => {}
-        }
-    }
-    fallback
-}
-
-/// `3.11.2`, `3.13.0rc1`, `3.12.1.final.0`: a number, a dot and a number first, then only ASCII
-/// letters, digits and dots.
-fn is_version_text(value: &str) -> bool {
-    let mut parts = value.split('.');
-    let number =
-        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    number(parts.next())
-        && number(parts.next())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.')
 }
 
 /// `3.11.2` → `3.11`.
@@ -495,279 +476,4 @@ pub fn interpreter_version(python: &Path) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// The interpreter a venv was made from, from `pyvenv.cfg`: the path `command` ran (so a new
-/// venv gets the same `bin/python*` links), else `executable`, else `home` + `python3`.
-pub fn venv_base_python(venv: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
-    let value = |key: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| k.trim() == key)
-            .map(|(_, v)| PathBuf::from(v.trim()))
-    };
-    let command = value("command")
-        .and_then(|c| c.to_str()?.split(' ').next().map(PathBuf::from))
-        .filter(|p| p.is_absolute() && p.exists());
-    command
-        .or_else(|| value("executable").filter(|p| p.exists()))
-        .or_else(|| {
-            value("home")
-                .map(|h| h.join("python3"))
-                .filter(|p| p.exists())
-        })
-}
-
-/// Creates the venv of a tier with pip in it, as `python -m venv` does. `as_root`: the wheels
-/// pip is placed from must be root's alone.
-pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool, as_root: bool) -> Result<()> {
-    create_venv_with(tier, python, inherit_system, true, as_root)
-}
-
-/// Creates the venv of a tier with `python -m venv --without-pip`; `with_pip` then places pip
-/// (and, before Python 3.12, setuptools) from the wheels ensurepip would install, unpacked
-/// natively ([`crate::python::bootstrap`]), falling back to ensurepip itself when they cannot be found
-/// or used. Without `with_pip`, pip comes from the store.
-/// Whether new venvs get pip by unpacking ensurepip's wheels natively (`place_pip`) instead of
-/// running ensurepip. Off: the native placement writes no bytecode (Python writes it lazily the
-/// first time pip imports a module), so a tier's tree changes under a plain `pip` run, and the
-/// exactness oracle (tests/exactness.rs) saw undo "add" pip's bytecode that no state held. It
-/// comes back on once it compiles and records bytecode as pip's own install does (issue 15).
-pub const NATIVE_PIP_PLACEMENT: bool = false;
-
-pub fn create_venv_with(
-    tier: &Tier,
-    python: &Path,
-    inherit_system: bool,
-    with_pip: bool,
-    as_root: bool,
-) -> Result<()> {
-    if !NATIVE_PIP_PLACEMENT {
-        return run_venv(tier, python, inherit_system, with_pip);
-    }
-    run_venv(tier, python, inherit_system, false)?;
-    if !with_pip {
-        return Ok(());
-    }
-    match place_pip(tier, python, as_root) {
-        Ok(true) => return Ok(()),
-        Ok(false) => log::info!("no pip wheel of this Python found: running ensurepip"),
-        Err(e) => log::warn!("placing pip from its wheel failed ({e:#}): running ensurepip"),
-    }
-    let venv = tier.venv();
-    std::fs::remove_dir_all(&venv)
-        .with_context(|| format!("{}: cannot remove to start again", venv.display()))?;
-    run_venv(tier, python, inherit_system, true)
-}
-
-/// Places the wheels ensurepip would install into the new venv of `tier` (made by `python`).
-/// `Ok(false)`: there are none to use, or (as root) one is not root's alone.
-fn place_pip(tier: &Tier, python: &Path, as_root: bool) -> Result<bool> {
-    let venv = std::path::absolute(tier.venv()).context("the venv's path")?;
-    let Some(version) = venv_python_version(&venv) else {
-        return Ok(false);
-    };
-    let mut parts = version.split('.').map(|p| p.parse::<u64>());
-    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
-        return Ok(false);
-    };
-    let Some(home) = pyvenv_value(&venv, "home") else {
-        return Ok(false);
-    };
-    // `home` is the folder of the interpreter; its standard library is `../lib/pythonX.Y`, as
-    // for a `sys.prefix` that is its parent.
-    let Some(prefix) = home.parent() else {
-        return Ok(false);
-    };
-    let stdlib = prefix.join("lib").join(format!("python{major}.{minor}"));
-    let Some(wheels) = crate::python::bootstrap::ensurepip_wheels(&stdlib, (major, minor)) else {
-        return Ok(false);
-    };
-    let mut opened = Vec::new();
-    for wheel in &wheels {
-        let file = std::fs::File::open(wheel)
-            .with_context(|| format!("{}: cannot open", wheel.display()))?;
-        if as_root && !root_alone(&file, wheel) {
-            log::warn!(
-                "{}: not root's alone (it or a folder above it can be written by another \
-                 account): not used",
-                wheel.display()
-            );
-            return Ok(false);
-        }
-        opened.push(file);
-    }
-    let site_packages = venv
-        .join("lib")
-        .join(format!("python{major}.{minor}"))
-        .join("site-packages");
-    let bin = venv.join("bin");
-    // pip names `sys.executable` on its scripts' `#!` line: ensurepip runs in
-    // `<venv>/bin/<the name venv was run with>`.
-    let exe_name = python
-        .file_name()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("python3"));
-    let interpreter = bin.join(exe_name);
-    let pip_version = wheels
-        .iter()
-        .filter_map(|w| w.file_name()?.to_str()?.strip_prefix("pip-"))
-        .filter_map(|rest| rest.split('-').next()?.parse::<pep440_rs::Version>().ok())
-        .next();
-    let late_import =
-        pip_version.is_some_and(|v| v >= "25.2".parse::<pep440_rs::Version>().expect("a version"));
-    let target = crate::python::bootstrap::Target {
-        site_packages: &site_packages,
-        bin: &bin,
-        python: &interpreter,
-        version: (major, minor),
-        late_import,
-    };
-    for (file, wheel) in opened.into_iter().zip(&wheels) {
-        crate::python::bootstrap::install_wheel(file, wheel, &target)?;
-        log::info!("placed {} in {}", wheel.display(), site_packages.display());
-    }
-    drop_without_pip(&venv)?;
-    Ok(true)
-}
-
-/// The venv now has what `python -m venv` gives: its `pyvenv.cfg` says so too. `venv` writes the
-/// options it was run with on the `command` line (`create_configuration` in CPython's
-/// `Lib/venv/__init__.py`, 3.11 and later); `--without-pip` is one word of it.
-fn drop_without_pip(venv: &Path) -> Result<()> {
-    let path = venv.join("pyvenv.cfg");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let fixed: String = text
-        .split_inclusive('\n')
-        .map(|line| match line.strip_prefix("command = ") {
-            Some(_) => line.replacen(" --without-pip ", " ", 1),
-            None => line.to_string(),
-        })
-        .collect();
-    if fixed != text {
-        std::fs::write(&path, fixed)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-    }
-    Ok(())
-}
-
-/// Whether an opened file, and every folder above its path, are root's and nobody else can
-/// write them: the only wheels root unpacks.
-fn root_alone(file: &std::fs::File, path: &Path) -> bool {
-    file.metadata()
-        .is_ok_and(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
-        && root_controlled(path)
-}
-
-/// A `key = value` of a venv's `pyvenv.cfg`, as a path.
-fn pyvenv_value(venv: &Path, key: &str) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| PathBuf::from(v.trim()))
-        .filter(|p| p.is_absolute())
-}
-
-/// `python -I -m venv [--system-site-packages] [--without-pip] VENV`.
-fn run_venv(tier: &Tier, python: &Path, inherit_system: bool, with_pip: bool) -> Result<()> {
-    let mut cmd = Command::new(python);
-    // `-I` isolates this interpreter only: venv runs ensurepip in a child that reads the
-    // environment (the user site of `HOME` or `PYTHONUSERBASE`, whose `.pth` files run code).
-    // Nothing of the caller's is needed to make a venv, so the child gets none of it: as root
-    // under `sudo -E` that user site would be the caller's.
-    cmd.env_clear().env("PATH", crate::sys::pip::ROOT_PATH);
-    cmd.args(["-I", "-m", "venv"]);
-    if inherit_system {
-        cmd.arg("--system-site-packages");
-    }
-    if !with_pip {
-        cmd.arg("--without-pip");
-    }
-    cmd.arg(tier.venv());
-    let out = cmd
-        .output()
-        .with_context(|| format!("{}: cannot run", python.display()))?;
-    if !out.status.success() {
-        bail!(
-            "`{} -m venv {}` failed: {}\n(on Debian and Ubuntu the venv module is in the \
-             python3-venv package)",
-            python.display(),
-            tier.venv().display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn version_of(cfg: &str) -> Option<String> {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pyvenv.cfg"), cfg).unwrap();
-        venv_python_version(dir.path())
-    }
-
-    #[test]
-    fn root_unpacks_only_wheels_nobody_else_can_write() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let wheel = dir.path().join("pip-1.0-py3-none-any.whl");
-        std::fs::write(&wheel, b"zip").unwrap();
-        let set = |p: &Path, mode: u32| {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
-        };
-        let usable = || root_alone(&std::fs::File::open(&wheel).unwrap(), &wheel);
-        set(dir.path(), 0o755);
-        set(&wheel, 0o644);
-        // Only root's own files qualify: when the tests do not run as root, nothing does.
-        assert_eq!(usable(), nix::unistd::geteuid().is_root());
-        set(&wheel, 0o664);
-        assert!(!usable(), "group-writable wheel");
-        set(&wheel, 0o644);
-        set(dir.path(), 0o777);
-        assert!(!usable(), "world-writable folder");
-        set(dir.path(), 0o755);
-        if nix::unistd::geteuid().is_root() {
-            std::os::unix::fs::lchown(&wheel, Some(1), None).unwrap();
-            assert!(!usable(), "another account's wheel");
-        }
-    }
-
-    #[test]
-    fn pyvenv_cfg_versions_are_read_and_anything_else_ignored() {
-        let real = "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n";
-        assert_eq!(version_of(real).as_deref(), Some("3.11.2"));
-        assert_eq!(
-            version_of("version_info = 3.12.1.final.0\n").as_deref(),
-            Some("3.12.1.final.0")
-        );
-        assert_eq!(
-            version_of("version = 3.13.0rc1").as_deref(),
-            Some("3.13.0rc1")
-        );
-        // Found by the pyvenv_cfg fuzz target: an empty value was taken as the version.
-        assert_eq!(version_of("version = \n"), None);
-        // A bad `version` falls back to a good `version_info`.
-        assert_eq!(
-            version_of("version = 3/../../x\nversion_info = 3.11.2.final.0\n").as_deref(),
-            Some("3.11.2.final.0")
-        );
-        for bad in [
-            "3",
-            "3.",
-            ".11",
-            "3.x",
-            "3.11/..",
-            "3.11 2",
-            "a.b",
-            "3.11\u{0}",
-        ] {
-            assert_eq!(version_of(&format!("version = {bad}\n")), None, "{bad:?}");
-        }
-    }
 }

@@ -14,6 +14,19 @@ use crate::tier::{minor_version, Tier, TierKind};
 /// The first line after the shebang, by which a shim is recognised.
 const MARKER: &str = "# pyctl shim";
 
+/// The venv-relative paths (`bin/pip`, ...) of the tier's shims: pip's own `bin/pip*` scripts
+/// are replaced by them on purpose, so they are not pip's files. Empty without a venv.
+pub fn shim_paths(tier: &Tier) -> std::collections::HashSet<String> {
+    tier.python_version()
+        .map(|v| {
+            shim_names(&v)
+                .into_iter()
+                .map(|n| format!("bin/{n}"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The shim file names for a venv of Python `version`: `pip`, `pip3`, `pip3.X`.
 pub fn shim_names(version: &str) -> Vec<String> {
     vec![

@@ -5,16 +5,17 @@
 //! lock is held, running) operation. Files that cannot be read are reported with their path and
 //! skipped, never fatal.
 
+mod changes;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::python::inventory::requirement_key;
 use crate::sys::fsutil::write_atomic;
-use crate::ui::Style;
-use crate::ui::Ui;
+
+pub use changes::{change_lines, Changes, Modified};
 
 /// Version of the on-disk history format.
 pub const SCHEMA: u32 = 1;
@@ -47,70 +48,6 @@ impl Kind {
             Kind::Init => "init",
             Kind::Migrate => "migrate",
             Kind::Rebuild => "rebuild",
-        }
-    }
-}
-
-/// One modified distribution: the requirement line before and after.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Modified {
-    pub name: String,
-    pub from: String,
-    pub to: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Changes {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub modified: Vec<Modified>,
-}
-
-impl Changes {
-    /// The difference between two requirement maps (canonical name → requirement line). Lines
-    /// that differ only in how the project name is spelled are the same distribution.
-    pub fn between(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Self {
-        let mut changes = Changes::default();
-        for (name, line) in after {
-            match before.get(name) {
-                None => changes.added.push(line.clone()),
-                Some(old) if requirement_key(old) != requirement_key(line) => {
-                    changes.modified.push(Modified {
-                        name: name.clone(),
-                        from: old.clone(),
-                        to: line.clone(),
-                    })
-                }
-                Some(_) => {}
-            }
-        }
-        for (name, line) in before {
-            if !after.contains_key(name) {
-                changes.removed.push(line.clone());
-            }
-        }
-        changes
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty() && self.modified.is_empty()
-    }
-
-    pub fn summary(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.added.is_empty() {
-            parts.push(format!("{} added", self.added.len()));
-        }
-        if !self.removed.is_empty() {
-            parts.push(format!("{} removed", self.removed.len()));
-        }
-        if !self.modified.is_empty() {
-            parts.push(format!("{} changed", self.modified.len()));
-        }
-        if parts.is_empty() {
-            "no changes".to_string()
-        } else {
-            parts.join(", ")
         }
     }
 }
@@ -209,6 +146,48 @@ impl Entry {
 
     pub fn changes(&self) -> Option<&Changes> {
         self.after.as_ref().and_then(|a| a.changes.as_ref())
+    }
+
+    /// Where the operation stands; `lock_held`: the tier lock is held now, so an operation
+    /// without an after file may be running.
+    pub fn state(&self, lock_held: bool) -> EntryState {
+        match &self.after {
+            None if self.after_unreadable => EntryState::Unreadable,
+            None if lock_held => EntryState::Running,
+            None => EntryState::Interrupted,
+            Some(a) if a.interrupted => EntryState::Interrupted,
+            Some(a) if a.exit_code.is_some_and(|c| c != 0) => EntryState::Failed,
+            Some(_) => EntryState::Ok,
+        }
+    }
+}
+
+/// Where an operation stands, as the listings (`history`, `diff`, `status`) name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryState {
+    /// Finished, with exit code 0 (or none recorded).
+    Ok,
+    /// Finished with a non-zero exit code.
+    Failed,
+    /// Killed half-way: its after file was written later from the state found, or is missing
+    /// while nothing holds the tier lock.
+    Interrupted,
+    /// No after file yet, and the tier lock is held.
+    Running,
+    /// Its after file cannot be read.
+    Unreadable,
+}
+
+impl EntryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryState::Ok => "ok",
+            EntryState::Failed => "failed",
+            EntryState::Interrupted => "interrupted",
+            EntryState::Running => "running",
+            EntryState::Unreadable => "unreadable",
+        }
     }
 }
 
@@ -499,62 +478,6 @@ pub fn prune(dir: &Path, idx: &Index, max_entries: usize) -> Result<Vec<u64>> {
     Ok(doomed)
 }
 
-/// The lines of a change list, one distribution each, coloured by kind of change.
-pub fn change_lines(ui: &Ui, changes: &Changes, for_stderr: bool) -> Vec<String> {
-    let paint = |style, text: &str| {
-        if for_stderr {
-            ui.err(style, text)
-        } else {
-            ui.out(style, text)
-        }
-    };
-    let mut lines = Vec::new();
-    for line in &changes.added {
-        lines.push(format!("  {} {line}", paint(Style::Added, "added     ")));
-    }
-    for m in &changes.modified {
-        let (style, word, text) = describe_modified(m);
-        lines.push(format!("  {} {text}", paint(style, word)));
-    }
-    for line in &changes.removed {
-        lines.push(format!("  {} {line}", paint(Style::Removed, "removed   ")));
-    }
-    lines
-}
-
-/// Upgrade, downgrade or other change, with a short `name old -> new` text.
-fn describe_modified(m: &Modified) -> (Style, &'static str, String) {
-    let version = |line: &str| {
-        line.split_once("==")
-            .map(|(_, v)| v.trim_start_matches('=').to_string())
-    };
-    match (version(&m.from), version(&m.to)) {
-        (Some(a), Some(b)) => {
-            let name = m.to.split("==").next().unwrap_or(&m.name).to_string();
-            let order = match (
-                a.parse::<pep440_rs::Version>(),
-                b.parse::<pep440_rs::Version>(),
-            ) {
-                (Ok(x), Ok(y)) => x.cmp(&y),
-                _ => a.cmp(&b),
-            };
-            let (style, word) = if order.is_lt() {
-                (Style::Upgraded, "upgraded  ")
-            } else if order.is_gt() {
-                (Style::Downgraded, "downgraded")
-            } else {
-                (Style::Changed, "changed   ")
-            };
-            (style, word, format!("{name} {a} -> {b}"))
-        }
-        _ => (
-            Style::Changed,
-            "changed   ",
-            format!("{} -> {}", m.from, m.to),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,6 +503,46 @@ mod tests {
             exit_code: None,
             interrupted: false,
             rebuild: None,
+        }
+    }
+
+    #[test]
+    fn entry_states_are_named_as_listings_always_named_them() {
+        let entry = |after: Option<Record>, after_unreadable| Entry {
+            id: 1,
+            before: record(1, ""),
+            after,
+            after_unreadable,
+        };
+        let finished = |exit_code, interrupted| Record {
+            exit_code,
+            interrupted,
+            ..record(1, "")
+        };
+        let cases = [
+            (entry(Some(finished(Some(0), false)), false), false, "ok"),
+            (entry(Some(finished(None, false)), false), false, "ok"),
+            (
+                entry(Some(finished(Some(2), false)), false),
+                false,
+                "failed",
+            ),
+            (
+                entry(Some(finished(None, true)), false),
+                true,
+                "interrupted",
+            ),
+            (entry(None, false), false, "interrupted"),
+            (entry(None, false), true, "running"),
+            (entry(None, true), true, "unreadable"),
+        ];
+        for (e, lock_held, want) in cases {
+            let state = e.state(lock_held);
+            assert_eq!(state.as_str(), want);
+            assert_eq!(
+                serde_json::to_string(&state).unwrap(),
+                format!("\"{want}\"")
+            );
         }
     }
 

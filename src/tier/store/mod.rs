@@ -6,7 +6,7 @@
 //! distribution's RECORD, which lists every file's hash, so it names the content. Entries are
 //! built in a temp folder and renamed into place, so a half-made entry is never used.
 //!
-//! `store/.sizes.json` keeps, per entry, the bytes of its files and one of them to sample, so the
+//! `store/.sizes.json` ([`sizes`]) keeps, per entry, the bytes of its files and one of them to sample, so the
 //! figure `pyctl status` shows (what the store holds that the venv no longer links to) costs one
 //! `stat` per entry instead of a walk of every stored file. An entry's files never change, so
 //! its size is measured once, when it is added (under the tier lock).
@@ -15,7 +15,11 @@
 //! the folder holding `.dist-info`), `sha256=<urlsafe base64, no padding>` and size; RECORD
 //! itself and some generated files carry no hash.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+mod place;
+mod remove;
+mod sizes;
+
+use std::collections::{BTreeSet, HashSet};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
@@ -28,28 +32,12 @@ use crate::python::inventory::{requirement_key, Distribution, MetadataFormat, Pa
 use crate::python::record::parse_record;
 use crate::python::record::RecordRow;
 use crate::sys::fsutil::write_atomic;
+use place::{place, place_replacing};
+
+pub use place::make_read_only;
+pub use remove::remove_dists;
 
 pub const ENTRY_SCHEMA: u32 = 1;
-const SIZES_FILE: &str = ".sizes.json";
-const SIZES_SCHEMA: u32 = 1;
-
-/// `store/.sizes.json`: entry folder name → its size.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Sizes {
-    schema: u32,
-    entries: BTreeMap<String, EntrySize>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct EntrySize {
-    /// Bytes of the regular files under `files/`.
-    bytes: u64,
-    /// A file under the entry folder (its `.dist-info/METADATA`) whose link count says whether
-    /// the venv still holds the entry's files: pip replaces or removes a distribution's files
-    /// all together.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    sample: Option<String>,
-}
 
 /// How files are placed back into a venv.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -79,6 +67,22 @@ pub struct StoredFile {
     /// -r` puts back: that field is ignored and such files are hashed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<FileKey>,
+}
+
+impl StoredFile {
+    /// The file's path relative to the venv, refused when it is absolute or climbs out (`..`):
+    /// a store entry (of `entry_dir`) never places a file outside the venv.
+    pub fn venv_path(&self, entry_dir: &Path) -> Result<&Path> {
+        let rel = Path::new(&self.path);
+        if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
+            bail!(
+                "{}: store entry names a path outside the venv: {}",
+                entry_dir.display(),
+                self.path
+            );
+        }
+        Ok(rel)
+    }
 }
 
 /// What `StoredFile::key` compares: (inode, size, ctime seconds, ctime nanoseconds).
@@ -271,7 +275,7 @@ impl Store {
             }
         }
         if let Err(e) = self.update_sizes() {
-            log::warn!("{}: {e:#}", self.dir.join(SIZES_FILE).display());
+            log::warn!("{}: {e:#}", self.dir.join(sizes::SIZES_FILE).display());
         }
         Ok(added)
     }
@@ -514,14 +518,7 @@ impl Store {
         let (visible, meta_files): (Vec<&StoredFile>, Vec<&StoredFile>) =
             meta_files.into_iter().partition(|f| f.path == metadata);
         for file in other.into_iter().chain(meta_files).chain(visible) {
-            let rel = Path::new(&file.path);
-            if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
-                bail!(
-                    "{}: store entry names a path outside the venv: {}",
-                    entry_dir.display(),
-                    file.path
-                );
-            }
+            let rel = file.venv_path(entry_dir)?;
             let src = files.join(rel);
             let dest = venv.join(rel);
             if let Some(parent) = dest.parent() {
@@ -548,7 +545,7 @@ impl Store {
         for item in read.filter_map(Result::ok) {
             let path = item.path();
             let name = item.file_name().to_string_lossy().into_owned();
-            let keep = if name == SIZES_FILE {
+            let keep = if name == sizes::SIZES_FILE {
                 true
             } else if name.starts_with(".tmp-") {
                 false
@@ -559,7 +556,7 @@ impl Store {
                 }
             };
             if !keep {
-                freed += unlinked_bytes(&path);
+                freed += sizes::unlinked_bytes(&path);
                 std::fs::remove_dir_all(&path)
                     .with_context(|| format!("{}: cannot remove", path.display()))?;
                 removed += 1;
@@ -570,110 +567,6 @@ impl Store {
         }
         Ok((removed, freed))
     }
-
-    /// Bytes of stored distribution files no venv file shares (hard-link count 1; the store's
-    /// own `entry.json` files aside).
-    ///
-    /// An entry whose sample file has one link left counts whole; an entry `.sizes.json` does
-    /// not know yet (made by an older pyctl, or by an operation running now) is walked.
-    pub fn extra_bytes(&self) -> u64 {
-        use std::os::unix::fs::MetadataExt;
-        let sizes = self.read_sizes();
-        self.entry_names()
-            .iter()
-            .map(|name| {
-                let dir = self.dir.join(name);
-                let known = sizes.entries.get(name);
-                match known.and_then(|k| Some((k.bytes, k.sample.as_ref()?))) {
-                    Some((bytes, sample)) => match std::fs::symlink_metadata(dir.join(sample)) {
-                        Ok(m) if m.nlink() > 1 => 0,
-                        Ok(_) => bytes,
-                        Err(_) => unlinked_bytes(&dir.join("files")),
-                    },
-                    None => unlinked_bytes(&dir.join("files")),
-                }
-            })
-            .sum()
-    }
-
-    /// The entry folders' names (temp folders and the sizes file aside).
-    fn entry_names(&self) -> Vec<String> {
-        let Ok(read) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        read.filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.'))
-            .collect()
-    }
-
-    /// `.sizes.json`, or nothing known when it is missing, unreadable or of another schema.
-    fn read_sizes(&self) -> Sizes {
-        std::fs::read(self.dir.join(SIZES_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Sizes>(&b).ok())
-            .filter(|s| s.schema == SIZES_SCHEMA)
-            .unwrap_or_default()
-    }
-
-    /// Brings `.sizes.json` in line with the entries present: measures the entries it lacks
-    /// (a walk of those only) and drops the ones gone. Written only when something changed;
-    /// called under the tier lock.
-    pub fn update_sizes(&self) -> Result<()> {
-        if !self.dir.is_dir() {
-            return Ok(());
-        }
-        let old = self.read_sizes();
-        let mut sizes = Sizes {
-            schema: SIZES_SCHEMA,
-            entries: BTreeMap::new(),
-        };
-        for name in self.entry_names() {
-            let size = match old.entries.get(&name) {
-                Some(known) => known.clone(),
-                None => {
-                    let dir = self.dir.join(&name);
-                    let Some(entry) = read_entry(&dir) else {
-                        continue;
-                    };
-                    measure_entry(&dir, &entry)
-                }
-            };
-            sizes.entries.insert(name, size);
-        }
-        if sizes != old {
-            write_atomic(&self.dir.join(SIZES_FILE), &serde_json::to_vec(&sizes)?)?;
-        }
-        Ok(())
-    }
-}
-
-/// The bytes of an entry's files, and its `.dist-info/METADATA` as the sample.
-fn measure_entry(dir: &Path, entry: &StoreEntry) -> EntrySize {
-    use std::os::unix::fs::MetadataExt;
-    let bytes = walkdir::WalkDir::new(dir.join("files"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.size())
-        .sum();
-    let sample = format!("files/{}/METADATA", entry.dist_info);
-    let sample = std::fs::symlink_metadata(dir.join(&sample))
-        .is_ok_and(|m| m.is_file())
-        .then_some(sample);
-    EntrySize { bytes, sample }
-}
-
-fn unlinked_bytes(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file() && m.nlink() == 1)
-        .map(|m| m.len())
-        .sum()
 }
 
 /// An entry's metadata; `None` for anything incomplete or unreadable, and for an entry whose
@@ -692,243 +585,6 @@ fn read_entry(dir: &Path) -> Option<StoreEntry> {
         .map_err(|e| log::warn!("{}: unreadable store entry: {e}", dir.display()))
         .ok()?;
     (entry.schema <= ENTRY_SCHEMA).then_some(entry)
-}
-
-/// Places `src` at `dest`, replacing a file already there (never a folder). A hard link to a
-/// symlink links the symlink itself, so symlinks need no special case when linking.
-fn place_replacing(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
-    let attempt = || -> std::io::Result<()> {
-        if mode == LinkMode::Copy && std::fs::symlink_metadata(src)?.file_type().is_symlink() {
-            return std::os::unix::fs::symlink(std::fs::read_link(src)?, dest);
-        }
-        match mode {
-            LinkMode::Hardlink => match std::fs::hard_link(src, dest) {
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(nix::libc::EXDEV) | Some(nix::libc::EPERM)
-                    ) =>
-                {
-                    std::fs::copy(src, dest).map(|_| ())
-                }
-                other => other,
-            },
-            LinkMode::Copy => std::fs::copy(src, dest).map(|_| ()),
-        }
-    };
-    match attempt() {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            if std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
-                bail!("{}: a folder is in the way", dest.display());
-            }
-            std::fs::remove_file(dest)
-                .with_context(|| format!("{}: cannot replace", dest.display()))?;
-            attempt()
-                .with_context(|| format!("cannot place {} at {}", src.display(), dest.display()))
-        }
-        Err(e) => {
-            Err(e).with_context(|| format!("cannot place {} at {}", src.display(), dest.display()))
-        }
-        Ok(()) => Ok(()),
-    }
-}
-
-/// Takes the write bits off a stored file. With hard links the venv's file is the same inode,
-/// so an in-place write (`echo >>`, `dd conv=notrunc`, an editor saving in place) fails
-/// instead of changing the stored original behind pyctl's back; an editor that saves by
-/// rename, and pip (which unlinks before writing), are unaffected. An override (`chmod u+w`,
-/// root) still gets through: the change time moves, and the file is hashed before any use.
-pub fn make_read_only(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::symlink_metadata(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if meta.is_file() && mode & 0o222 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o222))
-            .with_context(|| format!("{}: cannot make read-only", path.display()))?;
-    }
-    Ok(())
-}
-
-/// Hard-links `src` to `dest` (copying across filesystems), or copies.
-fn place(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
-    if mode == LinkMode::Hardlink {
-        match std::fs::hard_link(src, dest) {
-            Ok(()) => return Ok(()),
-            Err(e)
-                if e.raw_os_error() == Some(nix::libc::EXDEV)
-                    || e.raw_os_error() == Some(nix::libc::EPERM) => {}
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot link {} to {}", src.display(), dest.display())
-                })
-            }
-        }
-    }
-    std::fs::copy(src, dest)
-        .with_context(|| format!("cannot copy {} to {}", src.display(), dest.display()))?;
-    Ok(())
-}
-
-/// Removes several distributions at once, switching the set with renames where it can: a
-/// top-level folder of site-packages holding nothing but files of the removed distributions
-/// (and their byte-code) is moved into `trash` in one step, as is each `.dist-info`; the rest is
-/// unlinked file by file. The caller deletes `trash` afterwards, when the venv is already in its
-/// target state. Each `.dist-info` goes first, so a kill half-way never leaves a distribution
-/// that looks installed but is not.
-///
-/// A path in `protected` (a file a kept distribution owns too) stays, as does byte-code whose
-/// source is not being removed: the shared `site-packages/__pycache__` holds every top-level
-/// module's.
-pub fn remove_dists(
-    venv: &Path,
-    doomed: &[&Distribution],
-    protected: &HashSet<PathBuf>,
-    trash: &Path,
-) -> Result<()> {
-    std::fs::create_dir_all(trash)
-        .with_context(|| format!("{}: cannot create", trash.display()))?;
-    let mut counter = 0usize;
-    let mut move_aside = |path: &Path| -> Result<()> {
-        counter += 1;
-        let dest = trash.join(counter.to_string());
-        std::fs::rename(path, &dest)
-            .with_context(|| format!("cannot move {} aside", path.display()))
-    };
-    let mut files: Vec<PathBuf> = Vec::new();
-    for dist in doomed {
-        let rows = installed_files(venv, dist)?;
-        move_aside(&dist.metadata_path)?;
-        files.extend(
-            rows.into_iter()
-                .map(|r| venv.join(r.path))
-                .filter(|p| !protected.contains(p)),
-        );
-    }
-    let file_set: HashSet<&Path> = files.iter().map(PathBuf::as_path).collect();
-    // Each file's top-level folder in site-packages (None for files directly in it or elsewhere).
-    let site_dirs: BTreeSet<PathBuf> = doomed
-        .iter()
-        .filter_map(|d| d.metadata_path.parent().map(Path::to_path_buf))
-        .collect();
-    let top_of = |file: &Path| -> Option<PathBuf> {
-        site_dirs.iter().find_map(|site| {
-            let rel = file.strip_prefix(site).ok()?;
-            let mut comps = rel.components();
-            let first = comps.next()?;
-            comps.next()?;
-            Some(site.join(first))
-        })
-    };
-    let tops: Vec<Option<PathBuf>> = files.iter().map(|f| top_of(f)).collect();
-    let mut moved: HashSet<PathBuf> = HashSet::new();
-    let candidates: BTreeSet<&PathBuf> = tops.iter().flatten().collect();
-    for top in candidates {
-        if top.is_dir() && only_holds(top, &file_set) {
-            move_aside(top)?;
-            moved.insert(top.clone());
-        }
-    }
-    let mut dirs: BTreeMap<usize, BTreeSet<PathBuf>> = BTreeMap::new();
-    for (path, top) in files.iter().zip(&tops) {
-        if top.as_ref().is_some_and(|t| moved.contains(t)) {
-            continue;
-        }
-        remove_if_present(path)?;
-        if path.extension().is_some_and(|e| e == "py") {
-            remove_bytecode(path, protected)?;
-        }
-        let mut parent = path.parent();
-        while let Some(dir) = parent {
-            if dir == venv || !dir.starts_with(venv) {
-                break;
-            }
-            if !dirs
-                .entry(dir.components().count())
-                .or_default()
-                .insert(dir.to_path_buf())
-            {
-                break;
-            }
-            parent = dir.parent();
-        }
-    }
-    remove_empty_dirs(dirs);
-    Ok(())
-}
-
-/// Whether every file under `dir` is one of `files`, or byte-code in a `__pycache__` whose
-/// source is one of `files`.
-fn only_holds(dir: &Path, files: &HashSet<&Path>) -> bool {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .all(|item| match item {
-            Ok(e) if e.file_type().is_dir() => true,
-            Ok(e) => {
-                let p = e.path();
-                files.contains(p) || bytecode_source(p).is_some_and(|s| files.contains(s.as_path()))
-            }
-            Err(_) => false,
-        })
-}
-
-/// `d/__pycache__/x.cpython-311.pyc` → `d/x.py`.
-fn bytecode_source(pyc: &Path) -> Option<PathBuf> {
-    if pyc.extension()? != "pyc" {
-        return None;
-    }
-    let cache = pyc.parent()?;
-    if cache.file_name()? != "__pycache__" {
-        return None;
-    }
-    let name = pyc.file_name()?.to_str()?;
-    let stem = name.split('.').next()?;
-    Some(cache.parent()?.join(format!("{stem}.py")))
-}
-
-/// Removes folders left empty, deepest first; a folder that is not empty stays, and so do the
-/// venv's own `site-packages`, `bin` and `lib`.
-fn remove_empty_dirs(dirs: BTreeMap<usize, BTreeSet<PathBuf>>) {
-    for (_, level) in dirs.into_iter().rev() {
-        for dir in level {
-            let keep = dir
-                .file_name()
-                .is_some_and(|n| n == "site-packages" || n == "bin" || n == "lib");
-            if !keep {
-                let _ = std::fs::remove_dir(&dir);
-            }
-        }
-    }
-}
-
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => {
-            std::fs::remove_file(path).with_context(|| format!("{}: cannot remove", path.display()))
-        }
-        Err(_) => Ok(()),
-    }
-}
-
-/// `x.py` → `__pycache__/x.*.pyc`, unless protected.
-fn remove_bytecode(py: &Path, protected: &HashSet<PathBuf>) -> Result<()> {
-    let (Some(dir), Some(stem)) = (py.parent(), py.file_stem()) else {
-        return Ok(());
-    };
-    let cache = dir.join("__pycache__");
-    let Ok(read) = std::fs::read_dir(&cache) else {
-        return Ok(());
-    };
-    let prefix = format!("{}.", stem.to_string_lossy());
-    for item in read.filter_map(Result::ok) {
-        let name = item.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) && name.ends_with(".pyc") && !protected.contains(&item.path())
-        {
-            remove_if_present(&item.path())?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,220 @@
+//! Creating a tier's venv: `python -I -m venv` with nothing of the caller's environment, pip
+//! placed by ensurepip (or, when [`NATIVE_PIP_PLACEMENT`] is on, unpacked from ensurepip's own
+//! wheels).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::python::pyvenv::PyvenvCfg;
+use crate::sys::fsutil::root_controlled;
+use crate::tier::Tier;
+
+/// Creates the venv of a tier with pip in it, as `python -m venv` does. `as_root`: the wheels
+/// pip is placed from must be root's alone.
+pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool, as_root: bool) -> Result<()> {
+    create_venv_with(tier, python, inherit_system, true, as_root)
+}
+
+/// Whether new venvs get pip by unpacking ensurepip's wheels natively (`place_pip`) instead of
+/// running ensurepip. Off: the native placement writes no bytecode (Python writes it lazily the
+/// first time pip imports a module), so a tier's tree changes under a plain `pip` run, and the
+/// exactness oracle (tests/exactness.rs) saw undo "add" pip's bytecode that no state held. It
+/// comes back on once it compiles and records bytecode as pip's own install does (issue 15).
+pub const NATIVE_PIP_PLACEMENT: bool = false;
+
+/// Creates the venv of a tier with `python -m venv --without-pip`; `with_pip` then places pip
+/// (and, before Python 3.12, setuptools) from the wheels ensurepip would install, unpacked
+/// natively ([`crate::python::bootstrap`]), falling back to ensurepip itself when they cannot be
+/// found or used. Without `with_pip`, pip comes from the store.
+pub fn create_venv_with(
+    tier: &Tier,
+    python: &Path,
+    inherit_system: bool,
+    with_pip: bool,
+    as_root: bool,
+) -> Result<()> {
+    if !NATIVE_PIP_PLACEMENT {
+        return run_venv(tier, python, inherit_system, with_pip);
+    }
+    run_venv(tier, python, inherit_system, false)?;
+    if !with_pip {
+        return Ok(());
+    }
+    match place_pip(tier, python, as_root) {
+        Ok(true) => return Ok(()),
+        Ok(false) => log::info!("no pip wheel of this Python found: running ensurepip"),
+        Err(e) => log::warn!("placing pip from its wheel failed ({e:#}): running ensurepip"),
+    }
+    let venv = tier.venv();
+    std::fs::remove_dir_all(&venv)
+        .with_context(|| format!("{}: cannot remove to start again", venv.display()))?;
+    run_venv(tier, python, inherit_system, true)
+}
+
+/// Places the wheels ensurepip would install into the new venv of `tier` (made by `python`).
+/// `Ok(false)`: there are none to use, or (as root) one is not root's alone.
+fn place_pip(tier: &Tier, python: &Path, as_root: bool) -> Result<bool> {
+    let venv = std::path::absolute(tier.venv()).context("the venv's path")?;
+    let Some(cfg) = PyvenvCfg::read(&venv) else {
+        return Ok(false);
+    };
+    let Some(version) = cfg.version() else {
+        return Ok(false);
+    };
+    let mut parts = version.split('.').map(|p| p.parse::<u64>());
+    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
+        return Ok(false);
+    };
+    let Some(home) = cfg.home() else {
+        return Ok(false);
+    };
+    // `home` is the folder of the interpreter; its standard library is `../lib/pythonX.Y`, as
+    // for a `sys.prefix` that is its parent.
+    let Some(prefix) = home.parent() else {
+        return Ok(false);
+    };
+    let stdlib = prefix.join("lib").join(format!("python{major}.{minor}"));
+    let Some(wheels) = crate::python::bootstrap::ensurepip_wheels(&stdlib, (major, minor)) else {
+        return Ok(false);
+    };
+    let mut opened = Vec::new();
+    for wheel in &wheels {
+        let file = std::fs::File::open(wheel)
+            .with_context(|| format!("{}: cannot open", wheel.display()))?;
+        if as_root && !root_alone(&file, wheel) {
+            log::warn!(
+                "{}: not root's alone (it or a folder above it can be written by another \
+                 account): not used",
+                wheel.display()
+            );
+            return Ok(false);
+        }
+        opened.push(file);
+    }
+    let site_packages = venv
+        .join("lib")
+        .join(format!("python{major}.{minor}"))
+        .join("site-packages");
+    let bin = venv.join("bin");
+    // pip names `sys.executable` on its scripts' `#!` line: ensurepip runs in
+    // `<venv>/bin/<the name venv was run with>`.
+    let exe_name = python
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let interpreter = bin.join(exe_name);
+    let pip_version = wheels
+        .iter()
+        .filter_map(|w| w.file_name()?.to_str()?.strip_prefix("pip-"))
+        .filter_map(|rest| rest.split('-').next()?.parse::<pep440_rs::Version>().ok())
+        .next();
+    let late_import =
+        pip_version.is_some_and(|v| v >= "25.2".parse::<pep440_rs::Version>().expect("a version"));
+    let target = crate::python::bootstrap::Target {
+        site_packages: &site_packages,
+        bin: &bin,
+        python: &interpreter,
+        version: (major, minor),
+        late_import,
+    };
+    for (file, wheel) in opened.into_iter().zip(&wheels) {
+        crate::python::bootstrap::install_wheel(file, wheel, &target)?;
+        log::info!("placed {} in {}", wheel.display(), site_packages.display());
+    }
+    drop_without_pip(&venv)?;
+    Ok(true)
+}
+
+/// The venv now has what `python -m venv` gives: its `pyvenv.cfg` says so too. `venv` writes the
+/// options it was run with on the `command` line (`create_configuration` in CPython's
+/// `Lib/venv/__init__.py`, 3.11 and later); `--without-pip` is one word of it.
+fn drop_without_pip(venv: &Path) -> Result<()> {
+    let path = venv.join("pyvenv.cfg");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let fixed: String = text
+        .split_inclusive('\n')
+        .map(|line| match line.strip_prefix("command = ") {
+            Some(_) => line.replacen(" --without-pip ", " ", 1),
+            None => line.to_string(),
+        })
+        .collect();
+    if fixed != text {
+        std::fs::write(&path, fixed)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Whether an opened file, and every folder above its path, are root's and nobody else can
+/// write them: the only wheels root unpacks.
+fn root_alone(file: &std::fs::File, path: &Path) -> bool {
+    file.metadata()
+        .is_ok_and(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
+        && root_controlled(path)
+}
+
+/// `python -I -m venv [--system-site-packages] [--without-pip] VENV`.
+fn run_venv(tier: &Tier, python: &Path, inherit_system: bool, with_pip: bool) -> Result<()> {
+    let mut cmd = Command::new(python);
+    // `-I` isolates this interpreter only: venv runs ensurepip in a child that reads the
+    // environment (the user site of `HOME` or `PYTHONUSERBASE`, whose `.pth` files run code).
+    // Nothing of the caller's is needed to make a venv, so the child gets none of it: as root
+    // under `sudo -E` that user site would be the caller's.
+    cmd.env_clear().env("PATH", crate::sys::pip::ROOT_PATH);
+    cmd.args(["-I", "-m", "venv"]);
+    if inherit_system {
+        cmd.arg("--system-site-packages");
+    }
+    if !with_pip {
+        cmd.arg("--without-pip");
+    }
+    cmd.arg(tier.venv());
+    let out = cmd
+        .output()
+        .with_context(|| format!("{}: cannot run", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "`{} -m venv {}` failed: {}\n(on Debian and Ubuntu the venv module is in the \
+             python3-venv package)",
+            python.display(),
+            tier.venv().display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_unpacks_only_wheels_nobody_else_can_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = dir.path().join("pip-1.0-py3-none-any.whl");
+        std::fs::write(&wheel, b"zip").unwrap();
+        let set = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let usable = || root_alone(&std::fs::File::open(&wheel).unwrap(), &wheel);
+        set(dir.path(), 0o755);
+        set(&wheel, 0o644);
+        // Only root's own files qualify: when the tests do not run as root, nothing does.
+        assert_eq!(usable(), nix::unistd::geteuid().is_root());
+        set(&wheel, 0o664);
+        assert!(!usable(), "group-writable wheel");
+        set(&wheel, 0o644);
+        set(dir.path(), 0o777);
+        assert!(!usable(), "world-writable folder");
+        set(dir.path(), 0o755);
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::lchown(&wheel, Some(1), None).unwrap();
+            assert!(!usable(), "another account's wheel");
+        }
+    }
+}
