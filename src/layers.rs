@@ -51,8 +51,6 @@ mod tests {
         "ops/rebuild.rs:rebuild_venv",
         "ops/undo.rs",
         "ops/undo.rs:transact",
-        "python/bootstrap.rs:install_wheel",
-        "python/inventory.rs",
         "tier/mod.rs",
         "tier/store.rs",
     ];
