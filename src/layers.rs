@@ -46,8 +46,6 @@ mod tests {
         "commands/doctor.rs:check_installed_files",
         "commands/mod.rs",
         "commands/mod.rs:status",
-        "python/bootstrap.rs:install_wheel",
-        "python/inventory.rs",
     ];
 
     const MAX_FILE_LINES: usize = 700;

@@ -35,20 +35,14 @@ pub fn requested_name(arg: &str) -> Option<String> {
         return Some(canonical_name(req.name.as_ref()));
     }
     let file = arg.rsplit('/').next().unwrap_or(arg);
-    if let Some(stem) = file.strip_suffix(".whl") {
-        // Wheel file names: {name}-{version}(-{build})?-{python}-{abi}-{platform}.whl
-        return stem.split('-').next().map(canonical_name);
+    if file.ends_with(".whl") {
+        let wheel = crate::python::filename::WheelName::parse(file);
+        return wheel.ok().map(|w| canonical_name(w.name));
     }
     if let Some((_, egg)) = arg.split_once("#egg=") {
         return Some(canonical_name(egg.split('&').next().unwrap_or(egg)));
     }
-    for ext in [".tar.gz", ".zip", ".tar.bz2"] {
-        if let Some(stem) = file.strip_suffix(ext) {
-            // sdists: {name}-{version}{ext}; the version is after the last dash.
-            return stem.rsplit_once('-').map(|(name, _)| canonical_name(name));
-        }
-    }
-    None
+    crate::python::filename::sdist_name_version(file).map(|(name, _)| canonical_name(name))
 }
 
 /// What the user asked for: names from successful recorded `pip install` commands, less those

@@ -159,14 +159,8 @@ fn summary(dist: &Distribution) -> Option<String> {
         }
         MetadataFormat::EggInfo => dist.metadata_path.clone(),
     };
-    let bytes = std::fs::read(path).ok()?;
-    let text = String::from_utf8_lossy(&bytes);
-    text.lines()
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':'))
-        .find(|(key, _)| key.eq_ignore_ascii_case("summary"))
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty() && v != "UNKNOWN")
+    let headers = crate::python::metadata::Headers::read(&path).ok()??;
+    Some(headers.get("Summary")?.to_string()).filter(|v| !v.is_empty() && v != "UNKNOWN")
 }
 
 /// How many files the distribution installed into the venv and their size now, from RECORD

@@ -371,17 +371,21 @@ fn print_outcome(ui: &Ui, op: &Operation, outcome: &transaction::Outcome) {
     }
 }
 
-/// Replaces this process with a tier's pip (`--user` off, see `pip::tier_command`).
+/// Replaces this process with a tier's pip (`--user` off, see `pip::PipFor`).
 fn exec_tier_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
     let python = venv.join("bin/python");
-    let err = crate::sys::pip::tier_command(ctx, venv).args(args).exec();
+    let err = crate::sys::pip::command(ctx, venv, crate::sys::pip::PipFor::Tier)
+        .args(args)
+        .exec();
     Err(err).with_context(|| format!("{}: cannot run", python.display()))
 }
 
 /// Replaces this process with the venv's pip (read-only commands, pass-through).
 fn exec_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
     let python = venv.join("bin/python");
-    let err = crate::sys::pip::command(ctx, venv).args(args).exec();
+    let err = crate::sys::pip::command(ctx, venv, crate::sys::pip::PipFor::AnyVenv)
+        .args(args)
+        .exec();
     Err(err).with_context(|| format!("{}: cannot run", python.display()))
 }
 
@@ -396,7 +400,7 @@ fn run_pip_child(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
     // after-record.
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
         .context("cannot install signal handlers")?;
-    let mut child = crate::sys::pip::tier_command(ctx, venv)
+    let mut child = crate::sys::pip::command(ctx, venv, crate::sys::pip::PipFor::Tier)
         .args(args)
         .spawn()
         .with_context(|| format!("{}: cannot run", python.display()))?;

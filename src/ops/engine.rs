@@ -627,7 +627,7 @@ enum PipEnd {
 fn run_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<PipEnd> {
     use std::os::unix::process::ExitStatusExt as _;
     let python = venv.join("bin/python");
-    let status = crate::sys::pip::tier_command(ctx, venv)
+    let status = crate::sys::pip::command(ctx, venv, crate::sys::pip::PipFor::Tier)
         .args(args)
         .status()
         .with_context(|| format!("{}: cannot run", python.display()))?;

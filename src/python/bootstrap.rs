@@ -25,10 +25,11 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 
-use crate::python::record::parse_record;
+use crate::python::filename::WheelName;
+use crate::python::metadata::Headers;
+use crate::python::names::canonical_name;
+use crate::python::record::{hash_field, parse_record, RecordRow};
 
 /// The wheels ensurepip of the Python whose standard library is `stdlib` (`/usr/lib/python3.11`)
 /// would install, found where it would find them; `None` when they are not all there (or a
@@ -83,20 +84,20 @@ fn wheel_pkg_dir(stdlib: &Path) -> Option<PathBuf> {
     })
 }
 
-/// One `NAME-*.whl` per name in `folder`, in the order of `names`; `None` unless each is there
-/// exactly once.
+/// One wheel of each project in `names` in `folder`, in the order of `names`; `None` unless
+/// each is there exactly once.
 fn wheels_in(folder: &Path, names: &[&str]) -> Option<Vec<PathBuf>> {
     let entries: Vec<String> = std::fs::read_dir(folder)
         .ok()?
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".whl"))
         .collect();
     names
         .iter()
         .map(|name| {
-            let prefix = format!("{name}-");
-            let mut found = entries.iter().filter(|n| n.starts_with(&prefix));
+            let mut found = entries.iter().filter(|n| {
+                WheelName::parse(n).is_ok_and(|w| canonical_name(w.name) == canonical_name(name))
+            });
             match (found.next(), found.next()) {
                 (Some(one), None) => Some(folder.join(one)),
                 _ => None,
@@ -128,69 +129,18 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<String
         .with_context(|| format!("{}: not a zip archive", wheel.display()))?;
     let dist_info = dist_info_folder(&zip)
         .with_context(|| format!("{}: no single .dist-info folder", wheel.display()))?;
-    let read = |zip: &mut zip::ZipArchive<File>, name: &str| -> Result<Vec<u8>> {
-        let mut entry = zip
-            .by_name(name)
-            .with_context(|| format!("{}: no {name}", wheel.display()))?;
-        let mut data = Vec::new();
-        entry
-            .read_to_end(&mut data)
-            .with_context(|| format!("{}: cannot read {name}", wheel.display()))?;
-        Ok(data)
-    };
-    let wheel_meta =
-        String::from_utf8_lossy(&read(&mut zip, &format!("{dist_info}/WHEEL"))?).into_owned();
-    if !wheel_meta.lines().any(|l| {
-        l.replace(' ', "")
-            .eq_ignore_ascii_case("Root-Is-Purelib:true")
-    }) {
+    let wheel_meta = Headers::parse(&read_entry(&mut zip, wheel, &format!("{dist_info}/WHEEL"))?);
+    if !wheel_meta
+        .get("Root-Is-Purelib")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
         bail!("{}: not a purelib wheel", wheel.display());
     }
     let record_name = format!("{dist_info}/RECORD");
-    let record = parse_record(&read(&mut zip, &record_name)?)
+    let record = parse_record(&read_entry(&mut zip, wheel, &record_name)?)
         .with_context(|| format!("{}: {record_name}", wheel.display()))?;
-    let hashes: BTreeMap<&str, &str> = record
-        .iter()
-        .filter_map(|r| r.hash.as_deref().map(|h| (r.path.as_str(), h)))
-        .collect();
     let mut made = HashSet::new();
-    for i in 0..zip.len() {
-        let mut entry = zip.by_index(i)?;
-        if entry.is_dir() {
-            continue;
-        }
-        let name = entry.name().to_string();
-        let relative = safe_relative(&name)
-            .with_context(|| format!("{}: unsafe path {name:?}", wheel.display()))?;
-        if relative
-            .components()
-            .next()
-            .is_some_and(|c| c.as_os_str().to_string_lossy().ends_with(".data"))
-        {
-            bail!("{}: {name}: .data folders are not handled", wheel.display());
-        }
-        if name == record_name {
-            // Written below, as pip rewrites it.
-            continue;
-        }
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut data)
-            .with_context(|| format!("{}: cannot read {name}", wheel.display()))?;
-        let Some(expected) = hashes.get(name.as_str()) else {
-            bail!("{}: {name} is not in RECORD", wheel.display());
-        };
-        if *expected != sha256_field(&data) {
-            bail!("{}: {name} does not match its RECORD hash", wheel.display());
-        }
-        let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
-        write_new(
-            &mut made,
-            &target.site_packages.join(&relative),
-            &data,
-            executable,
-        )?;
-    }
+    unpack(&mut zip, wheel, &record, &record_name, target, &mut made)?;
     let mut rows: Vec<[String; 3]> = record
         .iter()
         .map(|r| {
@@ -224,9 +174,86 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<String
         write_new(&mut made, &path, content, false)?;
         rows.push(generated_row(target, &path, content));
     }
-    // pip writes what it installed, sorted, RECORD itself with no hash.
+    write_record(rows, &record_name, target, &mut made)?;
+    Ok(dist_info)
+}
+
+/// The bytes of the zip entry `name` of `wheel`.
+fn read_entry(zip: &mut zip::ZipArchive<File>, wheel: &Path, name: &str) -> Result<Vec<u8>> {
+    let mut entry = zip
+        .by_name(name)
+        .with_context(|| format!("{}: no {name}", wheel.display()))?;
+    let mut data = Vec::new();
+    entry
+        .read_to_end(&mut data)
+        .with_context(|| format!("{}: cannot read {name}", wheel.display()))?;
+    Ok(data)
+}
+
+/// Writes every file of the wheel but its RECORD under site-packages, each checked against
+/// its RECORD hash first.
+fn unpack(
+    zip: &mut zip::ZipArchive<File>,
+    wheel: &Path,
+    record: &[RecordRow],
+    record_name: &str,
+    target: &Target,
+    made: &mut HashSet<PathBuf>,
+) -> Result<()> {
+    let hashes: BTreeMap<&str, &str> = record
+        .iter()
+        .filter_map(|r| r.hash.as_deref().map(|h| (r.path.as_str(), h)))
+        .collect();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i)?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry.name().to_string();
+        let relative = safe_relative(&name)
+            .with_context(|| format!("{}: unsafe path {name:?}", wheel.display()))?;
+        if relative
+            .components()
+            .next()
+            .is_some_and(|c| c.as_os_str().to_string_lossy().ends_with(".data"))
+        {
+            bail!("{}: {name}: .data folders are not handled", wheel.display());
+        }
+        if name == record_name {
+            // Written last, as pip rewrites it.
+            continue;
+        }
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry
+            .read_to_end(&mut data)
+            .with_context(|| format!("{}: cannot read {name}", wheel.display()))?;
+        let Some(expected) = hashes.get(name.as_str()) else {
+            bail!("{}: {name} is not in RECORD", wheel.display());
+        };
+        if *expected != sha256_field(&data) {
+            bail!("{}: {name} does not match its RECORD hash", wheel.display());
+        }
+        let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        write_new(
+            made,
+            &target.site_packages.join(&relative),
+            &data,
+            executable,
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes RECORD as pip does: what it installed, sorted, RECORD itself with no hash, in CSV with
+/// `\r\n` line ends.
+fn write_record(
+    mut rows: Vec<[String; 3]>,
+    record_name: &str,
+    target: &Target,
+    made: &mut HashSet<PathBuf>,
+) -> Result<()> {
     rows.retain(|r| r[0] != record_name);
-    rows.push([record_name.clone(), String::new(), String::new()]);
+    rows.push([record_name.to_string(), String::new(), String::new()]);
     rows.sort();
     let mut out = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
@@ -236,12 +263,11 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<String
     }
     let record_text = out.into_inner().context("writing RECORD")?;
     write_new(
-        &mut made,
-        &target.site_packages.join(&record_name),
+        made,
+        &target.site_packages.join(record_name),
         &record_text,
         false,
-    )?;
-    Ok(dist_info)
+    )
 }
 
 /// The one top-level `NAME-VERSION.dist-info` folder of a wheel.
@@ -276,11 +302,10 @@ fn safe_relative(name: &str) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
+/// The RECORD hash field of bytes in memory.
 fn sha256_field(data: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(data))
-    )
+    // Reading a slice cannot fail.
+    hash_field(data).unwrap_or_default()
 }
 
 /// A RECORD row for a file pip generated: its path relative to site-packages (`../../../bin/pip`

@@ -11,7 +11,9 @@ use std::str::FromStr;
 
 use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder, Requirement, VersionOrUrl};
 
-use crate::python::inventory::{canonical_name, Distribution, MetadataFormat, PackageSet};
+use crate::python::inventory::{Distribution, MetadataFormat, PackageSet};
+use crate::python::metadata::Headers;
+use crate::python::names::canonical_name;
 
 /// One broken requirement.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -95,22 +97,10 @@ pub fn declared_requirements(dist: &Distribution) -> Vec<String> {
 }
 
 fn requires_dist(metadata: &Path) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(metadata) else {
-        return Vec::new();
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if line.is_empty() {
-            break;
-        }
-        if let Some((key, value)) = line.split_once(':') {
-            if key.eq_ignore_ascii_case("requires-dist") {
-                out.push(value.trim().to_string());
-            }
-        }
+    match Headers::read(metadata) {
+        Ok(Some(headers)) => headers.get_all("Requires-Dist").map(String::from).collect(),
+        _ => Vec::new(),
     }
-    out
 }
 
 fn requires_txt(path: &Path) -> Vec<String> {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::context::Context;
+use crate::python::filename::{sdist_name_version, WheelName};
 
 pub const DEFAULT_INDEX_URL: &str = "https://pypi.org/simple";
 /// PEP 691's content type, version 1.
@@ -214,14 +215,10 @@ impl ProjectFile {
     /// The version in a wheel (`name-version-...whl`) or sdist (`name-version.tar.gz`) name.
     fn version(&self) -> Option<&str> {
         let name = &self.filename;
-        if let Some(stem) = name.strip_suffix(".whl") {
-            return stem.split('-').nth(1);
+        if name.ends_with(".whl") {
+            return WheelName::parse(name).ok().map(|w| w.version);
         }
-        [".tar.gz", ".zip", ".tar.bz2", ".tgz"]
-            .iter()
-            .find_map(|ext| name.strip_suffix(ext))
-            .and_then(|stem| stem.rsplit_once('-'))
-            .map(|(_, v)| v)
+        sdist_name_version(name).map(|(_, v)| v)
     }
 }
 

@@ -1,12 +1,16 @@
-//! What pyctl knows of Python packaging: names, METADATA, RECORD, freeze lines, the
-//! site-packages scan, pyvenv.cfg, pip's arguments, the dependency check, the index, and the
-//! venv bootstrap. Uses `sys`.
+//! What pyctl knows of Python packaging: names, METADATA, direct_url, RECORD, wheel and sdist
+//! file names, freeze lines, the site-packages scan, pyvenv.cfg, pip's arguments, the
+//! dependency check, the index, and the venv bootstrap. Uses `sys`.
 
 pub mod bootstrap;
 pub mod depcheck;
+pub mod direct_url;
+pub mod filename;
 pub mod freeze;
 pub mod index;
 pub mod inventory;
+pub mod metadata;
+pub mod names;
 pub mod pipargs;
 pub mod pyvenv;
 pub mod record;

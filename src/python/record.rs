@@ -1,6 +1,11 @@
-//! RECORD files (the list of a distribution's installed files, with hashes and sizes).
+//! RECORD files (the list of a distribution's installed files, with hashes and sizes), and the
+//! hash field they hold.
+
+use std::io::Read;
 
 use anyhow::{Context as _, Result};
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
 
 /// A row of RECORD.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,4 +36,36 @@ pub fn parse_record(bytes: &[u8]) -> Result<Vec<RecordRow>> {
         });
     }
     Ok(rows)
+}
+
+/// The RECORD hash field of what `input` yields: `sha256=` and the digest in URL-safe base64
+/// without padding, as pip writes it.
+pub fn hash_field(mut input: impl Read) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!(
+        "sha256={}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hasher.finalize())
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_fields_are_what_pip_writes() {
+        // sha256("hello\n") as Python's pip computes it: urlsafe base64 without padding.
+        assert_eq!(
+            hash_field(&b"hello\n"[..]).unwrap(),
+            "sha256=WJG1tSLV3whtD_CxEPvZ0hu0_HFjrzTQgoai6Eb2vgM"
+        );
+    }
 }

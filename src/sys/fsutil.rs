@@ -217,6 +217,21 @@ pub fn root_controlled(path: &Path) -> bool {
     true
 }
 
+/// `os.path.abspath` without touching the filesystem: drop `.`, fold `..`.
+pub fn normalize_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for comp in path.components() {
+        match comp {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

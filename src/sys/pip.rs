@@ -80,8 +80,20 @@ const ROOT_PLAIN_VARS: &[&str] = &[
 /// (a CA of the caller's would let the caller's proxy serve root any package).
 const ROOT_CA_VARS: &[&str] = &["SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"];
 
-/// `<venv>/bin/python` running pip with `args` still to be added: the caller appends them.
-pub fn command(ctx: &Context, venv: &Path) -> Command {
+/// Which pip settings a pip that pyctl runs keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipFor {
+    /// A tier's venv: `--user` off whatever `PIP_USER` or a pip.conf says. A tier is already
+    /// its owner's own place; pip would refuse `--user` in a venv.
+    Tier,
+    /// Any other venv (a pass-through to the active or project venv), or `pip config` in a tier
+    /// (which shows the user's settings as they are): pip's settings left as the caller has them.
+    AnyVenv,
+}
+
+/// `<venv>/bin/python` running pip with `args` still to be added: the caller appends them. The
+/// one builder of every pip command pyctl runs.
+pub fn command(ctx: &Context, venv: &Path, pip_for: PipFor) -> Command {
     let mut cmd = Command::new(venv.join("bin/python"));
     if ctx.is_root() {
         cmd.arg("-I");
@@ -91,6 +103,9 @@ pub fn command(ctx: &Context, venv: &Path) -> Command {
         }
     }
     cmd.arg("-c").arg(LAUNCHER).env(ACTIVE_ENV, venv);
+    if pip_for == PipFor::Tier {
+        cmd.env("PIP_USER", "0");
+    }
     cmd
 }
 
@@ -114,14 +129,6 @@ pub fn root_env(ctx: &Context) -> Vec<(OsString, OsString)> {
     env.push(("PATH".into(), root_path(ctx.var("PATH"))));
     env.sort();
     env
-}
-
-/// pip for a tier's venv: `command`, with `--user` turned off whatever `PIP_USER` or a pip.conf
-/// says. A tier is already its owner's own place; pip would refuse `--user` in a venv.
-pub fn tier_command(ctx: &Context, venv: &Path) -> Command {
-    let mut cmd = command(ctx, venv);
-    cmd.env("PIP_USER", "0");
-    cmd
 }
 
 /// The caller's PATH less every folder that someone other than root could change; the

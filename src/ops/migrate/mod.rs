@@ -381,7 +381,7 @@ fn run_pip(
     requirements: &[String],
 ) -> Result<bool> {
     let python = venv.join("bin/python");
-    let status = crate::sys::pip::tier_command(ctx, venv)
+    let status = crate::sys::pip::command(ctx, venv, crate::sys::pip::PipFor::Tier)
         .arg("--disable-pip-version-check")
         .args(pip_args)
         .args(requirements)

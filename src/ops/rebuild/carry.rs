@@ -332,7 +332,7 @@ pub fn pip_reinstall(
         .filter(|d| d.is_dir() && (!ctx.is_root() || crate::sys::fsutil::root_controlled(d)))
         .collect();
     let run = |offline: bool, reqs: &[String]| -> Result<bool> {
-        let mut cmd = crate::sys::pip::tier_command(ctx, venv);
+        let mut cmd = crate::sys::pip::command(ctx, venv, crate::sys::pip::PipFor::Tier);
         cmd.args([
             "install",
             "--no-deps",

@@ -20,11 +20,9 @@ mod remove;
 mod sizes;
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -124,20 +122,7 @@ pub struct StoreEntry {
 
 /// `sha256=<urlsafe base64, no padding>` of a file, as RECORD writes it.
 pub fn file_hash(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!(
-        "sha256={}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hasher.finalize())
-    ))
+    crate::python::record::hash_field(std::fs::File::open(path)?)
 }
 
 /// Folds `..` and `.` without touching the filesystem.
