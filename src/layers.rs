@@ -41,8 +41,7 @@ mod tests {
     const OVER_LIMIT: &[&str] = &[
         "commands/doctor.rs",
         "commands/doctor.rs:check_installed_files",
-        "commands/mod.rs",
-        "commands/mod.rs:status",
+        "commands/status.rs:run",
         "ops/engine.rs:apply",
         "ops/migrate.rs",
         "ops/migrate.rs:run",

@@ -1,0 +1,35 @@
+//! `pyctl freeze`: the installed set as `pip freeze --all` prints it, without running pip.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+
+use crate::commands::print_or_pipe;
+use crate::context::Context;
+use crate::python::inventory::{PackageSet, PipReader};
+use crate::tier;
+use crate::ui::Ui;
+
+pub fn run(ctx: &Context, ui: &Ui, path: Option<PathBuf>) -> Result<i32> {
+    let venv = match path {
+        Some(p) => p,
+        None => {
+            let tier = tier::current(ctx)?;
+            if !tier.venv_exists() {
+                bail!(
+                    "no venv at {} yet; `pyctl init` or a first `pip install` creates it",
+                    tier.venv().display()
+                );
+            }
+            tier.venv()
+        }
+    };
+    let set = PackageSet::scan(&venv)?;
+    // Spelled as the venv's own pip spells it (its version read from its dist-info); what
+    // pyctl records keeps METADATA's spelling whatever that pip is.
+    let use_importlib = ctx.var_str("_PIP_USE_IMPORTLIB_METADATA");
+    let reader = PipReader::of_venv(&venv, &set, use_importlib.as_deref());
+    let text = set.freeze_as(reader);
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    print_or_pipe(ui, &lines)
+}
