@@ -9,9 +9,10 @@ use serde::Serialize;
 use crate::commands::history::entry_state;
 use crate::commands::print_or_pipe;
 use crate::context::Context;
+use crate::ops::health::{self, PathProblem};
 use crate::python::inventory::PackageSet;
 use crate::sys::fsutil::TierLock;
-use crate::tier::history::{self, Entry};
+use crate::tier::history::{self};
 use crate::tier::shims;
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::local_time;
@@ -75,82 +76,10 @@ struct LastOp {
 pub fn run(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
     let tier = tier::current(ctx)?;
     let mut problems = Vec::new();
-    let set = if tier.venv_exists() {
-        match PackageSet::scan(&tier.venv()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                problems.push(format!("cannot read the package set: {e}"));
-                None
-            }
-        }
-    } else {
-        if tier.is_provisioned() {
-            problems.push(format!(
-                "the venv {} is missing; the next `pip install` re-creates it",
-                tier.venv().display()
-            ));
-        }
-        None
-    };
-    if tier.venv_exists() && !tier.python().exists() {
-        problems.push(format!(
-            "the venv's interpreter {} is broken (a Python upgrade?)",
-            tier.python().display()
-        ));
-    }
+    let set = scan(&tier, &mut problems);
     let log = history::read_log(&tier.history_dir())?;
-    if let Some(set) = &set {
-        if let Some(problem) = crate::commands::doctor::no_pip_problem(set, &log) {
-            problems.push(problem);
-        }
-    }
-    problems.extend(
-        log.problems
-            .iter()
-            .map(|p| format!("unreadable history file {p}")),
-    );
     let lock_held = TierLock::is_held(&tier.lock_path());
-    for e in log.entries.iter().filter(|e| !e.is_complete()) {
-        if lock_held {
-            problems.push(format!(
-                "operation #{} ({}) is running",
-                e.id, e.before.command
-            ));
-        } else {
-            problems.push(format!(
-                "operation #{} ({}) was interrupted; the next operation records how it ended",
-                e.id, e.before.command
-            ));
-        }
-    }
-    if let (Some(set), Some(known)) = (&set, log.last_known_freeze()) {
-        if log.last().is_some_and(Entry::is_complete) && set.freeze() != known {
-            problems.push(
-                "the venv was changed outside pyctl (e.g. `python -m pip`); the next operation \
-                 records it"
-                    .to_string(),
-            );
-        }
-    }
-    if tier.venv_exists() {
-        for shim in shims::missing_shims(&tier, &ctx.exe) {
-            problems.push(format!(
-                "{} is not pyctl's shim; the next operation re-makes it",
-                shim.display()
-            ));
-        }
-    }
-    if tier.kind == TierKind::User
-        && tier.version_dir_minor().is_none()
-        && tier.venv_exists()
-        && ctx.path_position(&tier.bin_dir()).is_none()
-    {
-        problems.push(format!(
-            "{} is not on PATH; open a new login shell, or run `pyctl init` to add it",
-            tier.bin_dir().display()
-        ));
-    }
-    problems.extend(crate::ops::rebuild::problems(ctx, &tier));
+    problems.extend(tier_problems(ctx, &tier, set.as_ref(), &log, lock_held));
     let store_extra = tier.store_dir().is_dir().then(|| {
         crate::tier::store::Store::new(tier.store_dir(), Default::default()).extra_bytes()
     });
@@ -160,29 +89,116 @@ pub fn run(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
         timestamp: e.before.timestamp.clone(),
         state: entry_state(e, lock_held).to_string(),
     });
+    let st = StatusJson {
+        tier: tier.kind.as_str(),
+        root: tier.root.clone(),
+        venv: tier.venv(),
+        venv_exists: tier.venv_exists(),
+        python: tier.python_version(),
+        packages: set.as_ref().map(PackageSet::len),
+        store_extra_bytes: store_extra,
+        last_operation: last,
+        problems,
+        tiers: tier_summaries(ctx, &tier),
+    };
     if json {
-        let out = StatusJson {
-            tier: tier.kind.as_str(),
-            root: tier.root.clone(),
-            venv: tier.venv(),
-            venv_exists: tier.venv_exists(),
-            python: tier.python_version(),
-            packages: set.as_ref().map(PackageSet::len),
-            store_extra_bytes: store_extra,
-            last_operation: last,
-            problems,
-            tiers: tier_summaries(ctx, &tier),
-        };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&st)?);
         return Ok(0);
     }
+    print_or_pipe(ui, &render(ui, &tier, &st))
+}
+
+/// The tier's package set, when its venv is there and readable; what stops reading it goes to
+/// `problems`.
+fn scan(tier: &Tier, problems: &mut Vec<String>) -> Option<PackageSet> {
+    if tier.venv_exists() {
+        return match PackageSet::scan(&tier.venv()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.push(format!("cannot read the package set: {e}"));
+                None
+            }
+        };
+    }
+    if tier.is_provisioned() {
+        problems.push(format!(
+            "the venv {} is missing; the next `pip install` re-creates it",
+            tier.venv().display()
+        ));
+    }
+    None
+}
+
+/// The problems `status` lists besides reading the set, each with what to do.
+fn tier_problems(
+    ctx: &Context,
+    tier: &Tier,
+    set: Option<&PackageSet>,
+    log: &history::Log,
+    lock_held: bool,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if health::interpreter_missing(tier) {
+        problems.push(format!(
+            "the venv's interpreter {} is broken (a Python upgrade?)",
+            tier.python().display()
+        ));
+    }
+    problems.extend(set.and_then(|set| health::no_pip(set, log)));
+    problems.extend(
+        log.problems
+            .iter()
+            .map(|p| format!("unreadable history file {p}")),
+    );
+    for e in health::unfinished(log) {
+        problems.push(if lock_held {
+            format!("operation #{} ({}) is running", e.id, e.before.command)
+        } else {
+            format!(
+                "operation #{} ({}) was interrupted; the next operation records how it ended",
+                e.id, e.before.command
+            )
+        });
+    }
+    if set.is_some_and(|set| health::changed_outside(set, log)) {
+        problems.push(
+            "the venv was changed outside pyctl (e.g. `python -m pip`); the next operation \
+             records it"
+                .to_string(),
+        );
+    }
+    if tier.venv_exists() {
+        for shim in shims::missing_shims(tier, &ctx.exe) {
+            problems.push(format!(
+                "{} is not pyctl's shim; the next operation re-makes it",
+                shim.display()
+            ));
+        }
+    }
+    // A version tier's bin folder is not for PATH (its `python3` is another version).
+    if tier.kind == TierKind::User
+        && tier.version_dir_minor().is_none()
+        && tier.venv_exists()
+        && health::path_problem(ctx, tier) == Some(PathProblem::Missing)
+    {
+        problems.push(format!(
+            "{} is not on PATH; open a new login shell, or run `pyctl init` to add it",
+            tier.bin_dir().display()
+        ));
+    }
+    problems.extend(crate::ops::rebuild::problems(ctx, tier));
+    problems
+}
+
+/// The text report.
+fn render(ui: &Ui, tier: &Tier, st: &StatusJson) -> Vec<String> {
     let kind = match tier.version_dir_minor() {
         Some(minor) => format!("{} (python {minor})", tier.kind.as_str()),
         None => tier.kind.as_str().to_string(),
     };
     let mut lines = vec![
         format!("{:<10}{kind}", "tier"),
-        format!("{:<10}{}", "venv", tier.venv().display()),
+        format!("{:<10}{}", "venv", st.venv.display()),
     ];
     if !tier.is_provisioned() {
         lines.push(format!(
@@ -190,20 +206,20 @@ pub fn run(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
             "state"
         ));
     }
-    if let Some(v) = tier.python_version() {
+    if let Some(v) = &st.python {
         lines.push(format!("{:<10}{v}", "python"));
     }
-    if let Some(set) = &set {
-        lines.push(format!("{:<10}{}", "packages", set.len()));
+    if let Some(n) = st.packages {
+        lines.push(format!("{:<10}{n}", "packages"));
     }
-    if let Some(bytes) = store_extra {
+    if let Some(bytes) = st.store_extra_bytes {
         lines.push(format!(
             "{:<10}{} beyond the venv (`pyctl gc` frees what nothing refers to)",
             "store",
             crate::ui::human_bytes(bytes)
         ));
     }
-    match &last {
+    match &st.last_operation {
         Some(op) => lines.push(format!(
             "{:<10}#{} {} ({}, {})",
             "last op",
@@ -215,7 +231,7 @@ pub fn run(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
         None if tier.is_provisioned() => lines.push(format!("{:<10}none recorded", "last op")),
         None => {}
     }
-    if problems.is_empty() {
+    if st.problems.is_empty() {
         if tier.is_provisioned() {
             lines.push(format!(
                 "{:<10}{}",
@@ -224,31 +240,37 @@ pub fn run(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
             ));
         }
     } else {
-        lines.push(format!("{:<10}{}", "problems", problems.len()));
-        for p in &problems {
+        lines.push(format!("{:<10}{}", "problems", st.problems.len()));
+        for p in &st.problems {
             lines.push(format!("  {} {p}", ui.out(Style::Warn, "!")));
         }
     }
-    let tiers = tier_summaries(ctx, &tier);
-    if tiers.len() > 1 {
-        for (i, t) in tiers.iter().enumerate() {
-            let about = match (&t.python, t.packages) {
-                (Some(v), Some(n)) => format!("python {v}, {n} packages"),
-                (Some(v), None) => format!("python {v}"),
-                (None, _) => "no venv yet".to_string(),
-            };
-            let flag = match &t.version_dir {
-                Some(minor) => format!("  (pyctl --python {minor})"),
-                None => "  (default)".to_string(),
-            };
-            let label = if i == 0 { "tiers" } else { "" };
-            let marker = if t.selected { "*" } else { " " };
-            lines.push(format!(
-                "{label:<10}{marker} {} ({about}){}",
-                t.root.display(),
-                ui.out(Style::Dim, &flag)
-            ));
-        }
+    if st.tiers.len() > 1 {
+        lines.extend(tier_lines(ui, &st.tiers));
     }
-    print_or_pipe(ui, &lines)
+    lines
+}
+
+/// Every tier of the caller, the selected one marked.
+fn tier_lines(ui: &Ui, tiers: &[TierSummary]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (i, t) in tiers.iter().enumerate() {
+        let about = match (&t.python, t.packages) {
+            (Some(v), Some(n)) => format!("python {v}, {n} packages"),
+            (Some(v), None) => format!("python {v}"),
+            (None, _) => "no venv yet".to_string(),
+        };
+        let flag = match &t.version_dir {
+            Some(minor) => format!("  (pyctl --python {minor})"),
+            None => "  (default)".to_string(),
+        };
+        let label = if i == 0 { "tiers" } else { "" };
+        let marker = if t.selected { "*" } else { " " };
+        lines.push(format!(
+            "{label:<10}{marker} {} ({about}){}",
+            t.root.display(),
+            ui.out(Style::Dim, &flag)
+        ));
+    }
+    lines
 }
