@@ -3,8 +3,9 @@
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
-use crate::commands::print_or_pipe;
+use crate::commands::shared::{print_json, print_listing};
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::tier::config;
 use crate::tier::{self, TierKind};
 use crate::ui::{Style, Ui};
@@ -45,7 +46,7 @@ pub fn run(
     key: Option<String>,
     value: Option<String>,
     json: bool,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     let tier = tier::current(ctx)?;
     let system = std::path::Path::new(config::SYSTEM_CONFIG);
     let key = key.as_deref().map(config::find_key).transpose()?;
@@ -53,8 +54,7 @@ pub fn run(
         let settings = config::effective(system, &tier.config_path())?;
         if json {
             let rows: Vec<SettingJson> = settings.iter().map(SettingJson::new).collect();
-            println!("{}", serde_json::to_string_pretty(&rows)?);
-            return Ok(0);
+            return print_json(ui, &rows);
         }
         let key_width = settings.iter().map(|s| s.key.name.len()).max().unwrap_or(0);
         let value_width = settings
@@ -77,7 +77,7 @@ pub fn run(
                 )
             })
             .collect();
-        return print_or_pipe(ui, &lines);
+        return print_listing(ui, &lines);
     };
     let Some(value) = value else {
         let settings = config::effective(system, &tier.config_path())?;
@@ -86,14 +86,9 @@ pub fn run(
             .find(|s| s.key == key)
             .context("the key is missing from the effective configuration")?;
         if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&SettingJson::new(setting))?
-            );
-        } else {
-            print_or_pipe(ui, &[value_text(&setting.value)])?;
+            return print_json(ui, &SettingJson::new(setting));
         }
-        return Ok(0);
+        return print_listing(ui, &[value_text(&setting.value)]);
     };
     let new_value = key.parse_value(&value)?;
     if tier.kind == TierKind::System && !tier.is_provisioned() {
@@ -120,5 +115,5 @@ pub fn run(
         key.name,
         tier.config_path().display()
     ));
-    Ok(0)
+    Ok(ExitCode::Success)
 }

@@ -3,9 +3,10 @@
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::commands::history::entry_state;
-use crate::commands::print_or_pipe;
+use crate::commands::history::{entry_state, EntryState};
+use crate::commands::shared::{print_json, print_listing};
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::python::inventory::PackageSet;
 use crate::sys::fsutil::TierLock;
 use crate::tier;
@@ -19,12 +20,12 @@ struct DiffJson<'a> {
     kind: &'a str,
     command: &'a str,
     timestamp: &'a str,
-    state: &'a str,
+    state: EntryState,
     exit_code: Option<i32>,
     changes: Changes,
 }
 
-pub fn run(ctx: &Context, ui: &Ui, id: Option<u64>, json: bool) -> Result<i32> {
+pub fn run(ctx: &Context, ui: &Ui, id: Option<u64>, json: bool) -> Result<ExitCode> {
     let tier = tier::current(ctx)?;
     let log = history::read_log(&tier.history_dir())?;
     for problem in &log.problems {
@@ -79,8 +80,7 @@ pub fn run(ctx: &Context, ui: &Ui, id: Option<u64>, json: bool) -> Result<i32> {
             exit_code: entry.after.as_ref().and_then(|a| a.exit_code),
             changes,
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(0);
+        return print_json(ui, &out);
     }
     let mut lines = vec![format!(
         "{}  {}  {}  ({}{})",
@@ -88,12 +88,12 @@ pub fn run(ctx: &Context, ui: &Ui, id: Option<u64>, json: bool) -> Result<i32> {
         local_time(&entry.before.timestamp),
         entry.before.command,
         changes.summary(),
-        if state == "ok" {
+        if state == EntryState::Ok {
             String::new()
         } else {
             format!("; {state}")
         }
     )];
     lines.extend(crate::tier::history::change_lines(ui, &changes, false));
-    print_or_pipe(ui, &lines)
+    print_listing(ui, &lines)
 }

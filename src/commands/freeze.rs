@@ -2,27 +2,20 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use crate::commands::print_or_pipe;
+use crate::commands::shared::existing_venv;
+use crate::commands::shared::print_listing;
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::python::inventory::{PackageSet, PipReader};
 use crate::tier;
 use crate::ui::Ui;
 
-pub fn run(ctx: &Context, ui: &Ui, path: Option<PathBuf>) -> Result<i32> {
+pub fn run(ctx: &Context, ui: &Ui, path: Option<PathBuf>) -> Result<ExitCode> {
     let venv = match path {
         Some(p) => p,
-        None => {
-            let tier = tier::current(ctx)?;
-            if !tier.venv_exists() {
-                bail!(
-                    "no venv at {} yet; `pyctl init` or a first `pip install` creates it",
-                    tier.venv().display()
-                );
-            }
-            tier.venv()
-        }
+        None => existing_venv(&tier::current(ctx)?)?,
     };
     let set = PackageSet::scan(&venv)?;
     // Spelled as the venv's own pip spells it (its version read from its dist-info); what
@@ -31,5 +24,5 @@ pub fn run(ctx: &Context, ui: &Ui, path: Option<PathBuf>) -> Result<i32> {
     let reader = PipReader::of_venv(&venv, &set, use_importlib.as_deref());
     let text = set.freeze_as(reader);
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
-    print_or_pipe(ui, &lines)
+    print_listing(ui, &lines)
 }

@@ -3,8 +3,9 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::commands::print_or_pipe;
+use crate::commands::shared::{print_json, print_listing};
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::undo;
 use crate::sys::fsutil::TierLock;
 use crate::tier;
@@ -13,14 +14,46 @@ use crate::ui::local_time;
 use crate::ui::{Style, Ui};
 
 /// The state of a history entry, for listings.
-pub(crate) fn entry_state(entry: &Entry, lock_held: bool) -> &'static str {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryState {
+    Ok,
+    /// Finished with a non-zero exit code.
+    Failed,
+    /// Not finished, and the tier's lock is held: still going.
+    Running,
+    /// Not finished and nothing running, or killed half-way.
+    Interrupted,
+    /// Its after-half is there but cannot be read.
+    Unreadable,
+}
+
+impl EntryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryState::Ok => "ok",
+            EntryState::Failed => "failed",
+            EntryState::Running => "running",
+            EntryState::Interrupted => "interrupted",
+            EntryState::Unreadable => "unreadable",
+        }
+    }
+}
+
+impl std::fmt::Display for EntryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub(crate) fn entry_state(entry: &Entry, lock_held: bool) -> EntryState {
     match &entry.after {
-        None if entry.after_unreadable => "unreadable",
-        None if lock_held => "running",
-        None => "interrupted",
-        Some(a) if a.interrupted => "interrupted",
-        Some(a) if a.exit_code.is_some_and(|c| c != 0) => "failed",
-        Some(_) => "ok",
+        None if entry.after_unreadable => EntryState::Unreadable,
+        None if lock_held => EntryState::Running,
+        None => EntryState::Interrupted,
+        Some(a) if a.interrupted => EntryState::Interrupted,
+        Some(a) if a.exit_code.is_some_and(|c| c != 0) => EntryState::Failed,
+        Some(_) => EntryState::Ok,
     }
 }
 
@@ -31,7 +64,7 @@ struct HistoryRow<'a> {
     timestamp: &'a str,
     user: &'a str,
     command: &'a str,
-    state: &'a str,
+    state: EntryState,
     undone: bool,
     exit_code: Option<i32>,
     changes: Option<&'a Changes>,
@@ -43,7 +76,7 @@ struct HistoryRow<'a> {
     rebuild: Option<&'a history::Rebuilt>,
 }
 
-pub fn run(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Result<i32> {
+pub fn run(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Result<ExitCode> {
     let tier = tier::current(ctx)?;
     let log = history::read_log(&tier.history_dir())?;
     for problem in &log.problems {
@@ -75,15 +108,14 @@ pub fn run(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Result<i
                 rebuild: e.after.as_ref().and_then(|a| a.rebuild.as_ref()),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(0);
+        return print_json(ui, &rows);
     }
     if entries.is_empty() {
         ui.info(&format!(
             "no operations recorded yet in {}",
             tier.history_dir().display()
         ));
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     let id_width = entries
         .iter()
@@ -96,15 +128,15 @@ pub fn run(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Result<i
         let state = entry_state(e, lock_held);
         let mut tail = e.changes().map(|c| c.summary()).unwrap_or_default();
         match state {
-            "ok" => {}
-            "failed" => {
+            EntryState::Ok => {}
+            EntryState::Failed => {
                 let code = e.after.as_ref().and_then(|a| a.exit_code).unwrap_or(1);
                 tail = format!(
                     "{tail}; {}",
                     ui.out(Style::Removed, &format!("failed (exit {code})"))
                 );
             }
-            other => tail = format!("{tail}; {}", ui.out(Style::Warn, other)),
+            other => tail = format!("{tail}; {}", ui.out(Style::Warn, other.as_str())),
         }
         if undone.contains(&e.id) {
             tail = format!("{tail}; {}", ui.out(Style::Dim, "undone"));
@@ -132,5 +164,5 @@ pub fn run(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Result<i
                 .map(|l| format!("{indent}{l}")),
         );
     }
-    print_or_pipe(ui, &lines)
+    print_listing(ui, &lines)
 }

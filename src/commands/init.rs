@@ -5,12 +5,18 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::transaction;
 use crate::tier;
 use crate::tier::shell::setup_path;
 use crate::ui::Ui;
 
-pub fn run(ctx: &Context, ui: &Ui, python: Option<PathBuf>, no_modify_path: bool) -> Result<i32> {
+pub fn run(
+    ctx: &Context,
+    ui: &Ui,
+    python: Option<PathBuf>,
+    no_modify_path: bool,
+) -> Result<ExitCode> {
     if ctx.is_root() {
         bail!("root has no user tier; the system tier is set up with `pyctl system init`");
     }
@@ -61,5 +67,5 @@ pub fn run(ctx: &Context, ui: &Ui, python: Option<PathBuf>, no_modify_path: bool
     if !no_modify_path && tier.version_dir_minor().is_none() {
         setup_path(ctx, ui, &tier)?;
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }

@@ -12,15 +12,17 @@ pub mod hooks;
 pub mod info;
 pub mod init;
 pub mod search;
+pub mod shared;
 pub mod status;
 pub mod system;
 pub mod uninstall;
 pub mod wrapper;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::cli::{Cli, Command, HookManager, SelfCommand, SystemCommand};
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::undo;
 use crate::tier;
 use crate::ui::Ui;
@@ -30,7 +32,7 @@ pub fn dispatch(
     ctx: &Context,
     cli: Cli,
     config: Option<&crate::tier::config::Config>,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     let config_color = config.is_none_or(|c| c.ui.color);
     let mut ui = Ui::new(cli.color, ctx.no_color(), config_color, cli.quiet);
     ui.json = cli.json;
@@ -48,17 +50,27 @@ pub fn dispatch(
         Command::Status => status::run(ctx, &ui, json),
         Command::History { limit } => history::run(ctx, &ui, limit, json),
         Command::Diff { id } => diff::run(ctx, &ui, id, json),
-        Command::Undo { steps, to, dry_run } => undo::undo(ctx, &ui, steps, to, dry_run),
-        Command::Redo { dry_run } => undo::redo(ctx, &ui, dry_run),
-        Command::Snapshot { name, force } => undo::snapshot_cmd(ctx, &ui, &name, force),
-        Command::Restore { name, dry_run } => undo::restore(ctx, &ui, &name, dry_run),
-        Command::ListSnapshots => undo::list_snapshots(ctx, &ui),
-        Command::DeleteSnapshot { name } => undo::delete_snapshot(ctx, &ui, &name),
+        // The operations still return a number (pip's exit code among them): `ExitCode::from`
+        // keeps it.
+        Command::Undo { steps, to, dry_run } => {
+            undo::undo(ctx, &ui, steps, to, dry_run).map(ExitCode::from)
+        }
+        Command::Redo { dry_run } => undo::redo(ctx, &ui, dry_run).map(ExitCode::from),
+        Command::Snapshot { name, force } => {
+            undo::snapshot_cmd(ctx, &ui, &name, force).map(ExitCode::from)
+        }
+        Command::Restore { name, dry_run } => {
+            undo::restore(ctx, &ui, &name, dry_run).map(ExitCode::from)
+        }
+        Command::ListSnapshots => undo::list_snapshots(ctx, &ui).map(ExitCode::from),
+        Command::DeleteSnapshot { name } => {
+            undo::delete_snapshot(ctx, &ui, &name).map(ExitCode::from)
+        }
         Command::Clean {
             keep_baseline,
             dry_run,
-        } => undo::clean(ctx, &ui, keep_baseline, dry_run),
-        Command::Gc => undo::gc(ctx, &ui),
+        } => undo::clean(ctx, &ui, keep_baseline, dry_run).map(ExitCode::from),
+        Command::Gc => undo::gc(ctx, &ui).map(ExitCode::from),
         Command::Doctor { fix } => crate::commands::doctor::run(ctx, &ui, fix),
         Command::Hook { manager } => match manager {
             HookManager::Apt => crate::commands::hooks::apt(ctx, &ui),
@@ -69,7 +81,7 @@ pub fn dispatch(
                 crate::commands::hooks::dnf(ctx, &ui, &packages, true)
             }
             HookManager::Pacman => crate::commands::hooks::pacman(ctx, &ui),
-            HookManager::Rebuild => crate::ops::rebuild::hook(ctx, &ui),
+            HookManager::Rebuild => crate::ops::rebuild::hook(ctx, &ui).map(ExitCode::from),
         },
         Command::Freeze { path } => freeze::run(ctx, &ui, path),
         Command::Config { key, value } => config::run(ctx, &ui, key, value, json),
@@ -95,12 +107,14 @@ pub fn dispatch(
         Command::Migrate {
             dry_run,
             find_links,
-        } => crate::ops::migrate::run(ctx, &ui, dry_run, find_links),
+        } => crate::ops::migrate::run(ctx, &ui, dry_run, find_links).map(ExitCode::from),
         Command::System { command } => match command {
             SystemCommand::Init { python } => crate::commands::system::init(ctx, &ui, python),
             SystemCommand::Status => crate::commands::system::status(ctx, &ui, json),
         },
-        Command::Generate { what } => crate::cli::generate::run(&ui, what),
+        Command::Generate { what } => {
+            crate::cli::generate::run(&ui, what).map(|()| ExitCode::Success)
+        }
         Command::SelfCmd {
             command: SelfCommand::Uninstall,
         } => uninstall::run(ctx, &ui),
@@ -121,11 +135,4 @@ fn touches_tier(command: &Command) -> bool {
             | Command::Config { .. }
             | Command::Freeze { path: Some(_) }
     )
-}
-
-pub(crate) fn print_or_pipe(ui: &Ui, lines: &[String]) -> Result<i32> {
-    match ui.print_lines(lines) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
-        other => other.map(|_| 0).context("cannot write to stdout"),
-    }
 }

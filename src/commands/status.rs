@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::commands::history::entry_state;
-use crate::commands::print_or_pipe;
+use crate::commands::history::{entry_state, EntryState};
+use crate::commands::shared::{print_json, print_listing};
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::health::{self, PathProblem};
 use crate::python::inventory::PackageSet;
 use crate::sys::fsutil::TierLock;
@@ -70,10 +71,10 @@ struct LastOp {
     id: u64,
     command: String,
     timestamp: String,
-    state: String,
+    state: EntryState,
 }
 
-pub fn run(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
+pub fn run(ctx: &Context, ui: &Ui, json: bool) -> Result<ExitCode> {
     let tier = tier::current(ctx)?;
     let mut problems = Vec::new();
     let set = scan(&tier, &mut problems);
@@ -87,7 +88,7 @@ pub fn run(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
         id: e.id,
         command: e.before.command.clone(),
         timestamp: e.before.timestamp.clone(),
-        state: entry_state(e, lock_held).to_string(),
+        state: entry_state(e, lock_held),
     });
     let st = StatusJson {
         tier: tier.kind.as_str(),
@@ -102,10 +103,9 @@ pub fn run(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
         tiers: tier_summaries(ctx, &tier),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&st)?);
-        return Ok(0);
+        return print_json(ui, &st);
     }
-    print_or_pipe(ui, &render(ui, &tier, &st))
+    print_listing(ui, &render(ui, &tier, &st))
 }
 
 /// The tier's package set, when its venv is there and readable; what stops reading it goes to
@@ -231,22 +231,27 @@ fn render(ui: &Ui, tier: &Tier, st: &StatusJson) -> Vec<String> {
         None if tier.is_provisioned() => lines.push(format!("{:<10}none recorded", "last op")),
         None => {}
     }
-    if st.problems.is_empty() {
-        if tier.is_provisioned() {
-            lines.push(format!(
-                "{:<10}{}",
-                "problems",
-                ui.out(Style::Added, "none")
-            ));
-        }
-    } else {
-        lines.push(format!("{:<10}{}", "problems", st.problems.len()));
-        for p in &st.problems {
-            lines.push(format!("  {} {p}", ui.out(Style::Warn, "!")));
-        }
+    if tier.is_provisioned() || !st.problems.is_empty() {
+        lines.extend(problem_lines(ui, &st.problems));
     }
     if st.tiers.len() > 1 {
         lines.extend(tier_lines(ui, &st.tiers));
+    }
+    lines
+}
+
+/// The `problems` lines of a status report: `none`, or how many and each one.
+pub(crate) fn problem_lines(ui: &Ui, problems: &[String]) -> Vec<String> {
+    if problems.is_empty() {
+        return vec![format!(
+            "{:<10}{}",
+            "problems",
+            ui.out(Style::Added, "none")
+        )];
+    }
+    let mut lines = vec![format!("{:<10}{}", "problems", problems.len())];
+    for p in problems {
+        lines.push(format!("  {} {p}", ui.out(Style::Warn, "!")));
     }
     lines
 }

@@ -9,11 +9,13 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use nix::sys::stat::{umask, Mode};
 use serde::Serialize;
 
+use crate::commands::shared::print_report;
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::health;
 use crate::ops::transaction;
 use crate::python::inventory::PackageSet;
@@ -21,7 +23,7 @@ use crate::tier::history;
 use crate::tier::shims;
 use crate::tier::snapshot;
 use crate::tier::{self, Tier, TierKind};
-use crate::ui::{Style, Ui};
+use crate::ui::Ui;
 
 /// The system tier this process would use.
 pub fn system_tier(ctx: &Context) -> Tier {
@@ -56,7 +58,7 @@ impl Drop for UmaskGuard {
 }
 
 /// `pyctl system init [--python PATH]`.
-pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
+pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<ExitCode> {
     require_root(ctx, "init")?;
     let _umask = UmaskGuard::set(0o022);
     let tier = system_tier(ctx);
@@ -120,7 +122,7 @@ pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
             tier.venv().display()
         ));
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
 /// A tier folder that some other account made is not adopted: whatever it put inside (links,
@@ -255,14 +257,13 @@ fn collect_status(ctx: &Context, tier: &Tier) -> StatusJson {
 }
 
 /// `pyctl system status [--json]`: exit 0 when the tier is set up and sound, 1 otherwise.
-pub fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
+pub fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<ExitCode> {
     require_root(ctx, "status")?;
     let tier = system_tier(ctx);
     let st = collect_status(ctx, &tier);
-    let code = if st.problems.is_empty() { 0 } else { 1 };
+    let code = ExitCode::success_if(st.problems.is_empty());
     if json {
-        println!("{}", serde_json::to_string_pretty(&st)?);
-        return Ok(code);
+        return print_report(ui, &[serde_json::to_string_pretty(&st)?], code);
     }
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     let mut lines = vec![
@@ -283,25 +284,11 @@ pub fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
         }
         lines.push(format!("{:<10}{}", "baseline", yes_no(st.baseline)));
     }
-    if st.problems.is_empty() {
-        lines.push(format!(
-            "{:<10}{}",
-            "problems",
-            ui.out(Style::Added, "none")
-        ));
-    } else {
-        lines.push(format!("{:<10}{}", "problems", st.problems.len()));
-        for p in &st.problems {
-            lines.push(format!("  {} {p}", ui.out(Style::Warn, "!")));
-        }
-        for b in st.bad_paths.iter().take(10) {
-            lines.push(format!("    {}: {}", b.path.display(), b.problem));
-        }
+    lines.extend(crate::commands::status::problem_lines(ui, &st.problems));
+    for b in st.bad_paths.iter().take(10) {
+        lines.push(format!("    {}: {}", b.path.display(), b.problem));
     }
-    match ui.print_lines(&lines) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
-        other => other.map(|_| code).context("cannot write to stdout"),
-    }
+    print_report(ui, &lines, code)
 }
 
 #[cfg(test)]

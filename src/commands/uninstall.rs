@@ -4,11 +4,12 @@
 use anyhow::{Context as _, Result};
 
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::tier;
 use crate::tier::shell;
 use crate::ui::Ui;
 
-pub fn run(ctx: &Context, ui: &Ui) -> Result<i32> {
+pub fn run(ctx: &Context, ui: &Ui) -> Result<ExitCode> {
     let home = ctx
         .home
         .clone()
@@ -30,5 +31,5 @@ pub fn run(ctx: &Context, ui: &Ui) -> Result<i32> {
             ));
         }
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }

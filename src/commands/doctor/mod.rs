@@ -9,7 +9,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::commands::conflicts;
+use crate::commands::shared::print_report;
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::ops::health::{self, PathProblem};
 use crate::ops::transaction;
 use crate::python::depcheck;
@@ -63,7 +65,7 @@ struct Report<'a> {
     findings: &'a [Finding],
 }
 
-pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<i32> {
+pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<ExitCode> {
     let tier = tier::current(ctx)?;
     let mut findings = Vec::new();
     let config = match tier.config() {
@@ -180,8 +182,9 @@ fn check_user_site(ctx: &Context, tier: &Tier, findings: &mut Vec<Finding>) {
     findings.push(Finding::new("user-site", problem, fix).note_if(true));
 }
 
-fn finish(ui: &Ui, tier: &Tier, findings: Vec<Finding>) -> Result<i32> {
+fn finish(ui: &Ui, tier: &Tier, findings: Vec<Finding>) -> Result<ExitCode> {
     let remaining = findings.iter().filter(|f| !f.fixed && !f.note).count();
+    let code = ExitCode::success_if(remaining == 0);
     if ui.json {
         let report = Report {
             tier: tier.kind.as_str(),
@@ -189,35 +192,33 @@ fn finish(ui: &Ui, tier: &Tier, findings: Vec<Finding>) -> Result<i32> {
             healthy: remaining == 0,
             findings: &findings,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        for f in &findings {
-            let mark = if f.fixed {
-                ui.out(Style::Added, "fixed")
-            } else if f.note {
-                ui.out(Style::Dim, "note")
-            } else {
-                ui.out(Style::Warn, "problem")
-            };
-            println!("{mark} [{}] {}", f.check, f.problem);
-            if !f.fixed {
-                let label = if f.note { "hint" } else { "fix" };
-                println!(
-                    "        {}",
-                    ui.out(Style::Dim, &format!("{label}: {}", f.fix))
-                );
-            }
-        }
-        if remaining == 0 {
-            println!(
-                "{} {} tier at {} is healthy",
-                ui.out(Style::Added, "ok:"),
-                tier.kind.as_str(),
-                tier.root.display()
-            );
+        return print_report(ui, &[serde_json::to_string_pretty(&report)?], code);
+    }
+    let mut lines = Vec::new();
+    for f in &findings {
+        let mark = if f.fixed {
+            ui.out(Style::Added, "fixed")
+        } else if f.note {
+            ui.out(Style::Dim, "note")
+        } else {
+            ui.out(Style::Warn, "problem")
+        };
+        lines.push(format!("{mark} [{}] {}", f.check, f.problem));
+        if !f.fixed {
+            let label = if f.note { "hint" } else { "fix" };
+            let hint = ui.out(Style::Dim, &format!("{label}: {}", f.fix));
+            lines.push(format!("        {hint}"));
         }
     }
-    Ok(if remaining == 0 { 0 } else { 1 })
+    if remaining == 0 {
+        lines.push(format!(
+            "{} {} tier at {} is healthy",
+            ui.out(Style::Added, "ok:"),
+            tier.kind.as_str(),
+            tier.root.display()
+        ));
+    }
+    print_report(ui, &lines, code)
 }
 
 /// The venv's interpreter must run. A distro Python upgrade leaves `bin/python` pointing at a
