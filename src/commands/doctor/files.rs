@@ -7,16 +7,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::{quiet, Finding};
-use crate::context::Context;
+use super::{quiet, Checkup, Finding};
 use crate::ops::transaction;
 use crate::python::inventory::{MetadataFormat, PackageSet};
-use crate::tier::config::Config;
 use crate::tier::history;
 use crate::tier::shims;
 use crate::tier::store::{Store, StoreEntry};
 use crate::tier::Tier;
-use crate::ui::Ui;
 
 /// Installed distributions whose files are not what their RECORD says: missing, changed in
 /// place, or holding another distribution's bytes (two distributions shipping the same file:
@@ -24,21 +21,15 @@ use crate::ui::Ui;
 /// `--fix` puts back what the store can (missing and changed files; pip reinstalls what the
 /// store cannot give back), as a recorded operation; a clash between two installed
 /// distributions is left to the user.
-pub(super) fn check_installed_files(
-    ctx: &Context,
-    ui: &Ui,
-    tier: &Tier,
-    config: &Config,
-    fix: bool,
-    findings: &mut Vec<Finding>,
-) -> Result<()> {
-    let venv = tier.venv();
+pub(super) fn check_installed_files(c: &Checkup, findings: &mut Vec<Finding>) -> Result<()> {
+    let venv = c.tier.venv();
     let Ok(set) = PackageSet::scan(&venv) else {
         return Ok(());
     };
-    let log = history::read_log(&tier.history_dir())?;
-    let store = transaction::store_of(tier, config);
-    let shim_paths: HashSet<String> = tier
+    let log = history::read_log(&c.tier.history_dir())?;
+    let store = transaction::store_of(c.tier, c.config);
+    let shim_paths: HashSet<String> = c
+        .tier
         .python_version()
         .map(|v| {
             shims::shim_names(&v)
@@ -53,8 +44,9 @@ pub(super) fn check_installed_files(
     }
     let repairable = damaged.values().any(|(r, _)| !r.is_empty());
     let mut fixed = false;
-    if fix && repairable {
-        fixed = crate::ops::undo::repair_installed(ctx, &quiet(ui), tier, config, &log)? == 0;
+    if c.fix && repairable {
+        fixed =
+            crate::ops::undo::repair_installed(c.ctx, &quiet(c.ui), c.tier, c.config, &log)? == 0;
     }
     let listed = |problems: &[String]| {
         let more = if problems.len() > 3 {

@@ -98,12 +98,19 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<ExitCode> {
         ));
         return finish(ui, &tier, findings);
     }
-    check_interpreter(ctx, ui, &tier, &config, fix, &mut findings)?;
+    let c = Checkup {
+        ctx,
+        ui,
+        tier: &tier,
+        config: &config,
+        fix,
+    };
+    check_interpreter(&c, &mut findings)?;
     if tier.venv_exists() && tier.python().exists() {
         check_shims(ctx, &tier, fix, &mut findings)?;
-        check_history(ctx, ui, &tier, fix, &mut findings)?;
-        check_pip(ctx, ui, &tier, &config, fix, &mut findings)?;
-        files::check_installed_files(ctx, ui, &tier, &config, fix, &mut findings)?;
+        check_history(&c, &mut findings)?;
+        check_pip(&c, &mut findings)?;
+        files::check_installed_files(&c, &mut findings)?;
         files::check_orphans(&tier, fix, &mut findings)?;
         check_dependencies(&tier, &mut findings);
         check_store(&tier, &config, fix, &mut findings)?;
@@ -125,6 +132,17 @@ pub fn run(ctx: &Context, ui: &Ui, fix: bool) -> Result<ExitCode> {
     finish(ui, &tier, findings)
 }
 
+/// What every check that may repair needs: the caller, the output, the tier and its
+/// configuration, and whether `--fix` was given.
+#[derive(Clone, Copy)]
+struct Checkup<'a> {
+    ctx: &'a Context,
+    ui: &'a Ui,
+    tier: &'a Tier,
+    config: &'a Config,
+    fix: bool,
+}
+
 /// The output settings for a repair doctor runs: no plan printed (doctor's report is the
 /// output, a JSON one included); warnings still go to stderr.
 fn quiet(ui: &Ui) -> Ui {
@@ -135,18 +153,11 @@ fn quiet(ui: &Ui) -> Ui {
 }
 
 /// A venv without pip: `--fix` puts the pip of the last recorded state back from the store.
-fn check_pip(
-    ctx: &Context,
-    ui: &Ui,
-    tier: &Tier,
-    config: &Config,
-    fix: bool,
-    findings: &mut Vec<Finding>,
-) -> Result<()> {
-    let Ok(set) = crate::python::inventory::PackageSet::scan(&tier.venv()) else {
+fn check_pip(c: &Checkup, findings: &mut Vec<Finding>) -> Result<()> {
+    let Ok(set) = crate::python::inventory::PackageSet::scan(&c.tier.venv()) else {
         return Ok(());
     };
-    let log = crate::tier::history::read_log(&tier.history_dir())?;
+    let log = crate::tier::history::read_log(&c.tier.history_dir())?;
     let Some(problem) = health::no_pip(&set, &log) else {
         return Ok(());
     };
@@ -156,8 +167,8 @@ fn check_pip(
         "`pyctl undo` (when the last operation removed it) or `pyctl doctor --fix` puts \
               pip back from the store",
     );
-    if fix {
-        f.fixed = crate::ops::undo::put_pip_back(ctx, &quiet(ui), tier, config, &log)? == 0;
+    if c.fix {
+        f.fixed = crate::ops::undo::put_pip_back(c.ctx, &quiet(c.ui), c.tier, c.config, &log)? == 0;
     }
     findings.push(f);
     Ok(())
@@ -223,27 +234,20 @@ fn finish(ui: &Ui, tier: &Tier, findings: Vec<Finding>) -> Result<ExitCode> {
 
 /// The venv's interpreter must run. A distro Python upgrade leaves `bin/python` pointing at a
 /// file that is gone; `--fix` rebuilds the venv on the current Python with the same set.
-fn check_interpreter(
-    ctx: &Context,
-    ui: &Ui,
-    tier: &Tier,
-    config: &Config,
-    fix: bool,
-    findings: &mut Vec<Finding>,
-) -> Result<()> {
-    if !tier.venv_exists() {
+fn check_interpreter(c: &Checkup, findings: &mut Vec<Finding>) -> Result<()> {
+    if !c.tier.venv_exists() {
         let mut f = Finding::new(
             "venv",
-            format!("the venv {} is missing", tier.venv().display()),
+            format!("the venv {} is missing", c.tier.venv().display()),
             "`pyctl doctor --fix` rebuilds it with the last recorded set",
         );
-        if fix {
-            f.fixed = crate::ops::undo::rebuild(ctx, ui, tier, config, None)? == 0;
+        if c.fix {
+            f.fixed = crate::ops::undo::rebuild(c.ctx, c.ui, c.tier, c.config, None)? == 0;
         }
         findings.push(f);
         return Ok(());
     }
-    let alive = std::process::Command::new(tier.python())
+    let alive = std::process::Command::new(c.tier.python())
         .args(["-I", "-c", "pass"])
         .output()
         .is_ok_and(|o| o.status.success());
@@ -254,17 +258,17 @@ fn check_interpreter(
         "interpreter",
         format!(
             "{} does not run (its Python was removed or upgraded: {})",
-            tier.python().display(),
-            std::fs::read_link(tier.bin_dir().join("python3"))
+            c.tier.python().display(),
+            std::fs::read_link(c.tier.bin_dir().join("python3"))
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "no link".into())
         ),
         "`pyctl doctor --fix` rebuilds the venv on the current Python and reinstalls the set \
               (recorded: `pyctl undo` reverts it)",
     );
-    if fix {
-        let python = transaction::choose_python(ctx, tier)?;
-        f.fixed = crate::ops::undo::rebuild(ctx, ui, tier, config, Some(&python))? == 0;
+    if c.fix {
+        let python = transaction::choose_python(c.ctx, c.tier)?;
+        f.fixed = crate::ops::undo::rebuild(c.ctx, c.ui, c.tier, c.config, Some(&python))? == 0;
     }
     findings.push(f);
     Ok(())
@@ -291,13 +295,10 @@ fn check_shims(ctx: &Context, tier: &Tier, fix: bool, findings: &mut Vec<Finding
     Ok(())
 }
 
-fn check_history(
-    ctx: &Context,
-    ui: &Ui,
-    tier: &Tier,
-    fix: bool,
-    findings: &mut Vec<Finding>,
-) -> Result<()> {
+fn check_history(c: &Checkup, findings: &mut Vec<Finding>) -> Result<()> {
+    let Checkup {
+        ctx, ui, tier, fix, ..
+    } = *c;
     let log = history::read_log(&tier.history_dir())?;
     for p in &log.problems {
         findings.push(Finding::new(
