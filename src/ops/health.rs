@@ -178,4 +178,32 @@ mod tests {
         assert_eq!(wanted_mode(&tier, Path::new("/opt/x/a"), 0o600), 0o600);
         assert_eq!(wanted_mode(&tier, Path::new("/opt/x/.lock"), 0o644), 0o600);
     }
+
+    #[test]
+    fn the_audit_finds_what_others_could_write_and_repair_clears_it() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // Files made by another account are never root's.
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let tier = Tier::new(TierKind::System, dir.path().join("sys"));
+        std::fs::create_dir_all(tier.venv()).unwrap();
+        std::fs::set_permissions(&tier.root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(tier.venv(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(audit_system_tier(&tier), vec![]);
+        let open = tier.venv().join("open");
+        std::fs::write(&open, "x").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let setuid = tier.venv().join("setuid");
+        std::fs::write(&setuid, "x").unwrap();
+        std::fs::set_permissions(&setuid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        let bad = audit_system_tier(&tier);
+        let paths: Vec<&Path> = bad.iter().map(|b| b.path.as_path()).collect();
+        assert_eq!(paths.len(), 2, "{bad:?}");
+        assert!(paths.contains(&open.as_path()) && paths.contains(&setuid.as_path()));
+        assert!(bad.iter().any(|b| b.problem == "mode 0666, should be 0644"));
+        assert_eq!(repair_system_tier(&tier).unwrap(), 2);
+        assert_eq!(audit_system_tier(&tier), vec![]);
+        assert_eq!(open.metadata().unwrap().mode() & 0o7777, 0o644);
+        assert_eq!(setuid.metadata().unwrap().mode() & 0o7777, 0o755);
+    }
 }
