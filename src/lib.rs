@@ -43,17 +43,23 @@ pub fn run(mut ctx: Context, args: Vec<OsString>) -> i32 {
         for line in python::pipargs::table_lines() {
             println!("{line}");
         }
-        Ok(0)
+        Ok(ExitCode::Success.code())
     } else if args.get(1).is_some_and(|a| a == "__pip-launcher") {
         // The Python code pyctl runs pip with, for bench/launcher.sh.
         print!("{}", sys::pip::LAUNCHER);
-        Ok(0)
+        Ok(ExitCode::Success.code())
     } else {
         let cli = match cli::Cli::try_parse_from(&args) {
             Ok(cli) => cli,
             Err(e) => {
                 let _ = e.print();
-                return e.exit_code();
+                // `--help` and `--version` come this way too, on stdout.
+                let code = if e.use_stderr() {
+                    ExitCode::Usage
+                } else {
+                    ExitCode::Success
+                };
+                return code.code();
             }
         };
         if matches!(
@@ -77,25 +83,25 @@ pub fn run(mut ctx: Context, args: Vec<OsString>) -> i32 {
             _ => cli.verbose,
         };
         init_logging(&ctx, verbose);
-        commands::dispatch(&ctx, cli, config.as_ref())
+        commands::dispatch(&ctx, cli, config.as_ref()).map(ExitCode::code)
     };
     match result {
         Ok(code) => code,
-        Err(err) => report(&err),
+        Err(err) => report(&err).code(),
     }
 }
 
 /// Prints the error chain once, as `pyctl: error: ...`, and picks the exit code.
-fn report(err: &anyhow::Error) -> i32 {
+fn report(err: &anyhow::Error) -> ExitCode {
     if err.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     }) {
-        return ExitCode::Success.code();
+        return ExitCode::Success;
     }
     ui::Ui::plain().error(&format!("{err:#}"));
-    ExitCode::Failure.code()
+    ExitCode::Failure
 }
 
 fn init_logging(ctx: &Context, verbose: u8) {

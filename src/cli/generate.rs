@@ -84,7 +84,7 @@ pub fn completions(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// `pyctl generate man|completions DIR`.
-pub fn run(ui: &Ui, what: crate::cli::GenerateWhat) -> Result<i32> {
+pub fn run(ui: &Ui, what: crate::cli::GenerateWhat) -> Result<()> {
     let written = match what {
         crate::cli::GenerateWhat::Man { dir } => man_pages(&dir)?,
         crate::cli::GenerateWhat::Completions { dir } => completions(&dir)?,
@@ -92,7 +92,7 @@ pub fn run(ui: &Ui, what: crate::cli::GenerateWhat) -> Result<i32> {
     for path in &written {
         ui.info(&format!("wrote {}", path.display()));
     }
-    Ok(0)
+    Ok(())
 }
 
 #[cfg(test)]

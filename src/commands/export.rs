@@ -6,9 +6,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::str::FromStr;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
+use crate::commands::shared::existing_venv;
+use crate::commands::shared::print_listing;
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::python::inventory::{canonical_name, PackageSet};
 use crate::tier;
 use crate::tier::history::{self, Kind, Log};
@@ -114,15 +117,9 @@ pub fn export_text(set: &PackageSet, only: Option<&BTreeSet<String>>) -> String 
     out
 }
 
-pub fn run(ctx: &Context, ui: &Ui, requested: bool, output: Option<&Path>) -> Result<i32> {
+pub fn run(ctx: &Context, ui: &Ui, requested: bool, output: Option<&Path>) -> Result<ExitCode> {
     let tier = tier::current(ctx)?;
-    if !tier.venv_exists() {
-        bail!(
-            "no venv at {} yet; `pyctl init` or a first `pip install` creates it",
-            tier.venv().display()
-        );
-    }
-    let set = PackageSet::scan(&tier.venv())?;
+    let set = PackageSet::scan(&existing_venv(&tier)?)?;
     let only = if requested {
         let log = history::read_log(&tier.history_dir())?;
         for problem in &log.problems {
@@ -152,14 +149,10 @@ pub fn run(ctx: &Context, ui: &Ui, requested: bool, output: Option<&Path>) -> Re
         }
         None => {
             let lines: Vec<String> = text.lines().map(str::to_string).collect();
-            if let Err(e) = ui.print_lines(&lines) {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return Err(e.into());
-                }
-            }
+            return print_listing(ui, &lines);
         }
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
 #[cfg(test)]

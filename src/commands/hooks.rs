@@ -14,6 +14,7 @@ use anyhow::Result;
 
 use crate::commands::conflicts::{self, Conflict, DistroDist};
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::python::inventory::PackageSet;
 use crate::tier::config::OnConflict;
 use crate::tier::{self, TierKind};
@@ -153,7 +154,7 @@ fn report(
     conflicts: &[Conflict],
     on_conflict: OnConflict,
     can_block: bool,
-) -> i32 {
+) -> ExitCode {
     for c in conflicts {
         ui.warn(&format!("{manager} hook: {c}"));
         crate::sys::syslog::syslog_line(&format!("{manager} hook conflict: {c}"));
@@ -164,16 +165,16 @@ fn report(
              (hooks.on_conflict = \"block\"; set it to \"warn\" to let such transactions through)",
             conflicts.len()
         ));
-        return 1;
+        return ExitCode::Failure;
     }
-    0
+    ExitCode::Success
 }
 
-pub fn apt(ctx: &Context, ui: &Ui) -> Result<i32> {
+pub fn apt(ctx: &Context, ui: &Ui) -> Result<ExitCode> {
     let input = read_stdin();
     let actions = parse_apt_input(&input);
     let Some((set, on_conflict)) = system_set(ctx, ui) else {
-        return Ok(0);
+        return Ok(ExitCode::Success);
     };
     // Each .deb once; dpkg-deb runs on all cores, within the hook's overall time bound.
     let mut debs: Vec<(&str, &str)> = actions
@@ -461,9 +462,9 @@ fn ui_println(line: &str) {
 /// dnf's post-transaction actions pass package names (dnf 4's plugin and dnf 5's actions
 /// plugin run the command once per package); their files come from the rpm database. With
 /// `dnf5`, each message is also written as a `log.WARNING=` line for dnf 5's log.
-pub fn dnf(ctx: &Context, ui: &Ui, packages: &[String], dnf5: bool) -> Result<i32> {
+pub fn dnf(ctx: &Context, ui: &Ui, packages: &[String], dnf5: bool) -> Result<ExitCode> {
     let Some((set, on_conflict)) = system_set(ctx, ui) else {
-        return Ok(0);
+        return Ok(ExitCode::Success);
     };
     let (files, unchecked) = package_files(PackageDb::Rpm, packages, HOOK_BUDGET);
     let conflicts = conflicts_in_files(&files, &set);
@@ -478,10 +479,10 @@ pub fn dnf(ctx: &Context, ui: &Ui, packages: &[String], dnf5: bool) -> Result<i3
 }
 
 /// pacman's hook passes the target package names on standard input (`NeedsTargets`).
-pub fn pacman(ctx: &Context, ui: &Ui) -> Result<i32> {
+pub fn pacman(ctx: &Context, ui: &Ui) -> Result<ExitCode> {
     let input = read_stdin();
     let Some((set, on_conflict)) = system_set(ctx, ui) else {
-        return Ok(0);
+        return Ok(ExitCode::Success);
     };
     let targets: Vec<String> = input
         .lines()

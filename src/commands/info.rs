@@ -9,7 +9,10 @@ use anyhow::{bail, Result};
 use pep508_rs::{Requirement, VerbatimUrl, VersionOrUrl};
 use serde::Serialize;
 
+use crate::commands::shared::existing_venv;
+use crate::commands::shared::{print_json, print_listing};
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::python::depcheck;
 use crate::python::freeze::requirement_name;
 use crate::python::index::{self, Latest};
@@ -45,24 +48,29 @@ struct BroughtIn {
     timestamp: String,
 }
 
+/// What the index said about the latest version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum LatestStatus {
+    Found,
+    NotOnIndex,
+    Offline,
+    Unknown,
+    /// `--offline`: not asked.
+    NotChecked,
+}
+
 #[derive(Debug, Serialize)]
 struct LatestJson {
     index: String,
-    /// `found`, `not-on-index`, `offline`, `unknown` or `not-checked`.
-    status: &'static str,
+    status: LatestStatus,
     version: Option<String>,
     detail: Option<String>,
 }
 
-pub fn run(ctx: &Context, ui: &Ui, package: &str, offline: bool, json: bool) -> Result<i32> {
+pub fn run(ctx: &Context, ui: &Ui, package: &str, offline: bool, json: bool) -> Result<ExitCode> {
     let tier = tier::current(ctx)?;
-    if !tier.venv_exists() {
-        bail!(
-            "no venv at {} yet; `pyctl init` or a first `pip install` creates it",
-            tier.venv().display()
-        );
-    }
-    let set = PackageSet::scan(&tier.venv())?;
+    let set = PackageSet::scan(&existing_venv(&tier)?)?;
     let Some(dist) = set.get(package) else {
         let close = close_names(&set, package);
         let hint = if close.is_empty() {
@@ -117,16 +125,9 @@ pub fn run(ctx: &Context, ui: &Ui, package: &str, offline: bool, json: bool) -> 
         latest: latest_json(crate::sys::redact::redact(&index_url).into_owned(), latest),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
-    } else {
-        let lines = render(ui, &info);
-        if let Err(e) = ui.print_lines(&lines) {
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                return Err(e.into());
-            }
-        }
+        return print_json(ui, &info);
     }
-    Ok(0)
+    print_listing(ui, &render(ui, &info))
 }
 
 /// Installed names close to `query`: a small edit distance, or one containing the other.
@@ -259,11 +260,11 @@ fn brought_in_by(log: &Log, canonical: &str) -> Option<BroughtIn> {
 
 fn latest_json(index: String, latest: Option<Latest>) -> LatestJson {
     let (status, version, detail) = match latest {
-        None => ("not-checked", None, None),
-        Some(Latest::Version(v)) => ("found", Some(v), None),
-        Some(Latest::NotOnIndex) => ("not-on-index", None, None),
-        Some(Latest::Offline(why)) => ("offline", None, Some(why)),
-        Some(Latest::Unknown(why)) => ("unknown", None, Some(why)),
+        None => (LatestStatus::NotChecked, None, None),
+        Some(Latest::Version(v)) => (LatestStatus::Found, Some(v), None),
+        Some(Latest::NotOnIndex) => (LatestStatus::NotOnIndex, None, None),
+        Some(Latest::Offline(why)) => (LatestStatus::Offline, None, Some(why)),
+        Some(Latest::Unknown(why)) => (LatestStatus::Unknown, None, Some(why)),
     };
     LatestJson {
         index,
@@ -329,7 +330,7 @@ fn render(ui: &Ui, info: &Info) -> Vec<String> {
     lines.push(field(
         "latest",
         match latest.status {
-            "found" => {
+            LatestStatus::Found => {
                 let v = latest.version.clone().unwrap_or_default();
                 if newer(&v) {
                     format!(
@@ -341,16 +342,16 @@ fn render(ui: &Ui, info: &Info) -> Vec<String> {
                     format!("{v} on {}", latest.index)
                 }
             }
-            "not-on-index" => format!("not on {}", latest.index),
-            "offline" => format!(
+            LatestStatus::NotOnIndex => format!("not on {}", latest.index),
+            LatestStatus::Offline => format!(
                 "offline ({})",
                 latest.detail.as_deref().unwrap_or("index unreachable")
             ),
-            "unknown" => format!(
+            LatestStatus::Unknown => format!(
                 "unknown ({})",
                 latest.detail.as_deref().unwrap_or("no version found")
             ),
-            _ => "not checked (--offline)".to_string(),
+            LatestStatus::NotChecked => "not checked (--offline)".to_string(),
         },
     ));
     lines

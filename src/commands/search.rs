@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::commands::shared::{print_json, print_listing};
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
 use crate::python::index::{self, ListError};
 use crate::python::inventory::{canonical_name, PackageSet};
 use crate::sys::fsutil;
@@ -88,13 +90,21 @@ pub fn rank(projects: &[String], term: &str) -> Vec<Hit> {
     hits
 }
 
+/// Where the project list was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum ListSource {
+    /// Fetched now.
+    Index,
+    Cache,
+}
+
 /// Where the list came from, for the summary line and `--json`.
 #[derive(Debug, Serialize)]
 struct Source {
     index: String,
     cache: PathBuf,
-    /// `index` (fetched now) or `cache`.
-    from: &'static str,
+    from: ListSource,
     fetched: String,
     age_seconds: u64,
     /// Why the index was not used although the cache was stale or a refresh was asked for.
@@ -141,7 +151,7 @@ pub fn run(
     limit: usize,
     refresh: bool,
     json: bool,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     check_term(term)?;
     let venv = tier.venv_exists().then(|| tier.venv());
     let index = index::index_url(ctx, venv.as_deref());
@@ -179,12 +189,11 @@ pub fn run(
                 .collect(),
             source,
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(0);
+        return print_json(ui, &out);
     }
     let from = match source.from {
-        "index" => format!("{} projects on {}", projects.len(), source.index),
-        _ => format!(
+        ListSource::Index => format!("{} projects on {}", projects.len(), source.index),
+        ListSource::Cache => format!(
             "{} projects on {}, list cached {} ago",
             projects.len(),
             source.index,
@@ -193,7 +202,7 @@ pub fn run(
     };
     if shown.is_empty() {
         ui.info(&format!("no project matches {term:?} ({from})"));
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     let width = shown.iter().map(|h| h.name.len()).max().unwrap_or(0);
     let lines: Vec<String> = shown
@@ -210,17 +219,12 @@ pub fn run(
             line.trim_end().to_string()
         })
         .collect();
-    if let Err(e) = ui.print_lines(&lines) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            return Ok(0);
-        }
-        return Err(e).context("cannot write to stdout");
-    }
+    print_listing(ui, &lines)?;
     ui.info(&format!(
         "{} of {total} matches shown ({from})",
         shown.len()
     ));
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
 fn match_word(kind: Match) -> &'static str {
@@ -262,7 +266,7 @@ fn project_list(
             let source = Source {
                 index: shown.clone(),
                 cache: cache_path.to_path_buf(),
-                from: "cache",
+                from: ListSource::Cache,
                 fetched: c.fetched.clone(),
                 age_seconds: age(c),
                 index_error: None,
@@ -285,7 +289,7 @@ fn project_list(
             let source = Source {
                 index: shown.clone(),
                 cache: cache_path.to_path_buf(),
-                from: "index",
+                from: ListSource::Index,
                 fetched,
                 age_seconds: 0,
                 index_error: None,
@@ -313,7 +317,7 @@ fn project_list(
             let source = Source {
                 index: shown.clone(),
                 cache: cache_path.to_path_buf(),
-                from: "cache",
+                from: ListSource::Cache,
                 fetched: c.fetched,
                 age_seconds,
                 index_error: Some(e.to_string()),

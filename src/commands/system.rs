@@ -6,24 +6,24 @@
 //! re-makes what is missing (venv, shims, baseline) and puts owner and modes right, which is
 //! what the distro packages' post-install step relies on.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use nix::sys::stat::{umask, Mode};
 use serde::Serialize;
 
+use crate::commands::shared::print_report;
 use crate::context::Context;
+use crate::exit_codes::ExitCode;
+use crate::ops::health;
 use crate::ops::transaction;
 use crate::python::inventory::PackageSet;
 use crate::tier::history;
 use crate::tier::shims;
 use crate::tier::snapshot;
 use crate::tier::{self, Tier, TierKind};
-use crate::ui::{Style, Ui};
-
-/// Mode of the tier lock: only root opens it.
-const LOCK_MODE: u32 = 0o600;
+use crate::ui::Ui;
 
 /// The system tier this process would use.
 pub fn system_tier(ctx: &Context) -> Tier {
@@ -58,7 +58,7 @@ impl Drop for UmaskGuard {
 }
 
 /// `pyctl system init [--python PATH]`.
-pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
+pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<ExitCode> {
     require_root(ctx, "init")?;
     let _umask = UmaskGuard::set(0o022);
     let tier = system_tier(ctx);
@@ -78,7 +78,7 @@ pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
     tier.create_dirs()?;
     // Put owner and modes right before taking the lock, so nothing below runs in a folder
     // another account could still change.
-    let repaired_before = repair(&tier)?;
+    let repaired_before = health::repair_system_tier(&tier)?;
     let lock = tier.lock(ctx, || {
         ui.info("waiting for another pip in the system tier to finish...")
     })?;
@@ -98,7 +98,7 @@ pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
     }
     shims::ensure_shims(&tier, &ctx.exe)?;
     drop(lock);
-    let repaired_after = repair(&tier)?;
+    let repaired_after = health::repair_system_tier(&tier)?;
     let repaired = repaired_before + repaired_after;
     if repaired > 0 {
         ui.info(&format!(
@@ -122,7 +122,7 @@ pub fn init(ctx: &Context, ui: &Ui, python: Option<PathBuf>) -> Result<i32> {
             tier.venv().display()
         ));
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
 /// A tier folder that some other account made is not adopted: whatever it put inside (links,
@@ -162,92 +162,6 @@ fn ensure_baseline(tier: &Tier) -> Result<()> {
     Ok(())
 }
 
-/// A path under the system tier whose owner or mode is wrong, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BadPath {
-    pub path: PathBuf,
-    pub problem: String,
-}
-
-/// The mode a path under the tier must have, given its current one: group and world write
-/// removed, setuid/setgid removed; the lock file is root's alone.
-fn wanted_mode(tier: &Tier, path: &Path, mode: u32) -> u32 {
-    if path == tier.lock_path() {
-        return LOCK_MODE;
-    }
-    if path == tier.history_dir() {
-        return mode & 0o7700 & !0o6000;
-    }
-    mode & 0o7777 & !0o022 & !0o6000
-}
-
-/// Every path under the tier that is not root's or that others could write (symlinks are
-/// judged by their owner only: their mode means nothing).
-pub fn audit(tier: &Tier) -> Vec<BadPath> {
-    let mut bad = Vec::new();
-    for entry in walkdir::WalkDir::new(&tier.root)
-        .follow_links(false)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        let path = entry.path();
-        let Ok(meta) = path.symlink_metadata() else {
-            continue;
-        };
-        let mut problems = Vec::new();
-        if meta.uid() != 0 || meta.gid() != 0 {
-            problems.push(format!("owned by {}:{}", meta.uid(), meta.gid()));
-        }
-        if !meta.file_type().is_symlink() {
-            let mode = meta.mode() & 0o7777;
-            let wanted = wanted_mode(tier, path, mode);
-            if mode != wanted {
-                problems.push(format!("mode {mode:04o}, should be {wanted:04o}"));
-            }
-        }
-        if !problems.is_empty() {
-            bad.push(BadPath {
-                path: path.to_path_buf(),
-                problem: problems.join(", "),
-            });
-        }
-    }
-    bad
-}
-
-/// Makes every path under the tier root-owned and not writable by others. Returns how many
-/// paths it changed.
-pub fn repair(tier: &Tier) -> Result<usize> {
-    let bad = audit(tier);
-    for b in &bad {
-        let meta = b
-            .path
-            .symlink_metadata()
-            .with_context(|| format!("{}: cannot inspect", b.path.display()))?;
-        if meta.uid() != 0 || meta.gid() != 0 {
-            nix::unistd::fchownat(
-                None,
-                &b.path,
-                Some(nix::unistd::Uid::from_raw(0)),
-                Some(nix::unistd::Gid::from_raw(0)),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .with_context(|| format!("{}: cannot give it to root", b.path.display()))?;
-        }
-        if !meta.file_type().is_symlink() {
-            let mode = meta.mode() & 0o7777;
-            let wanted = wanted_mode(tier, &b.path, mode);
-            if mode != wanted {
-                std::fs::set_permissions(&b.path, std::fs::Permissions::from_mode(wanted))
-                    .with_context(|| {
-                        format!("{}: cannot set mode {wanted:04o}", b.path.display())
-                    })?;
-            }
-        }
-    }
-    Ok(bad.len())
-}
-
 #[derive(Debug, Serialize)]
 struct StatusJson {
     root: PathBuf,
@@ -260,7 +174,7 @@ struct StatusJson {
     last_operation: Option<String>,
     baseline: bool,
     shims_ok: bool,
-    bad_paths: Vec<BadPath>,
+    bad_paths: Vec<health::BadPath>,
     problems: Vec<String>,
 }
 
@@ -290,7 +204,7 @@ fn collect_status(ctx: &Context, tier: &Tier) -> StatusJson {
         }
         None
     };
-    if tier.venv_exists() && !tier.python().exists() {
+    if health::interpreter_missing(tier) {
         problems.push(format!(
             "the venv's interpreter {} is broken (a Python upgrade?): `sudo pyctl doctor --fix`",
             tier.python().display()
@@ -316,7 +230,7 @@ fn collect_status(ctx: &Context, tier: &Tier) -> StatusJson {
         problems.push("the venv's pip shims are missing or stale: `sudo pyctl system init`".into());
     }
     let bad_paths = if tier.root.exists() {
-        audit(tier)
+        health::audit_system_tier(tier)
     } else {
         Vec::new()
     };
@@ -343,14 +257,13 @@ fn collect_status(ctx: &Context, tier: &Tier) -> StatusJson {
 }
 
 /// `pyctl system status [--json]`: exit 0 when the tier is set up and sound, 1 otherwise.
-pub fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
+pub fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<ExitCode> {
     require_root(ctx, "status")?;
     let tier = system_tier(ctx);
     let st = collect_status(ctx, &tier);
-    let code = if st.problems.is_empty() { 0 } else { 1 };
+    let code = ExitCode::success_if(st.problems.is_empty());
     if json {
-        println!("{}", serde_json::to_string_pretty(&st)?);
-        return Ok(code);
+        return print_report(ui, &[serde_json::to_string_pretty(&st)?], code);
     }
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     let mut lines = vec![
@@ -371,40 +284,16 @@ pub fn status(ctx: &Context, ui: &Ui, json: bool) -> Result<i32> {
         }
         lines.push(format!("{:<10}{}", "baseline", yes_no(st.baseline)));
     }
-    if st.problems.is_empty() {
-        lines.push(format!(
-            "{:<10}{}",
-            "problems",
-            ui.out(Style::Added, "none")
-        ));
-    } else {
-        lines.push(format!("{:<10}{}", "problems", st.problems.len()));
-        for p in &st.problems {
-            lines.push(format!("  {} {p}", ui.out(Style::Warn, "!")));
-        }
-        for b in st.bad_paths.iter().take(10) {
-            lines.push(format!("    {}: {}", b.path.display(), b.problem));
-        }
+    lines.extend(crate::commands::status::problem_lines(ui, &st.problems));
+    for b in st.bad_paths.iter().take(10) {
+        lines.push(format!("    {}: {}", b.path.display(), b.problem));
     }
-    match ui.print_lines(&lines) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
-        other => other.map(|_| code).context("cannot write to stdout"),
-    }
+    print_report(ui, &lines, code)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wanted_modes_drop_group_and_world_write_and_setid() {
-        let tier = Tier::new(TierKind::System, PathBuf::from("/opt/x"));
-        assert_eq!(wanted_mode(&tier, Path::new("/opt/x/venv"), 0o777), 0o755);
-        assert_eq!(wanted_mode(&tier, Path::new("/opt/x/a"), 0o664), 0o644);
-        assert_eq!(wanted_mode(&tier, Path::new("/opt/x/a"), 0o4755), 0o755);
-        assert_eq!(wanted_mode(&tier, Path::new("/opt/x/a"), 0o600), 0o600);
-        assert_eq!(wanted_mode(&tier, Path::new("/opt/x/.lock"), 0o644), 0o600);
-    }
 
     #[test]
     fn a_tier_folder_another_account_made_is_refused() {
