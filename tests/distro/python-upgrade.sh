@@ -69,6 +69,13 @@ t = lambda half: os.stat(os.path.join(d, "%03d_%s.json" % (i, half))).st_mtime
 print("%.2f" % (t("after") - t("before")))
 PYEOF
 }
+# The venv's pip, pip3 and pip3.13 are pyctl's shims (pip rewrites them; pyctl puts them back).
+shims_in() {
+  local p
+  for p in pip pip3 pip3.13; do
+    [ "$(sed -n 2p "$1/bin/$p" 2>/dev/null | cut -c1-12)" = "# pyctl shim" ] || return 1
+  done
+}
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print('%.2f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$(now)"; }
 
@@ -117,7 +124,10 @@ phase_upgrade() {
   rc=$?
   set -e
   echo "MEASURE: apt-get full-upgrade (bookworm -> trixie): $(since "$t0") s"
-  grep -i pyctl "$S/full-upgrade.log" | sed 's/^/  full-upgrade: /' || true
+  grep -E '^(Need to get|[0-9]+ upgraded)' "$S/full-upgrade.log" | sed 's/^/  full-upgrade: /' || true
+  # Where in the upgrade the hook rebuilt the tier: after which dpkg steps of the new Python.
+  grep -nE 'pyctl|^Setting up (python3|python3\.13|python3\.13-venv|python3-pip-whl|libpython3\.13-stdlib[^ ]*) ' \
+    "$S/full-upgrade.log" | sed 's/^/  full-upgrade: /' || true
   [ "$rc" = 0 ] || { tail -n 40 "$S/full-upgrade.log" >&2; fail "apt-get full-upgrade exited with $rc"; }
   pass "apt-get full-upgrade -y"
   t0=$(now)
@@ -149,6 +159,7 @@ phase_system() {
     env PATH="$SYS/venv/bin:$PATH" python3 -c 'import sys, purepkg, cext; assert sys.version_info[:2] == (3, 13); assert cext.answer() == 42; assert "cpython-313" in cext.cext.__file__'
   check "root: purepkg-hello runs on 3.13" env PATH="$SYS/venv/bin:$PATH" purepkg-hello
   check "no lib/python3.11 left in the system venv" test ! -e "$SYS/venv/lib/python3.11"
+  check "the system venv's pip, pip3, pip3.13 are pyctl's shims" shims_in "$SYS/venv"
   check "the system tier is root's, nothing group/world-writable" \
     test -z "$(find "$SYS" \( ! -user root -o \( ! -type l -perm /022 \) \) -print)"
   pyctl history | sed 's/^/  history: /'
@@ -200,6 +211,7 @@ phase_users() {
       as $u "PATH=$t/venv/bin:\$PATH python3 -c 'import cext; assert cext.answer() == 42; assert \"cpython-313\" in cext.cext.__file__'"
     check "$u: purepkg-hello runs on 3.13" as $u "PATH=$t/venv/bin:\$PATH purepkg-hello"
     check "$u: no lib/python3.11 left" test ! -e "$t/venv/lib/python3.11"
+    check "$u: the venv's pip, pip3, pip3.13 are pyctl's shims" shims_in "$t/venv"
     check "$u: the tier is still $u's alone" test -z "$(find "$t" ! -user $u -print)" -a "$(stat -c %U "$t")" = "$(cat "$S/$u.owner")"
     n=$(history_count $u)
     err=$(as $u "pip list" 2>&1 >/dev/null) || fail "$u: second pip list"
@@ -209,7 +221,20 @@ phase_users() {
     check "$u: pyctl undo of the rebuild refused, saying why" contains "$out" "cannot undo past #$id"
     check "$u: ... nothing changed" test "$(history_count $u)" = "$n" -a "$(own_set $u)" = "$(cat "$S/$u.set")"
     as $u "pyctl history" | sed "s/^/  $u history: /"
+    check "$u: pyctl status finds no problem" sh -c "su - $u -c 'pyctl status' | grep -qx 'problems  none'"
   done
+  # What the pip commands are after the upgrade (facts for the report, not checks): preinst
+  # diverts pip3.X only for the Pythons present when pyctl is installed.
+  local p
+  for p in pip pip3 pip3.11 pip3.13; do
+    echo "NOTE: after the upgrade, /usr/bin/$p: $(readlink /usr/bin/$p || echo "(not a link)")$(dpkg-divert --list /usr/bin/$p | grep -q pyctl && echo ", diverted by pyctl")"
+  done
+  echo "NOTE: /usr/lib/python3.13/EXTERNALLY-MANAGED: $(head -n 1 /usr/lib/python3.13/EXTERNALLY-MANAGED)"
+  echo "NOTE: shims: $(ls /usr/lib/pyctl/shims | tr '\n' ' ')"
+  echo "NOTE: $A (login shell): pip3.13 is $(as $A 'command -v pip3.13')"
+  echo "NOTE: $A (sh -c): pip3.13 is $(su $A -s /bin/sh -c 'command -v pip3.13')"
+  echo "NOTE: root: pip3.13 install: $(pip3.13 install --no-index --find-links $WH purepkg 2>&1 | grep -m1 -iE 'error|externally|pyctl|Requirement|Successfully')"
+  echo "NOTE: root: pip3.11 --version: $(pip3.11 --version 2>&1 | head -n 2 | tr '\n' ' ')"
 }
 
 case "${1:-}" in
