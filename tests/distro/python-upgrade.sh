@@ -227,13 +227,14 @@ phase_users() {
   # diverts pip3.X only for the Pythons present when pyctl is installed.
   local p
   for p in pip pip3 pip3.11 pip3.13; do
-    echo "NOTE: after the upgrade, /usr/bin/$p: $(readlink /usr/bin/$p || echo "(not a link)")$(dpkg-divert --list /usr/bin/$p | grep -q pyctl && echo ", diverted by pyctl")"
+    if [ ! -e /usr/bin/$p ]; then echo "NOTE: after the upgrade, there is no /usr/bin/$p"; continue; fi
+    echo "NOTE: after the upgrade, /usr/bin/$p: $(readlink /usr/bin/$p || echo "a file")$(dpkg-divert --list /usr/bin/$p | grep -q pyctl && echo ", diverted by pyctl")"
   done
   echo "NOTE: /usr/lib/python3.13/EXTERNALLY-MANAGED: $(head -n 1 /usr/lib/python3.13/EXTERNALLY-MANAGED)"
   echo "NOTE: shims: $(ls /usr/lib/pyctl/shims | tr '\n' ' ')"
   echo "NOTE: $A (login shell): pip3.13 is $(as $A 'command -v pip3.13')"
   echo "NOTE: $A (sh -c): pip3.13 is $(su $A -s /bin/sh -c 'command -v pip3.13')"
-  echo "NOTE: root: pip3.13 install: $(pip3.13 install --no-index --find-links $WH purepkg 2>&1 | grep -m1 -iE 'error|externally|pyctl|Requirement|Successfully')"
+  echo "NOTE: root: python3 -m pip install: $(python3 -m pip install --no-index --find-links $WH purepkg 2>&1 | grep -m1 -iE 'error|Successfully')"
   echo "NOTE: root: pip3.11 --version: $(pip3.11 --version 2>&1 | head -n 2 | tr '\n' ' ')"
 }
 
