@@ -8,7 +8,7 @@
 #            -y, apt-get autoremove --purge -y, as a user does it.
 #   system   the apt hook rebuilt the system tier on 3.13 during the upgrade; root wrote nothing
 #            into the users' tiers.
-#   users    each user's first pip command moves the tier, in one line.
+#   users    each user's first command (A: pip list, B: pyctl freeze) moves the tier, in one line.
 # Each check prints PASS or FAIL; the first FAIL ends the step, and so the build. MEASURE lines
 # are the times.
 set -euo pipefail
@@ -182,19 +182,21 @@ phase_system() {
 }
 
 phase_users() {
-  local u t t0 secs out err lines rb id from to store pip missing cmd n
+  local u t t0 secs out err lines rb id from to store pip missing cmd n first
   for u in $A $B; do
     t=$(tier_of $u)
+    # A's first command goes through the pip wrapper, B's is pyctl's own.
+    if [ $u = $A ]; then first="pip list --format=freeze"; else first="pyctl freeze"; fi
     t0=$(now)
-    out=$(as $u "pip list --format=freeze" 2>"$S/$u.err") || { cat "$S/$u.err" >&2; fail "$u: pip list"; }
+    out=$(as $u "$first" 2>"$S/$u.err") || { cat "$S/$u.err" >&2; fail "$u: $first"; }
     secs=$(since "$t0")
     err=$(cat "$S/$u.err")
     echo "$err" | sed "s/^/  $u stderr: /"
     lines=$(echo "$err" | grep -c '^pyctl' || true)
-    check "$u: the first pip command says one line" test "$lines" = 1
+    check "$u: the first command ($first) says one line" test "$lines" = 1
     check "$u: ... that the tier moves to Python 3.13" contains "$err" "moves to Python 3.13"
     check "$u: ... then lists the set" sh -c 'echo "$1" | grep -qx "cext==1.0" && echo "$1" | grep -qx "purepkg==1.0"' _ "$out"
-    echo "MEASURE: $u: first pip list after the upgrade (rebuild included): $secs s"
+    echo "MEASURE: $u: first command after the upgrade ($first, rebuild included): $secs s"
     rb=$(newest_rebuild $u)
     echo "$u's newest rebuild entry: $rb"
     IFS='|' read -r id from to store pip missing cmd <<<"$rb"
