@@ -15,6 +15,8 @@ set -euo pipefail
 
 A=pyctl-a
 B=pyctl-b
+# C's compiled package has no cp313 wheel reachable at the upgrade: named, finished later.
+C=pyctl-c
 T=/pyctl-test
 S=$T/state
 WH=/wheelhouse
@@ -93,14 +95,22 @@ phase_before() {
   for u in $A $B; do
     check "$u: pip install purepkg cext (login shell)" as $u "pip install -q --no-index --find-links $WH purepkg cext"
   done
-  for u in root $A $B; do
+  # C: purepkg and pyctltest_late from a folder of C's own holding only the cp311 wheel.
+  useradd -m -s /bin/bash $C
+  as $C "mkdir ~/wheels && cp $WH/purepkg-1.0-py3-none-any.whl $WH/pyctltest_late-1.0-cp311-*.whl ~/wheels/"
+  check "$C: pip install purepkg pyctltest_late from ~/wheels (cp311 only)" \
+    as $C "pip install -q --no-index --find-links ~/wheels purepkg pyctltest_late"
+  local mod
+  for u in root $A $B $C; do
     t=$(tier_of $u)
+    mod=cext
+    [ $u = $C ] && mod="pyctltest_late as cext"
     check "$u: imports on 3.11 with $t/venv/bin first on PATH" \
-      as $u "PATH=$t/venv/bin:\$PATH python3 -c 'import sys, purepkg, cext; assert sys.version_info[:2] == (3, 11); assert cext.answer() == 42'"
+      as $u "PATH=$t/venv/bin:\$PATH python3 -c 'import sys, purepkg, $mod; assert sys.version_info[:2] == (3, 11); assert cext.answer() == 42'"
     check "$u: purepkg-hello runs" as $u "PATH=$t/venv/bin:\$PATH purepkg-hello"
     own_set $u >"$S/$u.set"
-    check "$u's set is cext and purepkg ($(tr '\n' ' ' <"$S/$u.set"))" \
-      test "$(cut -d= -f1 "$S/$u.set" | tr '\n' ' ')" = "cext purepkg "
+    check "$u's set is cext (or pyctltest_late) and purepkg ($(tr '\n' ' ' <"$S/$u.set"))" \
+      test "$(cut -d= -f1 "$S/$u.set" | tr '\n' ' ')" = "$([ $u = $C ] && echo purepkg pyctltest_late || echo cext purepkg) "
     history_count $u >"$S/$u.count"
     stat -c %U "$t" >"$S/$u.owner"
   done
@@ -116,6 +126,7 @@ phase_upgrade() {
   # What root could write into the users' tiers is compared after the upgrade.
   tree_listing "$(tier_of $A)" >"$S/$A.tree"
   tree_listing "$(tier_of $B)" >"$S/$B.tree"
+  tree_listing "$(tier_of $C)" >"$S/$C.tree"
   check "apt-get update (trixie)" apt-get update -qq
   t0=$(now)
   set +e
@@ -175,7 +186,7 @@ phase_system() {
   check "... and the interpreter is gone" contains "$out" "gone"
   check "... nothing changed" test "$(history_count root)" = "$n" -a "$(own_set root)" = "$(cat "$S/root.set")"
   local u
-  for u in $A $B; do
+  for u in $A $B $C; do
     check "root wrote nothing into $u's tier (names, owners, modes, sizes, mtimes as before the upgrade)" \
       test "$(tree_listing "$(tier_of $u)")" = "$(cat "$S/$u.tree")"
   done
@@ -225,6 +236,7 @@ phase_users() {
     as $u "pyctl history" | sed "s/^/  $u history: /"
     check "$u: pyctl status finds no problem" sh -c "su - $u -c 'pyctl status' | grep -qx 'problems  none'"
   done
+  late_package
   # What the pip commands are after the upgrade (facts for the report, not checks): preinst
   # diverts pip3.X only for the Pythons present when pyctl is installed.
   local p
@@ -238,6 +250,53 @@ phase_users() {
   echo "NOTE: $A (sh -c): pip3.13 is $(su $A -s /bin/sh -c 'command -v pip3.13')"
   echo "NOTE: root: python3 -m pip install: $(python3 -m pip install --no-index --find-links $WH purepkg 2>&1 | grep -m1 -iE 'error|Successfully')"
   echo "NOTE: root: pip3.11 --version: $(pip3.11 --version 2>&1 | head -n 2 | tr '\n' ' ')"
+}
+
+# C's tier: pyctltest_late has no cp313 wheel in C's folder (nor on any index) at the first
+# command: the rebuild names it, keeps the rest working, and the next command after the wheel
+# arrives finishes it as another rebuild entry.
+late_package() {
+  local t out err rb id from to store pip missing cmd n t0
+  t=$(tier_of $C)
+  t0=$(now)
+  out=$(as $C "pip list --format=freeze" 2>"$S/$C.err") || { cat "$S/$C.err" >&2; fail "$C: pip list"; }
+  echo "MEASURE: $C: first command after the upgrade (pip list, rebuild with one package missing): $(since "$t0") s"
+  err=$(cat "$S/$C.err")
+  echo "$err" | sed "s/^/  $C stderr: /"
+  check "$C: the tier moves to Python 3.13" contains "$err" "moves to Python 3.13"
+  check "$C: ... and pyctltest_late is named as not put back" sh -c 'echo "$1" | grep -qi "pyctltest.late"' _ "$err"
+  check "$C: ... purepkg listed, pyctltest_late not" \
+    sh -c 'echo "$1" | grep -qx "purepkg==1.0" && ! echo "$1" | grep -qi "^pyctltest.late=="' _ "$out"
+  rb=$(newest_rebuild $C)
+  echo "$C's newest rebuild entry: $rb"
+  IFS='|' read -r id from to store pip missing cmd <<<"$rb"
+  check "$C: rebuild entry from 3.11 to 3.13, purepkg from the store, pyctltest_late missing ($missing)" \
+    sh -c 'case "$1/$2/$3/$4" in 3.11.*/3.13.*/purepkg==1.0/pyctltest?late==1.0) exit 0 ;; *) exit 1 ;; esac' _ "$from" "$to" "$store" "$missing"
+  check "$C: ... the only new entry" test "$(history_count $C)" = "$(($(cat "$S/$C.count") + 1))"
+  out=$(as $C "pyctl status" 2>&1) || true
+  echo "$out" | grep -i problem | sed "s/^/  $C status: /"
+  check "$C: pyctl status names what is still to put back" sh -c 'echo "$1" | grep -qi "pyctltest.late"' _ "$out"
+  check "$C: purepkg works meanwhile" as $C "PATH=$t/venv/bin:\$PATH python3 -c 'import purepkg' && PATH=$t/venv/bin:\$PATH purepkg-hello"
+  # The cp313 wheel arrives in C's folder; the next command finishes the rebuild.
+  as $C "cp $WH/pyctltest_late-1.0-cp313-*.whl ~/wheels/"
+  n=$(history_count $C)
+  t0=$(now)
+  out=$(as $C "pip list --format=freeze" 2>"$S/$C.err") || { cat "$S/$C.err" >&2; fail "$C: pip list after the wheel came"; }
+  echo "MEASURE: $C: the command that finishes it (pip list): $(since "$t0") s"
+  sed "s/^/  $C stderr: /" "$S/$C.err"
+  check "$C: the next command lists pyctltest_late again" sh -c 'echo "$1" | grep -qix "pyctltest.late==1.0"' _ "$out"
+  rb=$(newest_rebuild $C)
+  echo "$C's newest rebuild entry: $rb"
+  IFS='|' read -r id from to store pip missing cmd <<<"$rb"
+  check "$C: ... recorded as one more rebuild entry, pyctltest_late by pip ($pip), nothing missing" \
+    sh -c 'case "$1/$2/$3" in "$4"/pyctltest?late==1.0/) exit 0 ;; *) exit 1 ;; esac' _ "$id" "$pip" "$missing" "$((n + 1))"
+  echo "MEASURE: $C: finishing entry (before to after record): $(entry_seconds "$t" "$id") s"
+  check "$C: the same set as before the upgrade" test "$(own_set $C)" = "$(cat "$S/$C.set")"
+  check "$C: python3 -c 'import pyctltest_late' (cp313) with $t/venv/bin first on PATH" \
+    as $C "PATH=$t/venv/bin:\$PATH python3 -c 'import pyctltest_late as m; assert m.answer() == 42; assert \"cpython-313\" in m.pyctltest_late.__file__'"
+  check "$C: pyctl status finds no problem" sh -c "su - $C -c 'pyctl status' | grep -qx 'problems  none'"
+  check "$C: the tier is still $C's alone" test -z "$(find "$t" ! -user $C -print)"
+  as $C "pyctl history" | sed "s/^/  $C history: /"
 }
 
 case "${1:-}" in
