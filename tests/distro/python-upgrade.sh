@@ -277,9 +277,12 @@ late_package() {
   echo "$out" | grep -i problem | sed "s/^/  $C status: /"
   check "$C: pyctl status names what is still to put back" sh -c 'echo "$1" | grep -qi "pyctltest.late"' _ "$out"
   check "$C: purepkg works meanwhile" as $C "PATH=$t/venv/bin:\$PATH python3 -c 'import purepkg' && PATH=$t/venv/bin:\$PATH purepkg-hello"
-  # The cp313 wheel arrives in C's folder; the next command finishes the rebuild.
-  as $C "cp $WH/pyctltest_late-1.0-cp313-*.whl ~/wheels/"
+  # The cp313 wheel arrives in C's folder; the next command finishes the rebuild. (Counted
+  # before: `pyctl history` is a command of C's too, and would finish it.)
   n=$(history_count $C)
+  check "$C: commands while the wheel is not there add no entry (pyctl status, history)" \
+    test "$n" = "$(($(cat "$S/$C.count") + 1))"
+  as $C "cp $WH/pyctltest_late-1.0-cp313-*.whl ~/wheels/"
   t0=$(now)
   out=$(as $C "pip list --format=freeze" 2>"$S/$C.err") || { cat "$S/$C.err" >&2; fail "$C: pip list after the wheel came"; }
   echo "MEASURE: $C: the command that finishes it (pip list): $(since "$t0") s"
