@@ -141,6 +141,11 @@ phase_upgrade() {
     "$S/full-upgrade.log" | sed 's/^/  full-upgrade: /' || true
   [ "$rc" = 0 ] || { tail -n 40 "$S/full-upgrade.log" >&2; fail "apt-get full-upgrade exited with $rc"; }
   pass "apt-get full-upgrade -y"
+  # Read before any pyctl command runs (one would rebuild the tier on use): the hook did it.
+  check "the apt hook rebuilt the system tier during the full-upgrade (its line in apt's output)" \
+    grep -q "the system tier moves to Python 3.13" "$S/full-upgrade.log"
+  check "... its venv is 3.13's now (pyvenv.cfg: $(grep '^version' "$SYS/venv/pyvenv.cfg" | head -n 1))" \
+    grep -qE '^version(_info)? *= *3\.13\.' "$SYS/venv/pyvenv.cfg"
   t0=$(now)
   out=$(apt-get autoremove --purge -y 2>&1) || { echo "$out" >&2; fail "apt-get autoremove --purge -y"; }
   echo "MEASURE: apt-get autoremove --purge: $(since "$t0") s"
@@ -160,7 +165,7 @@ phase_system() {
   check "the system tier has a rebuild entry" test -n "$rb"
   IFS='|' read -r id from to store pip missing cmd <<<"$rb"
   check "... from Python 3.11 ($from) to 3.13 ($to)" sh -c 'case "$1/$2" in 3.11.*/3.13.*) exit 0 ;; *) exit 1 ;; esac' _ "$from" "$to"
-  check "... made during the upgrade (before anyone ran pyctl): it is the only new entry" \
+  check "... the only new entry" \
     test "$(history_count root)" = "$(($(cat "$S/root.count") + 1))"
   check "... purepkg from the store ($store), cext by pip ($pip), nothing missing ($missing)" \
     test "$store" = "purepkg==1.0" -a "$pip" = "cext==1.0" -a -z "$missing"
