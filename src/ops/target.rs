@@ -279,7 +279,7 @@ fn recreate_venv(
     let trash = unique_trash(tier, "venv");
     let old_cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok();
     if venv.exists() {
-        std::fs::rename(&venv, &trash)
+        crate::sys::fsutil::move_to_trash(&venv, &trash)
             .with_context(|| format!("cannot move {} aside", venv.display()))?;
     }
     let pip_from_store = plan

@@ -198,6 +198,65 @@ impl TierLock {
     }
 }
 
+/// Whether a rename failed only because the filesystem cannot rename that folder: overlayfs
+/// (a container image) answers `EXDEV` for a folder that came from a lower layer.
+fn cannot_rename_here(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(nix::errno::Errno::EXDEV as i32)
+}
+
+/// Moves a folder that is about to be deleted out of the way (to `trash`, which a later step
+/// deletes). Where the filesystem cannot rename it, the folder is deleted in place instead: a
+/// kill half-way leaves part of it, which the next attempt deletes the same way.
+pub fn move_to_trash(dir: &Path, trash: &Path) -> std::io::Result<()> {
+    match std::fs::rename(dir, trash) {
+        Err(e) if cannot_rename_here(&e) => std::fs::remove_dir_all(dir),
+        other => other,
+    }
+}
+
+/// Renames a folder whose content must survive (a venv kept aside until its replacement is
+/// made). Where the filesystem cannot rename it, the folder is copied with modes, owners, times
+/// and hard links (`cp -a`) to a `.trash-copy-*` name beside `to`, renamed to `to` once whole,
+/// and only then is the original deleted: a kill during the copy leaves the original untouched
+/// (and the partial copy under a name the tier's trash sweep deletes), a kill during the delete
+/// leaves the whole copy at `to`.
+pub fn move_dir(from: &Path, to: &Path) -> Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if cannot_rename_here(&e) => {}
+        other => {
+            return other
+                .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let parent = to.parent().unwrap_or(Path::new("."));
+    let partial = parent.join(format!(".trash-copy-{}-{nanos}", std::process::id()));
+    let out = crate::sys::tool::system_tool("cp")
+        .arg("-a")
+        .arg("--no-target-directory")
+        .arg("--")
+        .arg(from)
+        .arg(&partial)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run cp to copy {}", from.display()))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&partial);
+        anyhow::bail!(
+            "cannot copy {} to {} (this filesystem cannot rename it): {}",
+            from.display(),
+            partial.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    std::fs::rename(&partial, to)
+        .with_context(|| format!("cannot move {} to {}", partial.display(), to.display()))?;
+    std::fs::remove_dir_all(from)
+        .with_context(|| format!("cannot delete {} after copying it", from.display()))
+}
+
 /// Whether a path (or its nearest existing ancestor) and every ancestor above it are owned by
 /// root and not writable by group or others (sticky /tmp excepted for ancestors).
 pub fn root_controlled(path: &Path) -> bool {
@@ -235,6 +294,71 @@ pub fn normalize_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `move_dir` where rename fails with EXDEV: a folder from the lower layer of an overlay
+    /// mounted over its own parent (root only, as the test suite runs). The copy keeps modes,
+    /// symbolic links and hard links, and the original goes.
+    #[test]
+    fn a_folder_overlayfs_cannot_rename_is_copied_whole_then_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to mount an overlay");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let lower = dir.path().join("tier");
+        let venv = lower.join("venv");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::write(venv.join("bin/tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            venv.join("bin/tool"),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+        std::fs::hard_link(venv.join("bin/tool"), venv.join("bin/tool2")).unwrap();
+        std::os::unix::fs::symlink("tool", venv.join("bin/link")).unwrap();
+        for d in ["upper", "work"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            dir.path().join("upper").display(),
+            dir.path().join("work").display()
+        );
+        let status = std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &options])
+            .arg(&lower)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -t overlay failed");
+        let aside = lower.join(".venv-aside");
+        let refused = std::fs::rename(&venv, &aside).unwrap_err();
+        let moved = move_dir(&venv, &aside);
+        let trashed = move_to_trash(&aside, &lower.join(".trash-x"));
+        let (tool, link, gone) = (
+            std::fs::metadata(lower.join(".trash-x/bin/tool")),
+            std::fs::read_link(lower.join(".trash-x/bin/link")),
+            venv.exists(),
+        );
+        let leftovers: Vec<String> = std::fs::read_dir(&lower)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        std::process::Command::new("umount")
+            .arg(&lower)
+            .status()
+            .unwrap();
+        assert!(cannot_rename_here(&refused), "{refused}");
+        moved.unwrap();
+        trashed.unwrap();
+        let tool = tool.unwrap();
+        assert_eq!(tool.mode() & 0o7777, 0o750);
+        assert_eq!(tool.nlink(), 2, "the hard link is kept");
+        assert_eq!(link.unwrap(), Path::new("tool"));
+        assert!(!gone, "the original is removed");
+        assert_eq!(leftovers, [".trash-x"], "no partial copy left");
+    }
 
     #[test]
     fn atomic_write_replaces_whole_file() {

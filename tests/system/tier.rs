@@ -246,3 +246,94 @@ fn shipped_config_file_holds_the_defaults() {
     let shipped: pyctl::tier::config::Config = toml::from_str(&text).unwrap();
     assert_eq!(shipped, pyctl::tier::config::Config::default());
 }
+
+/// Unmounts an overlay when the test ends, passed or not.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A system tier in a container image built in steps (a Dockerfile's RUN lines): the venv comes
+/// from a lower overlayfs layer, and overlayfs refuses to rename such a folder (EXDEV). `clean`,
+/// which moves the venv out of the way, must still take the tier back to its baseline, and undo
+/// must bring the package back. The overlay is mounted over the tier's own folder, so every path
+/// (and every `#!` line in the venv) stays the same.
+#[test]
+fn clean_and_undo_work_where_the_venv_cannot_be_renamed() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let prefix = SystemPrefix::new();
+    ok(pyctl(&prefix, &["system", "init"]));
+    let wheels = prefix.path().join("wheels");
+    std::fs::create_dir(&wheels).unwrap();
+    crate::common::wheel(
+        &wheels,
+        "layered",
+        "1.0",
+        &[],
+        &[("layered/__init__.py".into(), "V = 1\n".into())],
+    );
+    let pip = prefix.root().join("venv/bin/pip");
+    let find_links = wheels.to_str().unwrap();
+    ok(prefix
+        .command(&pip)
+        .args([
+            "install",
+            "--no-index",
+            "--find-links",
+            find_links,
+            "layered",
+        ])
+        .output()
+        .unwrap());
+
+    let (upper, work) = (prefix.path().join("upper"), prefix.path().join("work"));
+    std::fs::create_dir(&upper).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    let root = prefix.root();
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        root.display(),
+        upper.display(),
+        work.display()
+    );
+    let mounted = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount -t overlay failed");
+    let _mounted = Mounted(root.clone());
+    // What the test is about: this filesystem cannot rename the venv.
+    let refused = std::fs::rename(root.join("venv"), root.join("venv-renamed")).unwrap_err();
+    assert_eq!(refused.raw_os_error(), Some(18), "{refused}");
+
+    let site = |name: &str| {
+        let lib = root.join("venv/lib");
+        std::fs::read_dir(&lib)
+            .unwrap()
+            .map(|e| e.unwrap().path().join("site-packages").join(name))
+            .any(|p| p.exists())
+    };
+    assert!(site("layered"));
+    let cleaned = ok(pyctl(&prefix, &["clean"]));
+    assert!(!site("layered"), "{}", text(&cleaned));
+    assert!(root.join("venv/bin/python").exists());
+    let listed = ok(prefix.command(&pip).args(["list"]).output().unwrap());
+    assert!(!text(&listed).contains("layered"), "{}", text(&listed));
+
+    let undone = ok(pyctl(&prefix, &["undo"]));
+    assert!(site("layered"), "{}", text(&undone));
+    let imported = ok(prefix
+        .command(&root.join("venv/bin/python"))
+        .args(["-c", "import layered; print(layered.V)"])
+        .output()
+        .unwrap());
+    assert_eq!(String::from_utf8_lossy(&imported.stdout).trim(), "1");
+    assert_root_only(&root);
+}

@@ -204,11 +204,11 @@ fn put_old_venv_back(ui: &Ui, tier: &Tier) -> Result<()> {
     let venv = tier.venv();
     if std::fs::symlink_metadata(&venv).is_ok() {
         let trash = unique_trash(tier, "rebuild");
-        std::fs::rename(&venv, &trash)
+        crate::sys::fsutil::move_to_trash(&venv, &trash)
             .with_context(|| format!("cannot move the half-made {} aside", venv.display()))?;
         delete_in_background(&trash);
     }
-    std::fs::rename(&aside, &venv)
+    crate::sys::fsutil::move_dir(&aside, &venv)
         .with_context(|| format!("cannot put {} back at {}", aside.display(), venv.display()))?;
     ui.warn("a rebuild of this tier was interrupted; the venv as it was is back, and the rebuild starts again");
     Ok(())
@@ -338,7 +338,7 @@ fn rebuild(ctx: &Context, ui: &Ui, tier: &Tier, lock: &TierLock, change: &Change
         let trash = unique_trash(tier, "rebuild");
         let aside = tier.root.join(ASIDE);
         if std::fs::symlink_metadata(&aside).is_ok() {
-            std::fs::rename(&aside, &trash)
+            crate::sys::fsutil::move_to_trash(&aside, &trash)
                 .with_context(|| format!("cannot move {} to the trash", aside.display()))?;
             delete_in_background(&trash);
         }
@@ -437,7 +437,7 @@ fn swap_in_new_venv(
 ) -> Result<Option<anyhow::Error>> {
     let venv = tier.venv();
     let aside = tier.root.join(ASIDE);
-    std::fs::rename(&venv, &aside)
+    crate::sys::fsutil::move_dir(&venv, &aside)
         .with_context(|| format!("cannot move {} aside", venv.display()))?;
     let Err(e) = tier::create_venv(
         tier,
@@ -449,10 +449,10 @@ fn swap_in_new_venv(
     };
     if std::fs::symlink_metadata(&venv).is_ok() {
         let trash = unique_trash(tier, "rebuild");
-        std::fs::rename(&venv, &trash)?;
+        crate::sys::fsutil::move_to_trash(&venv, &trash)?;
         delete_in_background(&trash);
     }
-    std::fs::rename(&aside, &venv)
+    crate::sys::fsutil::move_dir(&aside, &venv)
         .with_context(|| format!("cannot put {} back", aside.display()))?;
     Ok(Some(e))
 }
