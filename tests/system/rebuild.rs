@@ -536,6 +536,12 @@ fn user_tier_whose_python_is_gone_is_rebuilt_by_its_owner_on_next_use() {
     let out = tier.pyctl(&["undo"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("cannot undo past"), "{}", text(&out));
+    // The rebuild is the newest entry: no `undo --to` hint that would do nothing.
+    assert!(
+        text(&out).contains("nothing recorded after it"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// A rebuild killed half-way (SIGKILL while the new venv is being made or filled): the next

@@ -52,13 +52,19 @@ pub fn refuse_undo_past(log: &Log, oldest_reverted: u64) -> Result<()> {
             .as_ref()
             .and_then(|a| a.rebuild.as_ref())
             .map_or_else(|| e.before.python.clone(), |r| r.from.clone());
+        // `undo --to ID` undoes the entries after ID: a hint only when there are some.
+        let newest = log.entries.last().is_some_and(|last| last.id == e.id);
+        let hint = if newest {
+            "nothing recorded after it can be undone".to_string()
+        } else {
+            format!("`pyctl undo --to {}` is as far back as it goes", e.id)
+        };
         bail!(
             "cannot undo past #{} ({}): it rebuilt the venv on a new Python because Python {from} \
              was gone or replaced, and a venv cannot go back to an interpreter that is gone; undo \
-             stops at the rebuild (`pyctl undo --to {}` is as far back as it goes)",
+             stops at the rebuild ({hint})",
             e.id,
             e.before.command,
-            e.id
         );
     }
     Ok(())
