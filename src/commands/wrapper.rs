@@ -171,6 +171,12 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
     let config = tier.config()?;
     let ui = Ui::new(ColorChoice::Auto, ctx.no_color(), config.ui.color, false);
     if tier.kind == TierKind::System && !tier.is_provisioned() {
+        // `pip3.11` left behind after the distro moved to another Python: no tier to set up.
+        if let Some(minor) = tier.version_dir_minor() {
+            if let Err(e) = tier::python_for_version(ctx, &minor) {
+                bail!("pip{minor} has no Python {minor} to run: {e:#}; `pip` runs the system's python3");
+            }
+        }
         bail!(
             "the system tier {} is not set up yet; provision it with `sudo pyctl system init` \
              (the distro package does this on install)",

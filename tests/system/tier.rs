@@ -337,3 +337,23 @@ fn clean_and_undo_work_where_the_venv_cannot_be_renamed() {
     assert_eq!(String::from_utf8_lossy(&imported.stdout).trim(), "1");
     assert_root_only(&root);
 }
+
+/// `pip3.X` for a Python the machine no longer has (the diverted `pip3.11` left behind by a
+/// release upgrade to 3.13): a plain error naming the missing interpreter, not advice to set up
+/// a tier that cannot exist.
+#[test]
+fn pip_for_a_python_that_is_not_installed_says_so() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let prefix = SystemPrefix::new();
+    let link = prefix.path().join("pip3.99");
+    std::os::unix::fs::symlink(PYCTL, &link).unwrap();
+    let out = prefix.command(&link).arg("list").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Python 3.99 is not installed"), "{err}");
+    assert!(!err.contains("system init"), "{err}");
+    assert!(!prefix.root().exists(), "nothing made");
+}
