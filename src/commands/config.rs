@@ -103,9 +103,7 @@ pub fn run(
         .with_context(|| format!("{}: cannot create folder", tier.root.display()))?;
     // A tier not set up yet has no lock to take, and taking one would mark it as set up.
     let _lock = if tier.is_provisioned() {
-        Some(tier.lock(ctx, || {
-            ui.info("waiting for another pip in this tier to finish...")
-        })?)
+        Some(tier.lock_waiting(ctx, ui)?)
     } else {
         None
     };

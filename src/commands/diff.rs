@@ -3,13 +3,13 @@
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::commands::history::{entry_state, EntryState};
 use crate::commands::shared::{print_json, print_listing};
 use crate::context::Context;
 use crate::exit_codes::ExitCode;
 use crate::python::inventory::PackageSet;
 use crate::sys::fsutil::TierLock;
 use crate::tier;
+use crate::tier::history::EntryState;
 use crate::tier::history::{self, Changes};
 use crate::ui::local_time;
 use crate::ui::{Style, Ui};
@@ -69,7 +69,7 @@ pub fn run(ctx: &Context, ui: &Ui, id: Option<u64>, json: bool) -> Result<ExitCo
             )
         }
     };
-    let state = entry_state(entry, lock_held);
+    let state = entry.state(lock_held);
     if json {
         let out = DiffJson {
             id: entry.id,

@@ -9,53 +9,9 @@ use crate::exit_codes::ExitCode;
 use crate::ops::undo;
 use crate::sys::fsutil::TierLock;
 use crate::tier;
-use crate::tier::history::{self, Changes, Entry};
+use crate::tier::history::{self, Changes, Entry, EntryState};
 use crate::ui::local_time;
 use crate::ui::{Style, Ui};
-
-/// The state of a history entry, for listings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryState {
-    Ok,
-    /// Finished with a non-zero exit code.
-    Failed,
-    /// Not finished, and the tier's lock is held: still going.
-    Running,
-    /// Not finished and nothing running, or killed half-way.
-    Interrupted,
-    /// Its after-half is there but cannot be read.
-    Unreadable,
-}
-
-impl EntryState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryState::Ok => "ok",
-            EntryState::Failed => "failed",
-            EntryState::Running => "running",
-            EntryState::Interrupted => "interrupted",
-            EntryState::Unreadable => "unreadable",
-        }
-    }
-}
-
-impl std::fmt::Display for EntryState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-pub(crate) fn entry_state(entry: &Entry, lock_held: bool) -> EntryState {
-    match &entry.after {
-        None if entry.after_unreadable => EntryState::Unreadable,
-        None if lock_held => EntryState::Running,
-        None => EntryState::Interrupted,
-        Some(a) if a.interrupted => EntryState::Interrupted,
-        Some(a) if a.exit_code.is_some_and(|c| c != 0) => EntryState::Failed,
-        Some(_) => EntryState::Ok,
-    }
-}
 
 #[derive(Serialize)]
 struct HistoryRow<'a> {
@@ -99,7 +55,7 @@ pub fn run(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Result<E
                 timestamp: &e.before.timestamp,
                 user: &e.before.user,
                 command: &e.before.command,
-                state: entry_state(e, lock_held),
+                state: e.state(lock_held),
                 undone: undone.contains(&e.id),
                 exit_code: e.after.as_ref().and_then(|a| a.exit_code),
                 changes: e.changes(),
@@ -125,7 +81,7 @@ pub fn run(ctx: &Context, ui: &Ui, limit: Option<usize>, json: bool) -> Result<E
     let mut lines = Vec::new();
     for e in entries {
         let id = format!("#{}", e.id);
-        let state = entry_state(e, lock_held);
+        let state = e.state(lock_held);
         let mut tail = e.changes().map(|c| c.summary()).unwrap_or_default();
         match state {
             EntryState::Ok => {}

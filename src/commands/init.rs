@@ -34,9 +34,7 @@ pub fn run(
         tier::interpreter_version(p)?;
     }
     tier.create_dirs()?;
-    let lock = tier.lock(ctx, || {
-        ui.info("waiting for another pip in this tier to finish...")
-    })?;
+    let lock = tier.lock_waiting(ctx, ui)?;
     let created = transaction::ensure_venv(ctx, ui, &tier, &lock, python.as_deref())?;
     drop(lock);
     if let (Some(site), names) = crate::ops::migrate::user_site_packages(ctx, &tier) {

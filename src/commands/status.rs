@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::commands::history::{entry_state, EntryState};
 use crate::commands::shared::{print_json, print_listing};
 use crate::context::Context;
 use crate::exit_codes::ExitCode;
 use crate::ops::health::{self, PathProblem};
 use crate::python::inventory::PackageSet;
 use crate::sys::fsutil::TierLock;
+use crate::tier::history::EntryState;
 use crate::tier::history::{self};
 use crate::tier::shims;
 use crate::tier::{self, Tier, TierKind};
@@ -88,7 +88,7 @@ pub fn run(ctx: &Context, ui: &Ui, json: bool) -> Result<ExitCode> {
         id: e.id,
         command: e.before.command.clone(),
         timestamp: e.before.timestamp.clone(),
-        state: entry_state(e, lock_held),
+        state: e.state(lock_held),
     });
     let st = StatusJson {
         tier: tier.kind.as_str(),

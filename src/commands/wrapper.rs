@@ -14,6 +14,7 @@ use anyhow::{bail, Context as _, Result};
 use crate::context::Context;
 use crate::ops::transaction::{self, Operation};
 use crate::python::pipargs::PipArgs;
+use crate::sys::pip::PipFor;
 use crate::tier::{self, Tier, TierKind};
 use crate::ui::{ColorChoice, Ui};
 
@@ -82,11 +83,11 @@ fn classify_parsed(args: &[String], parsed: &PipArgs) -> PipAction {
 /// Runs as `pip` / `pip3` / `pip3.X`.
 pub fn run_as_pip(ctx: &Context, name: &str, args: Vec<OsString>) -> Result<i32> {
     if let Some(active) = active_venv(ctx) {
-        return exec_pip(ctx, &active, &args);
+        return exec_pip(ctx, &active, &args, PipFor::AnyVenv);
     }
     if let Some(project) = project_venv(ctx) {
         log::debug!("VIRTUAL_ENV={}: passing through", project.display());
-        return exec_pip(ctx, &project, &args);
+        return exec_pip(ctx, &project, &args, PipFor::AnyVenv);
     }
     let minor = requested_minor(name);
     let tier = tier::tier_for(ctx, minor.as_deref())?;
@@ -103,11 +104,11 @@ pub fn run_as_shim(ctx: &Context, args: Vec<OsString>) -> Result<i32> {
     let name = name.to_string_lossy().into_owned();
     let rest: Vec<OsString> = args.collect();
     if let Some(active) = active_venv(ctx) {
-        return exec_pip(ctx, &active, &rest);
+        return exec_pip(ctx, &active, &rest, PipFor::AnyVenv);
     }
     let Some(tier) = tier::tier_of_venv(ctx, &venv) else {
         // Not (or no longer) a tier: behave as that venv's own pip.
-        return exec_pip(ctx, &venv, &rest);
+        return exec_pip(ctx, &venv, &rest, PipFor::AnyVenv);
     };
     if tier.kind == TierKind::System && !ctx.is_root() {
         bail!(
@@ -207,9 +208,9 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
     let shows_config = parsed.command_name() == Some("config");
     if action != PipAction::Write && tier.venv_exists() {
         if shows_config {
-            return exec_pip(ctx, &tier.venv(), &args);
+            return exec_pip(ctx, &tier.venv(), &args, PipFor::AnyVenv);
         }
-        return exec_tier_pip(ctx, &tier.venv(), &args);
+        return exec_pip(ctx, &tier.venv(), &args, PipFor::Tier);
     }
 
     // The interpreter of a tier to be made is found first, so that a `pip3.X` for a Python that
@@ -220,9 +221,7 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
         Some(transaction::choose_python(ctx, tier)?)
     };
     tier.create_dirs()?;
-    let lock = tier.lock(ctx, || {
-        ui.info("waiting for another pip in this tier to finish...")
-    })?;
+    let lock = tier.lock_waiting(ctx, &ui)?;
     let created = transaction::ensure_venv(ctx, &ui, tier, &lock, python.as_deref())?;
     if created && tier.kind == TierKind::User {
         crate::tier::shell::setup_path(ctx, &ui, tier)?;
@@ -230,9 +229,9 @@ fn run_in_tier(ctx: &Context, tier: &Tier, name: &str, args: Vec<OsString>) -> R
     if action != PipAction::Write {
         drop(lock);
         if shows_config {
-            return exec_pip(ctx, &tier.venv(), &args);
+            return exec_pip(ctx, &tier.venv(), &args, PipFor::AnyVenv);
         }
-        return exec_tier_pip(ctx, &tier.venv(), &args);
+        return exec_pip(ctx, &tier.venv(), &args, PipFor::Tier);
     }
     let command = std::iter::once(name.to_string())
         .chain(crate::sys::redact::redact_all(&str_args))
@@ -377,19 +376,12 @@ fn print_outcome(ui: &Ui, op: &Operation, outcome: &transaction::Outcome) {
     }
 }
 
-/// Replaces this process with a tier's pip (`--user` off, see `pip::PipFor`).
-fn exec_tier_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
+/// Replaces this process with the venv's pip: a tier's (`PipFor::Tier`, `--user` off) for
+/// pass-through commands, or any venv's (`PipFor::AnyVenv`: an active or project venv, or a
+/// read-only command).
+fn exec_pip(ctx: &Context, venv: &Path, args: &[OsString], pip_for: PipFor) -> Result<i32> {
     let python = venv.join("bin/python");
-    let err = crate::sys::pip::command(ctx, venv, crate::sys::pip::PipFor::Tier)
-        .args(args)
-        .exec();
-    Err(err).with_context(|| format!("{}: cannot run", python.display()))
-}
-
-/// Replaces this process with the venv's pip (read-only commands, pass-through).
-fn exec_pip(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
-    let python = venv.join("bin/python");
-    let err = crate::sys::pip::command(ctx, venv, crate::sys::pip::PipFor::AnyVenv)
+    let err = crate::sys::pip::command(ctx, venv, pip_for)
         .args(args)
         .exec();
     Err(err).with_context(|| format!("{}: cannot run", python.display()))
@@ -406,7 +398,7 @@ fn run_pip_child(ctx: &Context, venv: &Path, args: &[OsString]) -> Result<i32> {
     // after-record.
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
         .context("cannot install signal handlers")?;
-    let mut child = crate::sys::pip::command(ctx, venv, crate::sys::pip::PipFor::Tier)
+    let mut child = crate::sys::pip::command(ctx, venv, PipFor::Tier)
         .args(args)
         .spawn()
         .with_context(|| format!("{}: cannot run", python.display()))?;

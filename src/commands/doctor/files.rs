@@ -28,16 +28,7 @@ pub(super) fn check_installed_files(c: &Checkup, findings: &mut Vec<Finding>) ->
     };
     let log = history::read_log(&c.tier.history_dir())?;
     let store = transaction::store_of(c.tier, c.config);
-    let shim_paths: HashSet<String> = c
-        .tier
-        .python_version()
-        .map(|v| {
-            shims::shim_names(&v)
-                .into_iter()
-                .map(|n| format!("bin/{n}"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let shim_paths = shims::shim_paths(c.tier);
     let damaged = damaged_files(&venv, &set, &store, &log, &shim_paths);
     if damaged.is_empty() {
         return Ok(());

@@ -179,6 +179,12 @@ pub enum EntryState {
     Unreadable,
 }
 
+impl std::fmt::Display for EntryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl EntryState {
     pub fn as_str(self) -> &'static str {
         match self {
