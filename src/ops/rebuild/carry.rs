@@ -140,26 +140,16 @@ fn is_pure(dir: &Path, entry: &StoreEntry) -> bool {
     let Ok(text) = crate::sys::fsutil::read_regular_to_string(&wheel) else {
         return false;
     };
-    let mut purelib = false;
-    let mut tags = 0;
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        match key.trim().to_ascii_lowercase().as_str() {
-            "root-is-purelib" => purelib = value.eq_ignore_ascii_case("true"),
-            "tag" => {
-                if !value.ends_with("-none-any") {
-                    return false;
-                }
-                tags += 1;
-            }
-            _ => {}
-        }
+    let wheel = crate::python::metadata::Headers::parse(text.as_bytes());
+    let purelib = wheel
+        .get("Root-Is-Purelib")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let mut tags = wheel.get_all("Tag").peekable();
+    if tags.peek().is_none() || !tags.all(|t| t.trim().ends_with("-none-any")) {
+        return false;
     }
     let extension = |p: &str| p.ends_with(".so") || p.contains(".so.") || p.ends_with(".pyd");
-    purelib && tags > 0 && !entry.files.iter().any(|f| extension(&f.path))
+    purelib && !entry.files.iter().any(|f| extension(&f.path))
 }
 
 /// Byte-code pip or Python wrote for one version: never carried to another.

@@ -125,21 +125,6 @@ pub fn file_hash(path: &Path) -> std::io::Result<String> {
     crate::python::record::hash_field(std::fs::File::open(path)?)
 }
 
-/// Folds `..` and `.` without touching the filesystem.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for comp in path.components() {
-        match comp {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 /// A distribution's installed files as venv-relative paths, from its RECORD. Files outside the
 /// venv are left out (pyctl never touches them).
 pub fn installed_files(venv: &Path, dist: &Distribution) -> Result<Vec<RecordRow>> {
@@ -153,7 +138,7 @@ pub fn installed_files(venv: &Path, dist: &Distribution) -> Result<Vec<RecordRow
         .context("a .dist-info folder has no parent")?;
     let mut out = Vec::new();
     for row in rows {
-        let full = normalize(&base.join(&row.path));
+        let full = crate::sys::fsutil::normalize_path(&base.join(&row.path));
         let Ok(rel) = full.strip_prefix(venv) else {
             log::debug!("{}: outside the venv, not kept", full.display());
             continue;
