@@ -26,8 +26,8 @@ pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entr
     };
     let lock = tier.lock_waiting(ctx, ui)?;
     let log = read_log(tier, ui)?;
-    let target = Target {
-        op: Operation {
+    let target = Target::set(
+        Operation {
             reverts: entry.before.reverts.clone(),
             reapplies: entry.before.reapplies.clone(),
             ..Operation::new(
@@ -39,10 +39,7 @@ pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entr
             )
         },
         freeze,
-        fresh_venv: false,
-        skip_if_empty: true,
-        python: None,
-    };
+    );
     Ok(transact(ctx, ui, tier, config, &lock, &log, target, false)? == ExitCode::Success)
 }
 
@@ -67,16 +64,13 @@ pub fn put_pip_back(
     let mut freeze = current_set(tier)?.freeze();
     freeze.push_str(&pip_line);
     freeze.push('\n');
-    let target = Target {
-        op: Operation::new(
+    let target = Target::set(
+        Operation::new(
             Kind::Restore,
             format!("pyctl doctor --fix (put back {pip_line})"),
         ),
         freeze,
-        fresh_venv: false,
-        skip_if_empty: true,
-        python: None,
-    };
+    );
     Ok(transact(ctx, ui, tier, config, &lock, log, target, false)? == ExitCode::Success)
 }
 
@@ -90,13 +84,10 @@ pub fn repair_installed(
     log: &Log,
 ) -> Result<bool> {
     let lock = tier.lock_waiting(ctx, ui)?;
-    let target = Target {
-        op: Operation::new(Kind::Restore, "pyctl doctor --fix (put back damaged files)"),
-        freeze: current_set(tier)?.freeze(),
-        fresh_venv: false,
-        skip_if_empty: true,
-        python: None,
-    };
+    let target = Target::set(
+        Operation::new(Kind::Restore, "pyctl doctor --fix (put back damaged files)"),
+        current_set(tier)?.freeze(),
+    );
     Ok(transact(ctx, ui, tier, config, &lock, log, target, false)? == ExitCode::Success)
 }
 

@@ -20,13 +20,10 @@ pub fn restore(ctx: &Context, ui: &Ui, name: &str, dry_run: bool) -> Result<Exit
     let path = snapshot::snapshot_path(&tier, name)?;
     let text = read_snapshot(&tier, name, &path)?;
     let log = read_log(&tier, ui)?;
-    let target = Target {
-        op: Operation::new(Kind::Restore, format!("pyctl restore {name}")),
-        freeze: text,
-        fresh_venv: false,
-        skip_if_empty: true,
-        python: None,
-    };
+    let target = Target::set(
+        Operation::new(Kind::Restore, format!("pyctl restore {name}")),
+        text,
+    );
     transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
 }
 

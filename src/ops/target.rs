@@ -35,6 +35,20 @@ pub struct Target {
     pub python: Option<PathBuf>,
 }
 
+impl Target {
+    /// The current venv changed to the set `freeze` (no new venv); an empty plan records
+    /// nothing.
+    pub fn set(op: Operation, freeze: String) -> Target {
+        Target {
+            op,
+            freeze,
+            fresh_venv: false,
+            skip_if_empty: true,
+            python: None,
+        }
+    }
+}
+
 /// Locks the tier, brings history up to date, and hands over the log.
 pub fn open_tier(ctx: &Context, ui: &Ui) -> Result<(Tier, Config, TierLock)> {
     let tier = tier::current(ctx)?;

@@ -161,18 +161,15 @@ pub fn undo(
         }
     };
     let target = Target {
-        op: Operation {
-            kind: Kind::Undo,
-            command,
-            pip_args: Vec::new(),
-            reverts,
-            reapplies,
-            target: None,
-        },
-        freeze,
-        fresh_venv: false,
         skip_if_empty: false,
-        python: None,
+        ..Target::set(
+            Operation {
+                reverts,
+                reapplies,
+                ..Operation::new(Kind::Undo, command)
+            },
+            freeze,
+        )
     };
     transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
 }
@@ -200,14 +197,14 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
         );
     };
     let target = Target {
-        op: Operation {
-            reverts: vec![u.id],
-            ..Operation::new(Kind::Redo, "pyctl redo")
-        },
-        freeze: u.before.freeze.clone(),
-        fresh_venv: false,
         skip_if_empty: false,
-        python: None,
+        ..Target::set(
+            Operation {
+                reverts: vec![u.id],
+                ..Operation::new(Kind::Redo, "pyctl redo")
+            },
+            u.before.freeze.clone(),
+        )
     };
     transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
 }
