@@ -153,7 +153,7 @@ pub fn transact(
                 &plan,
                 &python,
                 config.venv.inherit_system_packages,
-                ctx.is_root(),
+                &tier::pip_from(ctx, tier),
             )?;
         }
         apply_locked(ctx, ui, lock, &store, tier, &plan, &find_links)
@@ -287,7 +287,7 @@ fn recreate_venv(
     plan: &Plan,
     python: &Path,
     inherit: bool,
-    as_root: bool,
+    from: &tier::PipFrom,
 ) -> Result<()> {
     let venv = tier.venv();
     let trash = unique_trash(tier, "venv");
@@ -300,7 +300,7 @@ fn recreate_venv(
         .add
         .iter()
         .any(|a| a.name == "pip" && matches!(a.source, engine::Source::Store { .. }));
-    tier::create_venv_with(tier, python, inherit, !pip_from_store, as_root)?;
+    tier::create_venv_with(tier, python, inherit, !pip_from_store, from)?;
     let cfg = venv.join("pyvenv.cfg");
     if let (Some(old), Ok(new)) = (old_cfg, std::fs::read_to_string(&cfg)) {
         if old != new && PyvenvCfg::parse(&old).same_interpreter(&PyvenvCfg::parse(&new)) {

@@ -312,7 +312,7 @@ pub fn ensure_venv(
             tier,
             &python,
             config.venv.inherit_system_packages,
-            ctx.is_root(),
+            &tier::pip_from(ctx, tier),
         )?;
         Ok(0)
     })?;

@@ -14,7 +14,8 @@
 //! site-packages, executable when its zip entry says so; console scripts are written from
 //! `entry_points.txt` (pip's own as `pip`, `pip3`, `pip3.X`); `INSTALLER` says `pip`,
 //! `REQUESTED` marks what was asked for, and RECORD lists every file with its hash, sorted, in
-//! CSV with `\r\n` line ends. Bytecode is not compiled: Python writes it on first import.
+//! CSV with `\r\n` line ends, bytecode rows included once the caller has it
+//! ([`crate::python::bytecode`]).
 //! Anything this does not cover (a `.data` folder, a platlib wheel, an entry point it cannot
 //! read) is an error, and the caller falls back to ensurepip.
 
@@ -122,9 +123,40 @@ pub struct Target<'a> {
     pub late_import: bool,
 }
 
-/// Installs the purelib wheel `file` (already opened and checked by the caller) into `target`
-/// as pip does, as a requested distribution. Returns the `.dist-info` folder name.
-pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<String> {
+/// A wheel unpacked by [`install_wheel`], its RECORD not written yet: that waits for the
+/// bytecode of its modules ([`Unpacked::finish`]).
+pub struct Unpacked {
+    /// The `.dist-info` folder's name.
+    pub dist_info: String,
+    /// The `.py` files it placed (absolute), to byte-compile.
+    pub sources: Vec<PathBuf>,
+    rows: Vec<[String; 3]>,
+    record_name: String,
+    made: HashSet<PathBuf>,
+}
+
+impl Unpacked {
+    /// Writes RECORD as pip does once it has compiled: every file, plus the bytecode (`TAG`:
+    /// `sys.implementation.cache_tag`) each source now has, with its hash and size.
+    pub fn finish(mut self, target: &Target, tag: &str) -> Result<String> {
+        for source in &self.sources {
+            let Some(pyc) = crate::python::bytecode::pyc_path(source, tag) else {
+                continue;
+            };
+            let Ok(content) = std::fs::read(&pyc) else {
+                continue;
+            };
+            self.rows.push(generated_row(target, &pyc, &content));
+        }
+        write_record(self.rows, &self.record_name, target, &mut self.made)?;
+        Ok(self.dist_info)
+    }
+}
+
+/// Unpacks the purelib wheel `file` (already opened and checked by the caller) into `target`
+/// as pip does, as a requested distribution: every file, its scripts, INSTALLER and REQUESTED;
+/// [`Unpacked::finish`] then writes its RECORD.
+pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<Unpacked> {
     let mut zip = zip::ZipArchive::new(file)
         .with_context(|| format!("{}: not a zip archive", wheel.display()))?;
     let dist_info = dist_info_folder(&zip)
@@ -174,8 +206,19 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<String
         write_new(&mut made, &path, content, false)?;
         rows.push(generated_row(target, &path, content));
     }
-    write_record(rows, &record_name, target, &mut made)?;
-    Ok(dist_info)
+    let sources = record
+        .iter()
+        .filter(|r| r.path.ends_with(".py") && r.path != record_name)
+        .filter_map(|r| safe_relative(&r.path))
+        .map(|rel| target.site_packages.join(rel))
+        .collect();
+    Ok(Unpacked {
+        dist_info,
+        sources,
+        rows,
+        record_name,
+        made,
+    })
 }
 
 /// The bytes of the zip entry `name` of `wheel`.

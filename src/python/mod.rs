@@ -3,6 +3,7 @@
 //! dependency check, the index, and the venv bootstrap. Uses `sys`.
 
 pub mod bootstrap;
+pub mod bytecode;
 pub mod depcheck;
 pub mod direct_url;
 pub mod filename;

@@ -57,6 +57,13 @@ impl PyvenvCfg {
         fallback
     }
 
+    /// (major, minor) of [`PyvenvCfg::version`].
+    pub fn major_minor(&self) -> Option<(u64, u64)> {
+        let version = self.version()?;
+        let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
+        Some((parts.next()??, parts.next()??))
+    }
+
     /// `home`, the folder of the interpreter the venv was made from, when it is absolute.
     pub fn home(&self) -> Option<PathBuf> {
         self.get("home")

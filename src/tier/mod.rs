@@ -28,7 +28,7 @@ use crate::sys::fsutil::TierLock;
 use crate::tier::config::Config;
 use crate::ui::Ui;
 
-pub use venv::{create_venv, create_venv_with, NATIVE_PIP_PLACEMENT};
+pub use venv::{create_venv, create_venv_with, PipFrom};
 
 pub const DEFAULT_SYSTEM_PREFIX: &str = "/opt/system-python";
 /// The user tier's folder, relative to the home folder.
@@ -314,6 +314,15 @@ pub fn system_root(ctx: &Context) -> PathBuf {
             PathBuf::from(DEFAULT_SYSTEM_PREFIX)
         }
         None => PathBuf::from(DEFAULT_SYSTEM_PREFIX),
+    }
+}
+
+/// Where a new venv of `tier` may take pip from: a user's tier copies the bytecode the system
+/// tier's pip has (root's files, checked again file by file when copied).
+pub fn pip_from(ctx: &Context, tier: &Tier) -> PipFrom {
+    PipFrom {
+        as_root: ctx.is_root(),
+        seed: (tier.kind == TierKind::User).then(|| system_root(ctx).join("venv")),
     }
 }
 

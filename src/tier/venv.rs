@@ -1,6 +1,7 @@
-//! Creating a tier's venv: `python -I -m venv` with nothing of the caller's environment, pip
-//! placed by ensurepip (or, when [`NATIVE_PIP_PLACEMENT`] is on, unpacked from ensurepip's own
-//! wheels).
+//! Creating a tier's venv: `python -I -m venv --without-pip` with nothing of the caller's
+//! environment, then pip unpacked from the wheels ensurepip would install and byte-compiled (its
+//! bytecode copied from the system tier where that has the same files), or ensurepip itself
+//! when those wheels cannot be used.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -12,38 +13,38 @@ use crate::python::pyvenv::PyvenvCfg;
 use crate::sys::fsutil::root_controlled;
 use crate::tier::Tier;
 
-/// Creates the venv of a tier with pip in it, as `python -m venv` does. `as_root`: the wheels
-/// pip is placed from must be root's alone.
-pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool, as_root: bool) -> Result<()> {
-    create_venv_with(tier, python, inherit_system, true, as_root)
+/// Where a new venv's pip comes from besides its Python's own wheels.
+#[derive(Clone, Debug, Default)]
+pub struct PipFrom {
+    /// The venv is root's: only wheels nobody else can write are unpacked.
+    pub as_root: bool,
+    /// A venv of root's (the system tier's) whose bytecode is copied for the sources it has
+    /// byte for byte, instead of compiling them ([`crate::python::bytecode::copy_from_seed`]).
+    pub seed: Option<PathBuf>,
 }
 
-/// Whether new venvs get pip by unpacking ensurepip's wheels natively (`place_pip`) instead of
-/// running ensurepip. Off: the native placement writes no bytecode (Python writes it lazily the
-/// first time pip imports a module), so a tier's tree changes under a plain `pip` run, and the
-/// exactness oracle (tests/exactness.rs) saw undo "add" pip's bytecode that no state held. It
-/// comes back on once it compiles and records bytecode as pip's own install does (issue 15).
-pub const NATIVE_PIP_PLACEMENT: bool = false;
+/// Creates the venv of a tier with pip in it, as `python -m venv` does.
+pub fn create_venv(tier: &Tier, python: &Path, inherit_system: bool, from: &PipFrom) -> Result<()> {
+    create_venv_with(tier, python, inherit_system, true, from)
+}
 
 /// Creates the venv of a tier with `python -m venv --without-pip`; `with_pip` then places pip
 /// (and, before Python 3.12, setuptools) from the wheels ensurepip would install, unpacked
-/// natively ([`crate::python::bootstrap`]), falling back to ensurepip itself when they cannot be
-/// found or used. Without `with_pip`, pip comes from the store.
+/// natively ([`crate::python::bootstrap`]) and byte-compiled as pip's install does, falling back
+/// to ensurepip itself when they cannot be found or used. Without `with_pip`, pip comes from
+/// the store.
 pub fn create_venv_with(
     tier: &Tier,
     python: &Path,
     inherit_system: bool,
     with_pip: bool,
-    as_root: bool,
+    from: &PipFrom,
 ) -> Result<()> {
-    if !NATIVE_PIP_PLACEMENT {
-        return run_venv(tier, python, inherit_system, with_pip);
-    }
     run_venv(tier, python, inherit_system, false)?;
     if !with_pip {
         return Ok(());
     }
-    match place_pip(tier, python, as_root) {
+    match place_pip(tier, python, from) {
         Ok(true) => return Ok(()),
         Ok(false) => log::info!("no pip wheel of this Python found: running ensurepip"),
         Err(e) => log::warn!("placing pip from its wheel failed ({e:#}): running ensurepip"),
@@ -56,16 +57,13 @@ pub fn create_venv_with(
 
 /// Places the wheels ensurepip would install into the new venv of `tier` (made by `python`).
 /// `Ok(false)`: there are none to use, or (as root) one is not root's alone.
-fn place_pip(tier: &Tier, python: &Path, as_root: bool) -> Result<bool> {
+fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
+    let as_root = from.as_root;
     let venv = std::path::absolute(tier.venv()).context("the venv's path")?;
     let Some(cfg) = PyvenvCfg::read(&venv) else {
         return Ok(false);
     };
-    let Some(version) = cfg.version() else {
-        return Ok(false);
-    };
-    let mut parts = version.split('.').map(|p| p.parse::<u64>());
-    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
+    let Some((major, minor)) = cfg.major_minor() else {
         return Ok(false);
     };
     let Some(home) = cfg.home() else {
@@ -120,12 +118,46 @@ fn place_pip(tier: &Tier, python: &Path, as_root: bool) -> Result<bool> {
         version: (major, minor),
         late_import,
     };
+    let mut unpacked = Vec::new();
     for (file, wheel) in opened.into_iter().zip(&wheels) {
-        crate::python::bootstrap::install_wheel(file, wheel, &target)?;
+        unpacked.push(crate::python::bootstrap::install_wheel(
+            file, wheel, &target,
+        )?);
         log::info!("placed {} in {}", wheel.display(), site_packages.display());
+    }
+    let sources: Vec<PathBuf> = unpacked.iter().flat_map(|u| u.sources.clone()).collect();
+    let total = sources.len();
+    let flavour = crate::python::bytecode::Flavour::of_stdlib(&stdlib);
+    let left = match (&flavour, seed_site(from, (major, minor))) {
+        (Some(flavour), Some(seed)) => {
+            crate::python::bytecode::copy_from_seed(&site_packages, &seed, &sources, flavour)
+        }
+        _ => sources,
+    };
+    log::info!(
+        "bytecode: {} modules copied from the system tier, {} to compile",
+        total - left.len(),
+        left.len()
+    );
+    crate::python::bytecode::compile(&bin.join("python"), &left)?;
+    let tag = flavour.map_or_else(|| format!("cpython-{major}{minor}"), |f| f.tag);
+    for u in unpacked {
+        u.finish(&target, &tag)?;
     }
     drop_without_pip(&venv)?;
     Ok(true)
+}
+
+/// The site-packages of `from`'s seed venv when it runs the same Python version and nobody but
+/// root can change it.
+fn seed_site(from: &PipFrom, version: (u64, u64)) -> Option<PathBuf> {
+    let seed = from.seed.as_deref()?;
+    let (major, minor) = PyvenvCfg::read(seed)?.major_minor()?;
+    let site = seed
+        .join("lib")
+        .join(format!("python{major}.{minor}"))
+        .join("site-packages");
+    ((major, minor) == version && root_controlled(&site)).then_some(site)
 }
 
 /// The venv now has what `python -m venv` gives: its `pyvenv.cfg` says so too. `venv` writes the

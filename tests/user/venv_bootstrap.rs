@@ -1,8 +1,8 @@
 //! A new tier's venv gets pip without ensurepip (issue 15): `python -m venv --without-pip`, then
-//! the wheels ensurepip would install unpacked by pyctl. The result is held against a venv made
-//! by `python -m venv` at the same path, file by file (bytecode aside: ensurepip compiles it,
-//! pyctl leaves it to Python's first import), and against what pip says of it. A Python whose
-//! wheels cannot be found falls back to ensurepip.
+//! the wheels ensurepip would install unpacked and byte-compiled by pyctl. The result is held
+//! against a venv made by `python -m venv` at the same path, file by file (the bytecode's
+//! content aside: the same modules must be compiled and listed), and against what pip says of
+//! it. A Python whose wheels cannot be found falls back to ensurepip.
 
 use crate::common;
 
@@ -44,9 +44,33 @@ fn tree(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
         } else {
             Vec::new()
         };
-        out.insert(rel, (meta.permissions().mode(), content));
+        // The store makes installed files read-only once it holds them (hard links): the
+        // write bits are the store's, not the placement's.
+        let mode = if meta.is_file() {
+            meta.permissions().mode() & !0o222
+        } else {
+            meta.permissions().mode()
+        };
+        out.insert(rel, (mode, content));
     }
     out
+}
+
+/// Every path under `dir`, bytecode included, with its mode, size and mtime: what a program
+/// writing into the tree would move.
+fn whole_tree(dir: &Path) -> BTreeMap<String, (u32, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            (
+                e.path().strip_prefix(dir).unwrap().display().to_string(),
+                (meta.mode(), meta.len(), meta.mtime(), meta.mtime_nsec()),
+            )
+        })
+        .collect()
 }
 
 fn pip_record(venv: &Path) -> String {
@@ -63,6 +87,18 @@ fn pip_record(venv: &Path) -> String {
     std::fs::read_to_string(dist_info.join("RECORD")).unwrap()
 }
 
+/// The bytecode a RECORD lists, by path.
+fn pyc_rows(record: &str) -> Vec<String> {
+    let rows: Vec<String> = record
+        .lines()
+        .filter_map(|row| row.split(',').next())
+        .filter(|path| path.ends_with(".pyc"))
+        .map(str::to_string)
+        .collect();
+    assert!(rows.len() > 100, "{} bytecode rows", rows.len());
+    rows
+}
+
 fn pip_version(t: &Tier, venv: &Path) -> String {
     ok(
         "pip --version",
@@ -75,23 +111,27 @@ fn pip_version(t: &Tier, venv: &Path) -> String {
 
 #[test]
 fn a_new_tier_has_the_venv_python_m_venv_makes_file_by_file() {
-    if !pyctl::tier::NATIVE_PIP_PLACEMENT {
-        // New tiers run ensurepip (see NATIVE_PIP_PLACEMENT): the other test covers that.
-        eprintln!("skipped: native pip placement is off");
-        return;
-    }
     let t = Tier::new();
     let venv = t.venv();
-    // Placed by pyctl: no bytecode rows (ensurepip's pip compiles and lists every module).
+    // Placed by pyctl, not by ensurepip: pyvenv.cfg was written by `venv --without-pip`
+    // (the word is then dropped from its command line, compared below).
     let record = pip_record(&venv);
-    assert!(!record.contains(".pyc,"), "ensurepip ran:\n{record}");
     assert!(
         record.contains("\r\n"),
         "RECORD lines end in \\r\\n as pip writes them"
     );
+    // Running pip and pyctl writes nothing into the tier: every module's bytecode is there.
+    let whole = whole_tree(&venv);
     let native = tree(&venv);
     let native_version = pip_version(&t, &venv);
     let native_freeze = t.pyctl_ok(&["-q", "freeze"]);
+    ok("pip list", t.venv_pip(&["list"]));
+    assert_eq!(
+        whole_tree(&venv),
+        whole,
+        "pip's first runs changed the tree"
+    );
+    let native_pycs = pyc_rows(&record);
 
     // The same path, made by `python -m venv` (ensurepip).
     let aside = t.path().join("venv.native");
@@ -103,7 +143,8 @@ fn a_new_tier_has_the_venv_python_m_venv_makes_file_by_file() {
         .output()
         .unwrap();
     ok("python -m venv", out);
-    assert!(pip_record(&venv).contains(".pyc,"), "ensurepip compiles");
+    // The same modules compiled and listed as ensurepip's pip does.
+    assert_eq!(pyc_rows(&pip_record(&venv)), native_pycs);
     let reference = tree(&venv);
     assert_eq!(pip_version(&t, &venv), native_version);
     let out = t
@@ -164,17 +205,93 @@ fn without_wheels_beside_the_interpreter_ensurepip_makes_the_venv() {
     let out = t
         .command(Path::new(PYCTL))
         .env("PYCTL_PYTHON", bin.join("python3"))
-        .args(["init", "--no-modify-path"])
+        .args(["-v", "init", "--no-modify-path"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("running ensurepip"), "{}", text(&out));
     let cfg = std::fs::read_to_string(t.venv().join("pyvenv.cfg")).unwrap();
     assert!(cfg.contains(&format!("home = {}", bin.display())), "{cfg}");
     assert!(
         pip_record(&t.venv()).contains(".pyc,"),
-        "ensurepip did not run"
+        "ensurepip compiles"
     );
     assert!(pip_version(&t, &t.venv()).starts_with("pip "));
     let set = t.set();
     assert!(set.iter().any(|l| l.starts_with("pip==")), "{set:?}");
+}
+
+/// A user's first tier takes the bytecode of the system tier's pip (root's files, same Python,
+/// same sources) instead of compiling it: its `.pyc` files are the system tier's bytes, Python
+/// takes them as they are (running pip rewrites none) and pip works. Without a system tier the
+/// same init compiles every module (the test above).
+#[test]
+fn a_users_first_tier_copies_the_system_tiers_bytecode() {
+    if !common::is_root() {
+        eprintln!("skipped: making a system tier needs root");
+        return;
+    }
+    let sys = common::SystemPrefix::new();
+    ok(
+        "system init",
+        sys.command(Path::new(PYCTL))
+            .args(["system", "init"])
+            .output()
+            .unwrap(),
+    );
+    let t = Tier::bare();
+    let out = t
+        .command(Path::new(PYCTL))
+        .env("PYCTL_SYSTEM_PREFIX", sys.root())
+        .args(["-v", "init", "--no-modify-path"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(" 0 to compile"), "{}", text(&out));
+    let venv = t.venv();
+    let site = common::site_packages_in(&venv);
+    let sys_site = common::site_packages_in(&sys.root().join("venv"));
+    let rows = pyc_rows(&pip_record(&venv));
+    for row in &rows {
+        assert_eq!(
+            std::fs::read(site.join(row)).unwrap(),
+            std::fs::read(sys_site.join(row)).unwrap(),
+            "{row}"
+        );
+    }
+    let whole = whole_tree(&venv);
+    assert!(pip_version(&t, &venv).starts_with("pip "));
+    ok("pip list", t.venv_pip(&["list"]));
+    assert_eq!(
+        whole_tree(&venv),
+        whole,
+        "pip's first runs changed the tree"
+    );
+
+    // The system tier's pip changed by root after it was compiled (same size, so only the
+    // mtime in the bytecode's header tells): that module is compiled, not copied.
+    let sys_main = sys_site.join("pip/__main__.py");
+    let source = std::fs::read_to_string(&sys_main).unwrap();
+    std::fs::write(&sys_main, source.replace("import", "IMPORT")).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
+    std::fs::File::open(&sys_main)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let t = Tier::bare();
+    let out = t
+        .command(Path::new(PYCTL))
+        .env("PYCTL_SYSTEM_PREFIX", sys.root())
+        .args(["-v", "init", "--no-modify-path"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(" 1 to compile"), "{}", text(&out));
+    let whole = whole_tree(&t.venv());
+    assert!(pip_version(&t, &t.venv()).starts_with("pip "));
+    assert_eq!(
+        whole_tree(&t.venv()),
+        whole,
+        "pip's first runs changed the tree"
+    );
 }

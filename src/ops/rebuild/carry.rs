@@ -5,9 +5,8 @@
 //! reinstalled by pip at the same version.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{anyhow, Context as _, Result};
 
@@ -219,37 +218,8 @@ fn place(
 
 /// Byte-compiles the placed sources with the new venv's Python, as pip does at install.
 pub fn compile(venv: &Path, placed: &[Placed]) -> Result<()> {
-    let list: String = placed
-        .iter()
-        .flat_map(|p| &p.sources)
-        .map(|s| format!("{}\n", s.display()))
-        .collect();
-    if list.is_empty() {
-        return Ok(());
-    }
-    let python = venv.join("bin/python");
-    let mut child = Command::new(&python)
-        .env_clear()
-        .env("PATH", crate::sys::pip::ROOT_PATH)
-        .args(["-I", "-m", "compileall", "-q", "-i", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("{}: cannot run", python.display()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(list.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        // A module with a syntax error for this Python fails here as it does under pip: the
-        // others are compiled, and Python compiles at import what is left.
-        log::warn!(
-            "compileall: {}",
-            String::from_utf8_lossy(&out.stdout).trim()
-        );
-    }
-    Ok(())
+    let sources: Vec<PathBuf> = placed.iter().flat_map(|p| p.sources.clone()).collect();
+    crate::python::bytecode::compile(&venv.join("bin/python"), &sources)
 }
 
 /// Writes a placed distribution's RECORD: the stored rows less the old byte-code, plus the new
@@ -281,12 +251,9 @@ pub fn write_record(venv: &Path, placed: &Placed, cache_tag: &str) -> Result<()>
         ])?;
     }
     for source in &placed.sources {
-        let (Some(parent), Some(stem)) = (source.parent(), source.file_stem()) else {
+        let Some(pyc) = crate::python::bytecode::pyc_path(source, cache_tag) else {
             continue;
         };
-        let pyc = parent
-            .join("__pycache__")
-            .join(format!("{}.{cache_tag}.pyc", stem.to_string_lossy()));
         let Ok(meta) = std::fs::metadata(&pyc) else {
             continue;
         };

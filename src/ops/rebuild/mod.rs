@@ -443,7 +443,7 @@ fn swap_in_new_venv(
         tier,
         python,
         config.venv.inherit_system_packages,
-        ctx.is_root(),
+        &tier::pip_from(ctx, tier),
     ) else {
         return Ok(None);
     };
