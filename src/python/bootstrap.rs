@@ -27,6 +27,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::python::bytecode::{from_seed, pyc_path, Flavour};
 use crate::python::filename::WheelName;
 use crate::python::metadata::Headers;
 use crate::python::names::canonical_name;
@@ -121,6 +122,10 @@ pub struct Target<'a> {
     /// Whether the installing pip (the bundled one) is 25.2 or later, whose distlib imports the
     /// entry point inside the `__main__` guard.
     pub late_import: bool,
+    /// A root-owned site-packages of the same Python whose bytecode is taken for the modules it
+    /// has byte for byte ([`crate::python::bytecode::from_seed`]), and what that bytecode must
+    /// carry.
+    pub seed: Option<(&'a Path, &'a Flavour)>,
 }
 
 /// A wheel unpacked by [`install_wheel`], its RECORD not written yet: that waits for the
@@ -128,7 +133,7 @@ pub struct Target<'a> {
 pub struct Unpacked {
     /// The `.dist-info` folder's name.
     pub dist_info: String,
-    /// The `.py` files it placed (absolute), to byte-compile.
+    /// The `.py` files it placed (absolute) that have no bytecode yet: to byte-compile.
     pub sources: Vec<PathBuf>,
     rows: Vec<[String; 3]>,
     record_name: String,
@@ -137,10 +142,10 @@ pub struct Unpacked {
 
 impl Unpacked {
     /// Writes RECORD as pip does once it has compiled: every file, plus the bytecode (`TAG`:
-    /// `sys.implementation.cache_tag`) each source now has, with its hash and size.
+    /// `sys.implementation.cache_tag`) each compiled source now has, with its hash and size.
     pub fn finish(mut self, target: &Target, tag: &str) -> Result<String> {
         for source in &self.sources {
-            let Some(pyc) = crate::python::bytecode::pyc_path(source, tag) else {
+            let Some(pyc) = pyc_path(source, tag) else {
                 continue;
             };
             let Ok(content) = std::fs::read(&pyc) else {
@@ -172,7 +177,7 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<Unpack
     let record = parse_record(&read_entry(&mut zip, wheel, &record_name)?)
         .with_context(|| format!("{}: {record_name}", wheel.display()))?;
     let mut made = HashSet::new();
-    unpack(&mut zip, wheel, &record, &record_name, target, &mut made)?;
+    let (sources, seeded) = unpack(&mut zip, wheel, &record, &record_name, target, &mut made)?;
     let mut rows: Vec<[String; 3]> = record
         .iter()
         .map(|r| {
@@ -183,6 +188,7 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<Unpack
             ]
         })
         .collect();
+    rows.extend(seeded);
     let entry_points = match zip.by_name(&format!("{dist_info}/entry_points.txt")) {
         Ok(mut e) => {
             let mut text = String::new();
@@ -206,12 +212,6 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<Unpack
         write_new(&mut made, &path, content, false)?;
         rows.push(generated_row(target, &path, content));
     }
-    let sources = record
-        .iter()
-        .filter(|r| r.path.ends_with(".py") && r.path != record_name)
-        .filter_map(|r| safe_relative(&r.path))
-        .map(|rel| target.site_packages.join(rel))
-        .collect();
     Ok(Unpacked {
         dist_info,
         sources,
@@ -234,7 +234,8 @@ fn read_entry(zip: &mut zip::ZipArchive<File>, wheel: &Path, name: &str) -> Resu
 }
 
 /// Writes every file of the wheel but its RECORD under site-packages, each checked against
-/// its RECORD hash first.
+/// its RECORD hash first, with the seed's bytecode where it fits. Returns the sources left
+/// without bytecode and the RECORD rows of the bytecode taken from the seed.
 fn unpack(
     zip: &mut zip::ZipArchive<File>,
     wheel: &Path,
@@ -242,7 +243,9 @@ fn unpack(
     record_name: &str,
     target: &Target,
     made: &mut HashSet<PathBuf>,
-) -> Result<()> {
+) -> Result<(Vec<PathBuf>, Vec<[String; 3]>)> {
+    let mut sources = Vec::new();
+    let mut seeded = Vec::new();
     let hashes: BTreeMap<&str, &str> = record
         .iter()
         .filter_map(|r| r.hash.as_deref().map(|h| (r.path.as_str(), h)))
@@ -277,14 +280,28 @@ fn unpack(
             bail!("{}: {name} does not match its RECORD hash", wheel.display());
         }
         let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
-        write_new(
-            made,
-            &target.site_packages.join(&relative),
-            &data,
-            executable,
-        )?;
+        let dest = target.site_packages.join(&relative);
+        let file = write_new(made, &dest, &data, executable)?;
+        if !name.ends_with(".py") {
+            continue;
+        }
+        let found = target.seed.and_then(|(site, flavour)| {
+            Some((from_seed(site, &relative, &data, flavour)?, flavour))
+        });
+        let Some(((pyc, mtime), flavour)) = found else {
+            sources.push(dest);
+            continue;
+        };
+        // Python checks the bytecode against the source's mtime (and size): the source gets
+        // the seed source's.
+        file.set_modified(mtime)
+            .with_context(|| format!("{}: cannot set its mtime", dest.display()))?;
+        let pyc_dest = pyc_path(&dest, &flavour.tag).context("a source without a name")?;
+        // Bytecode gets its source's mode, as `py_compile` gives it.
+        write_new(made, &pyc_dest, &pyc, executable)?;
+        seeded.push(generated_row(target, &pyc_dest, &pyc));
     }
-    Ok(())
+    Ok((sources, seeded))
 }
 
 /// Writes RECORD as pip does: what it installed, sorted, RECORD itself with no hash, in CSV with
@@ -310,7 +327,8 @@ fn write_record(
         &target.site_packages.join(record_name),
         &record_text,
         false,
-    )
+    )?;
+    Ok(())
 }
 
 /// The one top-level `NAME-VERSION.dist-info` folder of a wheel.
@@ -396,7 +414,7 @@ fn write_new(
     path: &Path,
     data: &[u8],
     executable: bool,
-) -> Result<()> {
+) -> Result<File> {
     if let Some(parent) = path.parent() {
         if !made.contains(parent) {
             std::fs::create_dir_all(parent)
@@ -417,7 +435,7 @@ fn write_new(
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .with_context(|| format!("{}: cannot chmod", path.display()))?;
     }
-    Ok(())
+    Ok(file)
 }
 
 /// A console script: mode as distlib's `set_mode` leaves it (read and execute for everyone).

@@ -4,17 +4,17 @@
 //! and a tier's tree would change under a plain `pip --version`.
 //!
 //! Two ways to get it: [`compile`] runs the new venv's Python (`compileall`, as pip does), and
-//! [`copy_from_seed`] takes the bytecode another venv of the same Python already has for a
-//! source of the same content (a user's first tier from the system tier's pip), which costs a
-//! copy instead of a compile. A copied `.pyc` is only used when its header matches this Python
-//! (magic number) and the seed's own source (mtime, size), and the two sources are byte for byte
-//! the same; the placed source then gets the mtime the header names, so Python accepts it.
+//! [`from_seed`] takes the bytecode another venv of the same Python already has for a source of
+//! the same content (a user's first tier from the system tier's pip), which costs a copy instead
+//! of a compile. A copied `.pyc` is only used when its header matches this Python (magic
+//! number) and the seed's own source (mtime, size), and the two sources are byte for byte the
+//! same; the placed source then gets the mtime the header names, so Python accepts it.
 
 use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
 
@@ -108,82 +108,34 @@ pub fn compile(python: &Path, sources: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Gives each of `sources` (files under `site`) the bytecode the same file under `seed_site`
-/// has, where it can be used (see the module's text); returns the sources left without
-/// bytecode, for [`compile`].
-pub fn copy_from_seed(
-    site: &Path,
+/// The bytecode the seed venv's site-packages `seed_site` has for its file `rel`, when this
+/// Python can use it for a source whose content is `source`: the header carries this Python's
+/// magic number, timestamp mode, and the seed source's own mtime and size (so it was compiled
+/// from the seed source as it is now), and that source is byte for byte `source`. Returns the
+/// bytecode and the mtime the placed source must then get for Python to accept it.
+pub fn from_seed(
     seed_site: &Path,
-    sources: &[PathBuf],
+    rel: &Path,
+    source: &[u8],
     flavour: &Flavour,
-) -> Vec<PathBuf> {
-    let mut left = Vec::new();
-    let mut made = std::collections::HashSet::new();
-    for source in sources {
-        match copy_one(site, seed_site, source, flavour, &mut made) {
-            Ok(true) => {}
-            Ok(false) => left.push(source.clone()),
-            Err(e) => {
-                log::debug!("{}: bytecode not copied: {e:#}", source.display());
-                left.push(source.clone());
-            }
-        }
-    }
-    left
-}
-
-/// One source of [`copy_from_seed`]: `Ok(false)` when the seed has nothing usable for it.
-fn copy_one(
-    site: &Path,
-    seed_site: &Path,
-    source: &Path,
-    flavour: &Flavour,
-    made: &mut std::collections::HashSet<PathBuf>,
-) -> Result<bool> {
-    let rel = source
-        .strip_prefix(site)
-        .context("a source outside site-packages")?;
+) -> Option<(Vec<u8>, SystemTime)> {
     let seed_source = seed_site.join(rel);
-    let (Some(seed_pyc), Some(pyc)) = (
-        pyc_path(&seed_source, &flavour.tag),
-        pyc_path(source, &flavour.tag),
-    ) else {
-        return Ok(false);
-    };
-    let Ok(data) = std::fs::read(&seed_pyc) else {
-        return Ok(false);
-    };
-    let Some(header) = Header::parse(&data) else {
-        return Ok(false);
-    };
-    let seed_meta = std::fs::metadata(&seed_source)?;
-    let meta = std::fs::metadata(source)?;
+    let data = std::fs::read(pyc_path(&seed_source, &flavour.tag)?).ok()?;
+    let header = Header::parse(&data)?;
     if header.magic != flavour.magic
         || header.flags != 0
-        || u64::from(header.size) != seed_meta.len() & 0xffff_ffff
-        || u64::from(header.mtime) != (seed_meta.mtime() as u64) & 0xffff_ffff
-        || meta.len() != seed_meta.len()
-        || std::fs::read(&seed_source)? != std::fs::read(source)?
+        || u64::from(header.size) != source.len() as u64 & 0xffff_ffff
     {
-        return Ok(false);
+        return None;
     }
-    let folder = pyc.parent().context("a .pyc without a folder")?;
-    if !made.contains(folder) {
-        std::fs::create_dir_all(folder)
-            .with_context(|| format!("{}: cannot create", folder.display()))?;
-        made.insert(folder.to_path_buf());
+    let meta = std::fs::metadata(&seed_source).ok()?;
+    if meta.len() != source.len() as u64
+        || u64::from(header.mtime) != (meta.mtime() as u64) & 0xffff_ffff
+        || std::fs::read(&seed_source).ok()? != source
+    {
+        return None;
     }
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&pyc)
-        .with_context(|| format!("{}: cannot create", pyc.display()))?;
-    out.write_all(&data)
-        .with_context(|| format!("{}: cannot write", pyc.display()))?;
-    std::fs::File::open(source)
-        .and_then(|f| f.set_modified(UNIX_EPOCH + Duration::from_secs(header.mtime.into())))
-        .with_context(|| format!("{}: cannot set its mtime", source.display()))?;
-    Ok(true)
+    Some((data, UNIX_EPOCH + Duration::from_secs(header.mtime.into())))
 }
 
 /// The 16-byte header of a `.pyc` (PEP 552): magic, flags (0: timestamp mode), then the
@@ -221,63 +173,66 @@ mod tests {
         );
     }
 
-    /// Real bytecode from the machine's Python: copied where it fits, refused where the source
+    /// Real bytecode from the machine's Python: taken where it fits, refused where the source
     /// differs, where the seed's own source moved on, and for another Python's magic.
     #[test]
-    fn seed_bytecode_is_copied_only_where_python_would_accept_it() {
+    fn seed_bytecode_is_taken_only_where_python_would_accept_it() {
         let python = Path::new("/usr/bin/python3");
         let dir = tempfile::tempdir().unwrap();
         let (seed, site) = (dir.path().join("seed"), dir.path().join("site"));
         for d in [&seed, &site] {
             std::fs::create_dir_all(d.join("pkg")).unwrap();
         }
-        let files = ["same.py", "differs.py", "moved.py"];
+        let files = ["same.py", "moved.py"];
         for f in files {
             std::fs::write(seed.join("pkg").join(f), "X = 1\n").unwrap();
         }
         let seed_sources: Vec<PathBuf> = files.iter().map(|f| seed.join("pkg").join(f)).collect();
         compile(python, &seed_sources).unwrap();
-        let tag_of = |p: &Path| {
-            let name = std::fs::read_dir(p.parent().unwrap().join("__pycache__"))
-                .unwrap()
-                .flatten()
-                .next()
-                .unwrap()
-                .file_name();
-            let name = name.to_string_lossy().into_owned();
-            name.split('.').nth(1).unwrap().to_string()
-        };
-        let tag = tag_of(&seed_sources[0]);
-        let magic: [u8; 4] = std::fs::read(pyc_path(&seed_sources[0], &tag).unwrap()).unwrap()[..4]
-            .try_into()
-            .unwrap();
+        let cache = std::fs::read_dir(seed.join("pkg/__pycache__"))
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .file_name();
+        let tag = cache
+            .to_string_lossy()
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_string();
+        let seed_pyc = pyc_path(&seed_sources[0], &tag).unwrap();
+        let magic: [u8; 4] = std::fs::read(&seed_pyc).unwrap()[..4].try_into().unwrap();
         let flavour = Flavour { tag, magic };
         // The seed's `moved.py` changed after it was compiled (same size, later mtime).
-        let moved = &seed_sources[2];
-        std::fs::write(moved, "X = 2\n").unwrap();
-        std::fs::File::open(moved)
+        std::fs::write(&seed_sources[1], "X = 2\n").unwrap();
+        std::fs::File::open(&seed_sources[1])
             .unwrap()
-            .set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+            .set_modified(SystemTime::now() + Duration::from_secs(5))
             .unwrap();
-        std::fs::write(site.join("pkg/same.py"), "X = 1\n").unwrap();
-        std::fs::write(site.join("pkg/differs.py"), "X = 3\n").unwrap();
-        std::fs::write(site.join("pkg/moved.py"), "X = 2\n").unwrap();
-        let sources: Vec<PathBuf> = files.iter().map(|f| site.join("pkg").join(f)).collect();
-        let left = copy_from_seed(&site, &seed, &sources, &flavour);
-        assert_eq!(left, sources[1..].to_vec());
-        let copied = pyc_path(&sources[0], &flavour.tag).unwrap();
-        assert_eq!(
-            std::fs::read(&copied).unwrap(),
-            std::fs::read(pyc_path(&seed_sources[0], &flavour.tag).unwrap()).unwrap()
-        );
-        assert_eq!(
-            std::fs::metadata(&sources[0]).unwrap().mtime(),
-            std::fs::metadata(&seed_sources[0]).unwrap().mtime()
-        );
-        assert!(!pyc_path(&sources[1], &flavour.tag).unwrap().exists());
+        let rel = |f: &str| PathBuf::from("pkg").join(f);
+        assert!(from_seed(&seed, &rel("moved.py"), b"X = 2\n", &flavour).is_none());
+        assert!(from_seed(&seed, &rel("same.py"), b"X = 3\n", &flavour).is_none());
+        assert!(from_seed(&seed, &rel("absent.py"), b"X = 1\n", &flavour).is_none());
+        let other = Flavour {
+            magic: [0, 0, 0, 0],
+            ..flavour.clone()
+        };
+        assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &other).is_none());
+        let (pyc, mtime) = from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).unwrap();
+        assert_eq!(pyc, std::fs::read(&seed_pyc).unwrap());
 
-        // Python takes the copied bytecode as valid: importing writes nothing new.
-        let before = std::fs::metadata(&copied).unwrap().modified().unwrap();
+        // Placed with that mtime, Python takes the bytecode as valid: importing writes nothing.
+        let source = site.join("pkg/same.py");
+        std::fs::write(&source, "X = 1\n").unwrap();
+        std::fs::File::open(&source)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let placed = pyc_path(&source, &flavour.tag).unwrap();
+        std::fs::create_dir_all(placed.parent().unwrap()).unwrap();
+        std::fs::write(&placed, &pyc).unwrap();
+        let before = std::fs::metadata(&placed).unwrap().modified().unwrap();
         let out = Command::new(python)
             .args([
                 "-I",
@@ -289,19 +244,8 @@ mod tests {
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         assert_eq!(
-            std::fs::metadata(&copied).unwrap().modified().unwrap(),
+            std::fs::metadata(&placed).unwrap().modified().unwrap(),
             before
-        );
-
-        // Another Python's magic: nothing is copied.
-        let other = Flavour {
-            magic: [0, 0, 0, 0],
-            ..flavour.clone()
-        };
-        std::fs::remove_file(&copied).unwrap();
-        assert_eq!(
-            copy_from_seed(&site, &seed, &sources[..1], &other),
-            sources[..1].to_vec()
         );
     }
 }

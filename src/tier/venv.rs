@@ -111,12 +111,15 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
         .next();
     let late_import =
         pip_version.is_some_and(|v| v >= "25.2".parse::<pep440_rs::Version>().expect("a version"));
+    let flavour = crate::python::bytecode::Flavour::of_stdlib(&stdlib);
+    let seed = seed_site(from, (major, minor));
     let target = crate::python::bootstrap::Target {
         site_packages: &site_packages,
         bin: &bin,
         python: &interpreter,
         version: (major, minor),
         late_import,
+        seed: seed.as_deref().zip(flavour.as_ref()),
     };
     let mut unpacked = Vec::new();
     for (file, wheel) in opened.into_iter().zip(&wheels) {
@@ -125,22 +128,19 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
         )?);
         log::info!("placed {} in {}", wheel.display(), site_packages.display());
     }
-    let sources: Vec<PathBuf> = unpacked.iter().flat_map(|u| u.sources.clone()).collect();
-    let total = sources.len();
-    let flavour = crate::python::bytecode::Flavour::of_stdlib(&stdlib);
-    let left = match (&flavour, seed_site(from, (major, minor))) {
-        (Some(flavour), Some(seed)) => {
-            crate::python::bytecode::copy_from_seed(&site_packages, &seed, &sources, flavour)
-        }
-        _ => sources,
-    };
+    let left: Vec<PathBuf> = unpacked.iter().flat_map(|u| u.sources.clone()).collect();
     log::info!(
-        "bytecode: {} modules copied from the system tier, {} to compile",
-        total - left.len(),
-        left.len()
+        "bytecode: {} modules to compile{}",
+        left.len(),
+        match &target.seed {
+            Some((site, _)) => format!(" (the others' taken from {})", site.display()),
+            None => String::new(),
+        }
     );
     crate::python::bytecode::compile(&bin.join("python"), &left)?;
-    let tag = flavour.map_or_else(|| format!("cpython-{major}{minor}"), |f| f.tag);
+    let tag = flavour
+        .as_ref()
+        .map_or_else(|| format!("cpython-{major}{minor}"), |f| f.tag.clone());
     for u in unpacked {
         u.finish(&target, &tag)?;
     }

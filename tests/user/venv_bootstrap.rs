@@ -247,7 +247,11 @@ fn a_users_first_tier_copies_the_system_tiers_bytecode() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains(" 0 to compile"), "{}", text(&out));
+    assert!(
+        text(&out).contains("bytecode: 0 modules to compile"),
+        "{}",
+        text(&out)
+    );
     let venv = t.venv();
     let site = common::site_packages_in(&venv);
     let sys_site = common::site_packages_in(&sys.root().join("venv"));
@@ -286,7 +290,11 @@ fn a_users_first_tier_copies_the_system_tiers_bytecode() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains(" 1 to compile"), "{}", text(&out));
+    assert!(
+        text(&out).contains("bytecode: 1 modules to compile"),
+        "{}",
+        text(&out)
+    );
     let whole = whole_tree(&t.venv());
     assert!(pip_version(&t, &t.venv()).starts_with("pip "));
     assert_eq!(

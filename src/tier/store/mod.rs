@@ -32,7 +32,6 @@ use crate::python::record::RecordRow;
 use crate::sys::fsutil::write_atomic;
 use place::{place, place_replacing};
 
-pub use place::make_read_only;
 pub use remove::remove_dists;
 
 pub const ENTRY_SCHEMA: u32 = 1;
@@ -278,6 +277,8 @@ impl Store {
             .with_context(|| format!("{}: cannot create a temp folder", self.dir.display()))?;
         let files_dir = tmp.path().join("files");
         let mut files = Vec::new();
+        // Each folder is made once (one `mkdir` per folder, not per file).
+        let mut made: HashSet<PathBuf> = HashSet::new();
         for row in installed_files(venv, dist)? {
             if shims.contains(&row.path) {
                 continue;
@@ -288,9 +289,10 @@ impl Store {
                 Err(_) => continue,
             };
             let dest = files_dir.join(&row.path);
-            if let Some(parent) = dest.parent() {
+            if let Some(parent) = dest.parent().filter(|p| !made.contains(*p)) {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("{}: cannot create", parent.display()))?;
+                made.insert(parent.to_path_buf());
             }
             let mut stat = None;
             if meta.file_type().is_symlink() {
@@ -307,7 +309,18 @@ impl Store {
                     }
                 }
                 place(&src, &dest, self.link_mode)?;
-                make_read_only(&dest)?;
+                // Stored files lose their write bits. With hard links the venv's file is the
+                // same inode, so an in-place write (`echo >>`, an editor saving in place) fails
+                // instead of changing the stored original behind pyctl's back; a save by rename
+                // and pip (which unlinks before writing) are unaffected, and an override
+                // (`chmod u+w`, root) moves the change time, so the file is hashed before use.
+                // A link or a copy has the mode `src` had when it was read above.
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = meta.permissions().mode() & 0o7777;
+                if mode & 0o222 != 0 {
+                    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode & !0o222))
+                        .with_context(|| format!("{}: cannot make read-only", dest.display()))?;
+                }
                 stat = std::fs::symlink_metadata(&dest).ok().map(|m| file_key(&m));
             } else {
                 continue;

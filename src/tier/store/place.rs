@@ -46,23 +46,6 @@ pub(super) fn place_replacing(src: &Path, dest: &Path, mode: LinkMode) -> Result
     }
 }
 
-/// Takes the write bits off a stored file. With hard links the venv's file is the same inode,
-/// so an in-place write (`echo >>`, `dd conv=notrunc`, an editor saving in place) fails
-/// instead of changing the stored original behind pyctl's back; an editor that saves by
-/// rename, and pip (which unlinks before writing), are unaffected. An override (`chmod u+w`,
-/// root) still gets through: the change time moves, and the file is hashed before any use.
-pub fn make_read_only(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::symlink_metadata(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if meta.is_file() && mode & 0o222 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o222))
-            .with_context(|| format!("{}: cannot make read-only", path.display()))?;
-    }
-    Ok(())
-}
-
 /// Hard-links `src` to `dest` (copying across filesystems), or copies.
 pub(super) fn place(src: &Path, dest: &Path, mode: LinkMode) -> Result<()> {
     if mode == LinkMode::Hardlink {
