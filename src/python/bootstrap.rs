@@ -19,7 +19,7 @@
 //! Anything this does not cover (a `.data` folder, a platlib wheel, an entry point it cannot
 //! read) is an error, and the caller falls back to ensurepip.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -123,8 +123,8 @@ pub struct Target<'a> {
     /// entry point inside the `__main__` guard.
     pub late_import: bool,
     /// A root-owned site-packages of the same Python whose bytecode is taken for the modules it
-    /// has byte for byte ([`crate::python::bytecode::from_seed`]), and what that bytecode must
-    /// carry.
+    /// has byte for byte ([`crate::python::bytecode::from_seed`]) and lists in the RECORD of the
+    /// same distribution, and what that bytecode must carry.
     pub seed: Option<(&'a Path, &'a Flavour)>,
 }
 
@@ -177,7 +177,18 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<Unpack
     let record = parse_record(&read_entry(&mut zip, wheel, &record_name)?)
         .with_context(|| format!("{}: {record_name}", wheel.display()))?;
     let mut made = HashSet::new();
-    let (sources, seeded) = unpack(&mut zip, wheel, &record, &record_name, target, &mut made)?;
+    let seed_rows = target
+        .seed
+        .and_then(|(site, _)| seed_record(site, &dist_info));
+    let (sources, seeded) = unpack(
+        &mut zip,
+        wheel,
+        &record,
+        &record_name,
+        target,
+        seed_rows.as_ref(),
+        &mut made,
+    )?;
     let mut rows: Vec<[String; 3]> = record
         .iter()
         .map(|r| {
@@ -242,6 +253,7 @@ fn unpack(
     record: &[RecordRow],
     record_name: &str,
     target: &Target,
+    seed_rows: Option<&HashMap<String, String>>,
     made: &mut HashSet<PathBuf>,
 ) -> Result<(Vec<PathBuf>, Vec<[String; 3]>)> {
     let mut sources = Vec::new();
@@ -285,10 +297,9 @@ fn unpack(
         if !name.ends_with(".py") {
             continue;
         }
-        let found = target.seed.and_then(|(site, flavour)| {
-            Some((from_seed(site, &relative, &data, flavour)?, flavour))
-        });
-        let Some(((pyc, mtime), flavour)) = found else {
+        let Some((pyc, mtime, pyc_dest, row)) =
+            seed_for(target, seed_rows, &relative, &dest, &data)
+        else {
             sources.push(dest);
             continue;
         };
@@ -296,12 +307,43 @@ fn unpack(
         // the seed source's.
         file.set_modified(mtime)
             .with_context(|| format!("{}: cannot set its mtime", dest.display()))?;
-        let pyc_dest = pyc_path(&dest, &flavour.tag).context("a source without a name")?;
         // Bytecode gets its source's mode, as `py_compile` gives it.
         write_new(made, &pyc_dest, &pyc, executable)?;
-        seeded.push(generated_row(target, &pyc_dest, &pyc));
+        seeded.push(row);
     }
     Ok((sources, seeded))
+}
+
+/// The seed's bytecode for the source `relative` (placed at `dest`, content `data`) when
+/// [`from_seed`] finds it usable and the seed's RECORD (`seed_rows`) lists it with its hash, so
+/// it is whole and was not being written: its bytes, the mtime the source must get, where it
+/// goes and its RECORD row.
+fn seed_for(
+    target: &Target,
+    seed_rows: Option<&HashMap<String, String>>,
+    relative: &Path,
+    dest: &Path,
+    data: &[u8],
+) -> Option<(Vec<u8>, std::time::SystemTime, PathBuf, [String; 3])> {
+    let (site, flavour) = target.seed?;
+    let rows = seed_rows?;
+    let (pyc, mtime) = from_seed(site, relative, data, flavour)?;
+    let pyc_dest = pyc_path(dest, &flavour.tag)?;
+    let row = generated_row(target, &pyc_dest, &pyc);
+    (rows.get(&row[0]) == Some(&row[1])).then_some((pyc, mtime, pyc_dest, row))
+}
+
+/// The hashed rows of the RECORD of the seed's copy of the distribution `dist_info`: path →
+/// hash. `None` when the seed does not have it.
+fn seed_record(site: &Path, dist_info: &str) -> Option<HashMap<String, String>> {
+    let bytes = std::fs::read(site.join(dist_info).join("RECORD")).ok()?;
+    Some(
+        parse_record(&bytes)
+            .ok()?
+            .into_iter()
+            .filter_map(|r| Some((r.path, r.hash?)))
+            .collect(),
+    )
 }
 
 /// Writes RECORD as pip does: what it installed, sorted, RECORD itself with no hash, in CSV with

@@ -264,6 +264,40 @@ impl Store {
         }
     }
 
+    /// Links (or copies) the installed file `src`, whose metadata is `meta`, into an entry
+    /// being made, read-only; returns its key.
+    fn keep_file(
+        &self,
+        src: &Path,
+        dest: &Path,
+        meta: &std::fs::Metadata,
+        hash: Option<&str>,
+    ) -> Result<Option<FileKey>> {
+        // Only content that matches RECORD goes in: a file edited in the venv before it was
+        // kept would otherwise come back as if it were the real thing.
+        if let Some(expected) = hash.filter(|h| h.starts_with("sha256=")) {
+            let actual =
+                file_hash(src).with_context(|| format!("{}: cannot read", src.display()))?;
+            if actual != expected {
+                bail!("{}: differs from its RECORD hash; not kept", src.display());
+            }
+        }
+        place(src, dest, self.link_mode)?;
+        // Stored files lose their write bits. With hard links the venv's file is the same
+        // inode, so an in-place write (`echo >>`, an editor saving in place) fails instead of
+        // changing the stored original behind pyctl's back; a save by rename and pip (which
+        // unlinks before writing) are unaffected, and an override (`chmod u+w`, root) moves the
+        // change time, so the file is hashed before use. A link or a copy has the mode `src`
+        // had when `meta` was read.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o222 != 0 {
+            std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode & !0o222))
+                .with_context(|| format!("{}: cannot make read-only", dest.display()))?;
+        }
+        Ok(std::fs::symlink_metadata(dest).ok().map(|m| file_key(&m)))
+    }
+
     fn stash_one(
         &self,
         venv: &Path,
@@ -294,42 +328,20 @@ impl Store {
                     .with_context(|| format!("{}: cannot create", parent.display()))?;
                 made.insert(parent.to_path_buf());
             }
-            let mut stat = None;
-            if meta.file_type().is_symlink() {
+            let key = if meta.file_type().is_symlink() {
                 let target = std::fs::read_link(&src)?;
                 std::os::unix::fs::symlink(target, &dest)?;
+                None
             } else if meta.is_file() {
-                // Only content that matches RECORD goes in: a file edited in the venv before it
-                // was kept would otherwise come back as if it were the real thing.
-                if let Some(expected) = row.hash.as_deref().filter(|h| h.starts_with("sha256=")) {
-                    let actual = file_hash(&src)
-                        .with_context(|| format!("{}: cannot read", src.display()))?;
-                    if actual != expected {
-                        bail!("{}: differs from its RECORD hash; not kept", src.display());
-                    }
-                }
-                place(&src, &dest, self.link_mode)?;
-                // Stored files lose their write bits. With hard links the venv's file is the
-                // same inode, so an in-place write (`echo >>`, an editor saving in place) fails
-                // instead of changing the stored original behind pyctl's back; a save by rename
-                // and pip (which unlinks before writing) are unaffected, and an override
-                // (`chmod u+w`, root) moves the change time, so the file is hashed before use.
-                // A link or a copy has the mode `src` had when it was read above.
-                use std::os::unix::fs::PermissionsExt as _;
-                let mode = meta.permissions().mode() & 0o7777;
-                if mode & 0o222 != 0 {
-                    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode & !0o222))
-                        .with_context(|| format!("{}: cannot make read-only", dest.display()))?;
-                }
-                stat = std::fs::symlink_metadata(&dest).ok().map(|m| file_key(&m));
+                self.keep_file(&src, &dest, &meta, row.hash.as_deref())?
             } else {
                 continue;
-            }
+            };
             files.push(StoredFile {
                 path: row.path,
                 hash: row.hash,
                 size: row.size,
-                key: stat,
+                key,
             });
         }
         let dist_info = dist
