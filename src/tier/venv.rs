@@ -19,7 +19,7 @@ pub struct PipFrom {
     /// The venv is root's: only wheels nobody else can write are unpacked.
     pub as_root: bool,
     /// A venv of root's (the system tier's) whose bytecode is copied for the sources it has
-    /// byte for byte, instead of compiling them ([`crate::python::bytecode::copy_from_seed`]).
+    /// byte for byte, instead of compiling them ([`crate::python::bytecode::from_seed`]).
     pub seed: Option<PathBuf>,
 }
 

@@ -201,11 +201,17 @@ phase_user_tiers() {
   asite=$(site_of "$ha/$TIER/venv")
   ssite=$(site_of "$SYS/venv")
   tag=cpython-$(minor | tr -d .)
-  check "A's tier has the system tier's bytecode for pip" \
-    cmp "$ssite/pip/__pycache__/__init__.$tag.pyc" "$asite/pip/__pycache__/__init__.$tag.pyc"
-  check "A's pip lists its bytecode in RECORD" grep -q "^pip/__pycache__/__init__.$tag.pyc,sha256=" "$asite"/pip-*.dist-info/RECORD
-  check "no bytecode of A's pip was rewritten by its runs" \
-    test -z "$(find "$asite/pip" -name '*.pyc' -newer "$(echo "$asite"/pip-*.dist-info/RECORD)" -print)"
+  if [ "$(minor)" = 3.9 ]; then
+    # Debian 11's ensurepip names no package list: pyctl lets it run (README, "New venvs").
+    echo "SKIP: A's tier's bytecode (Python 3.9: ensurepip made the tier, as it makes it)"
+  else
+    check "A's tier has the system tier's bytecode for pip" \
+      cmp "$ssite/pip/__pycache__/__init__.$tag.pyc" "$asite/pip/__pycache__/__init__.$tag.pyc"
+    check "A's pip lists its bytecode in RECORD" \
+      grep -q "^pip/__pycache__/__init__.$tag.pyc,sha256=" "$asite"/pip-*.dist-info/RECORD
+    check "no bytecode of A's pip was rewritten by its runs" \
+      test -z "$(find "$asite/pip" -name '*.pyc' -newer "$(echo "$asite"/pip-*.dist-info/RECORD)" -print)"
+  fi
   check "A's history: init + 2 installs" test "$(history_count $A)" = 3
   check "B's pip lists none of A's packages" sh -c "! su - $B -c 'pip list --format=freeze' | grep -qi demo"
   check "B's tier holds none of A's packages" sh -c "! ls $(site_of "$hb/$TIER/venv") | grep -q demo"
@@ -771,6 +777,12 @@ phase_privilege() {
 # Numbers, not pass/fail: printed as MEASURE lines for the run's log.
 phase_measure() {
   useradd -m -s /bin/bash pyctl-c
+  useradd -m -s /bin/bash pyctl-d
+  # Tier creation alone, and where its bytecode came from.
+  local t0 out
+  t0=$(date +%s%N)
+  out=$(as pyctl-d "pyctl -v init --no-modify-path 2>&1") || fail "pyctl-d: pyctl init: $out"
+  echo "MEASURE: pyctl init of a new user: $(( ($(date +%s%N) - t0) / 1000000 )) ms ($(echo "$out" | grep -o 'bytecode: [0-9]* modules to compile' || echo ensurepip))"
   as pyctl-c "python3 - $(wheel demo_new) $(wheel demo_bench)" <<'EOF'
 import os, shutil, subprocess, sys, tempfile, time
 new, bench = sys.argv[1], sys.argv[2]
