@@ -27,7 +27,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::python::bytecode::{from_seed, pyc_path, Flavour};
+use crate::python::bytecode::{from_seed, pyc_path, seed_record, Flavour};
 use crate::python::filename::WheelName;
 use crate::python::metadata::Headers;
 use crate::python::names::canonical_name;
@@ -123,8 +123,8 @@ pub struct Target<'a> {
     /// entry point inside the `__main__` guard.
     pub late_import: bool,
     /// A root-owned site-packages of the same Python whose bytecode is taken for the modules it
-    /// has byte for byte ([`crate::python::bytecode::from_seed`]) and lists in the RECORD of the
-    /// same distribution, and what that bytecode must carry.
+    /// has byte for byte ([`crate::python::bytecode::from_seed`]) and the RECORD of the same
+    /// distribution lists, and what that bytecode must carry.
     pub seed: Option<(&'a Path, &'a Flavour)>,
 }
 
@@ -142,16 +142,13 @@ pub struct Unpacked {
 
 impl Unpacked {
     /// Writes RECORD as pip does once it has compiled: every file, plus the bytecode (`TAG`:
-    /// `sys.implementation.cache_tag`) each compiled source now has, with its hash and size.
+    /// `sys.implementation.cache_tag`) each compiled source now has ([`bytecode_row`]).
     pub fn finish(mut self, target: &Target, tag: &str) -> Result<String> {
         for source in &self.sources {
-            let Some(pyc) = pyc_path(source, tag) else {
+            let Some(pyc) = pyc_path(source, tag).filter(|p| p.is_file()) else {
                 continue;
             };
-            let Ok(content) = std::fs::read(&pyc) else {
-                continue;
-            };
-            self.rows.push(generated_row(target, &pyc, &content));
+            self.rows.push(bytecode_row(target, &pyc));
         }
         write_record(self.rows, &self.record_name, target, &mut self.made)?;
         Ok(self.dist_info)
@@ -253,7 +250,7 @@ fn unpack(
     record: &[RecordRow],
     record_name: &str,
     target: &Target,
-    seed_rows: Option<&HashMap<String, String>>,
+    seed_rows: Option<&HashMap<String, Option<String>>>,
     made: &mut HashSet<PathBuf>,
 ) -> Result<(Vec<PathBuf>, Vec<[String; 3]>)> {
     let mut sources = Vec::new();
@@ -315,12 +312,12 @@ fn unpack(
 }
 
 /// The seed's bytecode for the source `relative` (placed at `dest`, content `data`) when
-/// [`from_seed`] finds it usable and the seed's RECORD (`seed_rows`) lists it with its hash, so
-/// it is whole and was not being written: its bytes, the mtime the source must get, where it
-/// goes and its RECORD row.
+/// [`from_seed`] finds it usable and the seed's RECORD (`seed_rows`) lists it (with this hash,
+/// when it gives one), so it is whole and was not being written: its bytes, the mtime the
+/// source must get, where it goes and its RECORD row.
 fn seed_for(
     target: &Target,
-    seed_rows: Option<&HashMap<String, String>>,
+    seed_rows: Option<&HashMap<String, Option<String>>>,
     relative: &Path,
     dest: &Path,
     data: &[u8],
@@ -329,21 +326,22 @@ fn seed_for(
     let rows = seed_rows?;
     let (pyc, mtime) = from_seed(site, relative, data, flavour)?;
     let pyc_dest = pyc_path(dest, &flavour.tag)?;
-    let row = generated_row(target, &pyc_dest, &pyc);
-    (rows.get(&row[0]) == Some(&row[1])).then_some((pyc, mtime, pyc_dest, row))
+    let row = bytecode_row(target, &pyc_dest);
+    let listed = match rows.get(&row[0])? {
+        Some(hash) => *hash == sha256_field(&pyc),
+        None => true,
+    };
+    listed.then_some((pyc, mtime, pyc_dest, row))
 }
 
-/// The hashed rows of the RECORD of the seed's copy of the distribution `dist_info`: path →
-/// hash. `None` when the seed does not have it.
-fn seed_record(site: &Path, dist_info: &str) -> Option<HashMap<String, String>> {
-    let bytes = std::fs::read(site.join(dist_info).join("RECORD")).ok()?;
-    Some(
-        parse_record(&bytes)
-            .ok()?
-            .into_iter()
-            .filter_map(|r| Some((r.path, r.hash?)))
-            .collect(),
-    )
+/// The RECORD row of bytecode as pip writes it: the path alone, no hash and no size (pip
+/// compiles after unpacking and lists what it compiled that way).
+fn bytecode_row(target: &Target, pyc: &Path) -> [String; 3] {
+    [
+        relative_to(pyc, target.site_packages),
+        String::new(),
+        String::new(),
+    ]
 }
 
 /// Writes RECORD as pip does: what it installed, sorted, RECORD itself with no hash, in CSV with

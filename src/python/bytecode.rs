@@ -10,6 +10,7 @@
 //! number) and the seed's own source (mtime, size), and the two sources are byte for byte the
 //! same; the placed source then gets the mtime the header names, so Python accepts it.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -136,6 +137,21 @@ pub fn from_seed(
         return None;
     }
     Some((data, UNIX_EPOCH + Duration::from_secs(header.mtime.into())))
+}
+
+/// The rows of the RECORD of the seed's copy of the distribution `dist_info`: path → hash
+/// (pip lists bytecode without one). `None` when the seed does not have it. Both pip and pyctl
+/// write RECORD after the bytecode, and bytecode is only ever replaced whole (Python writes it
+/// to a temporary file renamed into place): a `.pyc` RECORD lists is complete.
+pub fn seed_record(site: &Path, dist_info: &str) -> Option<HashMap<String, Option<String>>> {
+    let bytes = std::fs::read(site.join(dist_info).join("RECORD")).ok()?;
+    Some(
+        crate::python::record::parse_record(&bytes)
+            .ok()?
+            .into_iter()
+            .map(|r| (r.path, r.hash))
+            .collect(),
+    )
 }
 
 /// The 16-byte header of a `.pyc` (PEP 552): magic, flags (0: timestamp mode), then the

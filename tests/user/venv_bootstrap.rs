@@ -13,7 +13,8 @@ use std::path::Path;
 use common::{ok, text, Tier, PYCTL};
 
 /// Every file, folder and link under `dir` but bytecode: path → (mode, content or link
-/// target). RECORD files lose their `.pyc` rows.
+/// target). RECORD files are compared whole: they list the bytecode as pip does, without a
+/// hash.
 fn tree(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
     let mut out = BTreeMap::new();
     for e in walkdir::WalkDir::new(dir).min_depth(1) {
@@ -30,17 +31,7 @@ fn tree(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
                 .to_string()
                 .into_bytes()
         } else if meta.is_file() {
-            let bytes = std::fs::read(e.path()).unwrap();
-            if rel.ends_with(".dist-info/RECORD") {
-                String::from_utf8(bytes)
-                    .unwrap()
-                    .split_inclusive('\n')
-                    .filter(|row| !row.contains(".pyc,"))
-                    .collect::<String>()
-                    .into_bytes()
-            } else {
-                bytes
-            }
+            std::fs::read(e.path()).unwrap()
         } else {
             Vec::new()
         };
@@ -273,12 +264,28 @@ fn a_users_first_tier_copies_the_system_tiers_bytecode() {
     );
 
     // The system tier's pip changed by root after it was compiled (same size, so only the
-    // mtime in the bytecode's header tells), and a bytecode file cut short after its header (as
-    // if being written; only its RECORD hash tells): those two modules are compiled.
+    // mtime in the bytecode's header tells), and a bytecode file its RECORD does not list (as
+    // if still being placed, RECORD coming last): those two modules are compiled.
     let tag = rows[0].rsplit('.').nth(1).unwrap().to_string();
-    let cut = sys_site.join(format!("pip/__pycache__/__init__.{tag}.pyc"));
-    let bytes = std::fs::read(&cut).unwrap();
-    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let unlisted = format!("pip/__pycache__/__init__.{tag}.pyc");
+    let record = std::fs::read_dir(&sys_site)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.to_string_lossy().contains("/pip-") && p.extension().is_some_and(|e| e == "dist-info")
+        })
+        .unwrap()
+        .join("RECORD");
+    let rows_text = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        rows_text.contains(&format!("{unlisted},,")),
+        "pip lists bytecode without a hash"
+    );
+    let kept: String = rows_text
+        .split_inclusive('\n')
+        .filter(|row| !row.starts_with(&format!("{unlisted},")))
+        .collect();
+    std::fs::write(&record, kept).unwrap();
     let sys_main = sys_site.join("pip/__main__.py");
     let source = std::fs::read_to_string(&sys_main).unwrap();
     std::fs::write(&sys_main, source.replace("import", "IMPORT")).unwrap();
