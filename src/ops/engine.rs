@@ -524,9 +524,14 @@ fn restore_from_store<'a>(
     // is not what one core works through alone at the end while the other waits.
     let mut order: Vec<usize> = (0..from_store.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(from_store[i].2.files.len()));
+    let entries: Vec<&StoreEntry> = from_store.iter().map(|(_, _, e)| *e).collect();
+    let reuse = unlinked
+        .pool
+        .as_ref()
+        .map(|pool| store::Reuse::new(pool, &entries));
     let results = crate::sys::parallel::map(&order, |&i| {
         let (_, dir, entry) = &from_store[i];
-        let result = match store.restore_checked(dir, entry, venv, unlinked) {
+        let result = match store.restore_checked(dir, entry, venv, unlinked, reuse.as_ref()) {
             Ok(()) => Ok(()),
             Err(store::LinkFailure::Damaged(e)) => {
                 // A damaged entry goes, so that the copy pip installs now is kept in its place

@@ -5,7 +5,7 @@
 //! [`Store::verify`] and the link order that of a restore: the `.dist-info` last, `METADATA`
 //! last of all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use nix::sys::stat::{fstatat, mkdirat, FileStat, Mode, SFlag};
 use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
 use super::place::place_replacing;
-use super::vouch::{read_keys, write_keys, Unlinked};
+use super::vouch::{self, read_keys, write_keys, Pool, Unlinked};
 use super::{Damage, FileKey, LinkMode, Store, StoreEntry, StoredFile};
 
 /// Why an entry was not linked: its stored copy is damaged (the caller drops it), or something
@@ -28,8 +28,35 @@ pub enum LinkFailure {
     Failed(anyhow::Error),
 }
 
+/// Kept folder trees a restore may take for the folders of site-packages it makes
+/// ([`vouch::reuse_folder`]).
+pub struct Reuse<'a> {
+    pub pool: &'a Pool,
+    /// Every folder (venv-relative) the files being restored go in, and their parents.
+    pub needed: HashSet<&'a Path>,
+}
+
+impl<'a> Reuse<'a> {
+    /// For the files of `entries`.
+    pub fn new(pool: &'a Pool, entries: &[&'a StoreEntry]) -> Reuse<'a> {
+        let mut needed = HashSet::new();
+        for entry in entries {
+            for file in &entry.files {
+                let mut dir = Path::new(&file.path).parent();
+                while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                    if !needed.insert(d) {
+                        break;
+                    }
+                    dir = d.parent();
+                }
+            }
+        }
+        Reuse { pool, needed }
+    }
+}
+
 /// Open folder handles under one root, each folder opened (and, in a venv, created) once.
-struct Folders {
+struct Folders<'r> {
     root_path: PathBuf,
     root: OwnedFd,
     open: HashMap<PathBuf, OwnedFd>,
@@ -38,10 +65,12 @@ struct Folders {
     /// Follow a folder that is a symbolic link (the venv side, as `create_dir_all` does); the
     /// store side refuses one, as [`Store::verify`] does.
     follow: bool,
+    /// Where a missing folder directly in `site` may come from instead of a `mkdir`.
+    reuse: Option<(&'r Reuse<'r>, &'r Path)>,
 }
 
-impl Folders {
-    fn new(root_path: &Path, create: bool, follow: bool) -> nix::Result<Folders> {
+impl<'r> Folders<'r> {
+    fn new(root_path: &Path, create: bool, follow: bool) -> nix::Result<Folders<'r>> {
         let fd = openat(
             None,
             root_path,
@@ -55,6 +84,7 @@ impl Folders {
             open: HashMap::new(),
             create,
             follow,
+            reuse: None,
         })
     }
 
@@ -67,8 +97,24 @@ impl Folders {
             return Ok(fd.as_raw_fd());
         }
         let name = rel.file_name().ok_or(Errno::EINVAL)?;
-        let parent = self.get(rel.parent().unwrap_or(Path::new("")))?;
-        if self.create {
+        let parent_rel = rel.parent().unwrap_or(Path::new(""));
+        let parent = self.get(parent_rel)?;
+        let reused = match self.reuse {
+            Some((reuse, site)) if self.create && parent_rel == site => {
+                let missing =
+                    fstatat(Some(parent), name, AtFlags::AT_SYMLINK_NOFOLLOW) == Err(Errno::ENOENT);
+                missing
+                    && vouch::reuse_folder(
+                        reuse.pool,
+                        name,
+                        &self.root_path.join(rel),
+                        rel,
+                        &reuse.needed,
+                    )
+            }
+            _ => false,
+        };
+        if self.create && !reused {
             match mkdirat(Some(parent), name, Mode::from_bits_truncate(0o777)) {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(e) => return Err(e),
@@ -173,6 +219,7 @@ impl Store {
         entry: &StoreEntry,
         venv: &Path,
         unlinked: &Unlinked,
+        reuse: Option<&Reuse>,
     ) -> Result<(), LinkFailure> {
         let files = entry_dir.join("files");
         let mut rels = Vec::with_capacity(entry.files.len());
@@ -212,6 +259,8 @@ impl Store {
         let mut venv_dirs = Folders::new(venv, true, true)
             .with_context(|| format!("{}: cannot open", venv.display()))
             .map_err(LinkFailure::Failed)?;
+        let site = Path::new(&entry.dist_info).parent();
+        venv_dirs.reuse = reuse.zip(site);
         let metadata = format!("{}/METADATA", entry.dist_info);
         let rank = |f: &StoredFile| {
             if f.path == metadata {

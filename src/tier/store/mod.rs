@@ -34,7 +34,7 @@ use crate::python::record::RecordRow;
 use crate::sys::fsutil::write_atomic;
 use place::{place, place_replacing};
 
-pub use linking::LinkFailure;
+pub use linking::{LinkFailure, Reuse};
 pub use place::make_read_only;
 pub use remove::remove_dists;
 

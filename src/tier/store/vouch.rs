@@ -15,6 +15,14 @@
 //!   right after it, taken through one handle on the file. Read, and deleted, by the next
 //!   transaction under the tier lock.
 //!
+//! - `<tier>/.dirs/NAME`: an emptied folder tree of site-packages (a package's folder, a
+//!   `.dist-info`), kept by the background deletion instead of deleted, and moved back by the next
+//!   restore of a folder of that name. A folder freed and one made again soon after are what
+//!   costs most on ext4 without a journal (its allocator passes over every recently freed inode
+//!   of the group on each `mkdir`); a kept one costs one `rename`. On reuse the tree must hold
+//!   folders only; the folders the entry does not need go and the others get the mode a `mkdir`
+//!   gives.
+//!
 //! A file is taken as checked when its key now is the key kept in `entry.json`, or the key of
 //! `keys.json`, or follows from one of them through unlinks that began exactly at that key
 //! and ended exactly at the key seen now. Any other change (a write, a `chmod`, a link or unlink
@@ -34,6 +42,8 @@ use super::{file_key, FileKey};
 pub const KEYS_FILE: &str = "keys.json";
 /// How the background deletion's reports begin.
 pub const UNLINKED_PREFIX: &str = ".unlinked-";
+/// The tier's folder of emptied folder trees kept for reuse.
+pub const POOL_DIR: &str = ".dirs";
 
 /// The unlinks the background deletions reported: per inode, (key before, key after).
 #[derive(Debug, Default)]
@@ -41,12 +51,36 @@ pub struct Unlinked {
     by_ino: HashMap<u64, Vec<(FileKey, FileKey)>>,
     /// The reports read, deleted once the transaction that read them is over.
     pub reports: Vec<PathBuf>,
+    /// The tier's `.dirs` (see the module's notes), when there is one and the umask is known.
+    pub pool: Option<Pool>,
+}
+
+/// Emptied folder trees kept for reuse.
+#[derive(Debug)]
+pub struct Pool {
+    pub dir: PathBuf,
+    /// The mode a `mkdir` gives now (0777 less the umask).
+    pub dir_mode: u32,
+}
+
+/// The process's umask, read without changing it (`umask(2)` sets it for every thread).
+fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
 }
 
 impl Unlinked {
     /// The reports in `tier_root` (only whole ones: each is renamed into place when written).
     pub fn load(tier_root: &Path) -> Unlinked {
         let mut out = Unlinked::default();
+        let pool = tier_root.join(POOL_DIR);
+        if std::fs::symlink_metadata(&pool).is_ok_and(|m| m.is_dir()) {
+            out.pool = current_umask().map(|umask| Pool {
+                dir: pool,
+                dir_mode: 0o777 & !umask,
+            });
+        }
         let Ok(read) = std::fs::read_dir(tier_root) else {
             return out;
         };
@@ -150,16 +184,19 @@ pub fn delete_trash(trash: &Path) -> Result<()> {
             .with_context(|| format!("{}: cannot remove", trash.display()));
     }
     let mut pairs = Vec::new();
-    remove_contents(trash, &mut pairs);
-    if !pairs.is_empty() {
-        if let Some(parent) = trash.parent() {
+    remove_files(trash, &mut pairs);
+    if let Some(parent) = trash.parent() {
+        if !pairs.is_empty() {
             let _ = write_report(parent, &pairs);
         }
+        keep_folders(trash, &parent.join(POOL_DIR));
     }
+    remove_folders(trash);
     std::fs::remove_dir(trash).with_context(|| format!("{}: cannot remove", trash.display()))
 }
 
-fn remove_contents(dir: &Path, pairs: &mut Vec<(FileKey, FileKey)>) {
+/// Removes every file under `dir`, keeping the folders.
+fn remove_files(dir: &Path, pairs: &mut Vec<(FileKey, FileKey)>) {
     // A folder never leads out of the trash (one swapped for a link is unlinked, not followed).
     if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
         return;
@@ -170,18 +207,171 @@ fn remove_contents(dir: &Path, pairs: &mut Vec<(FileKey, FileKey)>) {
     for item in read.filter_map(Result::ok) {
         let path = item.path();
         match item.file_type() {
-            Ok(t) if t.is_dir() => {
-                remove_contents(&path, pairs);
-                if std::fs::remove_dir(&path).is_err() {
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
+            Ok(t) if t.is_dir() => remove_files(&path, pairs),
             Ok(t) if t.is_file() => unlink_reporting(&path, pairs),
             _ => {
                 let _ = std::fs::remove_file(&path);
             }
         }
     }
+}
+
+/// Removes the folders under `dir` (and anything left in them).
+fn remove_folders(dir: &Path) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for item in read.filter_map(Result::ok) {
+        let path = item.path();
+        if item.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_folders(&path);
+            let _ = std::fs::remove_dir(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// The emptied folders of site-packages in a trash folder, by the name they had there: the
+/// `N-NAME` items an undo moved aside, or the site-packages folders of a venv clean moved aside.
+fn site_folders(trash: &Path) -> Vec<(PathBuf, String)> {
+    let name = trash
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let list = |dir: &Path| -> Vec<(PathBuf, String)> {
+        std::fs::read_dir(dir)
+            .map(|read| {
+                read.filter_map(Result::ok)
+                    .filter(|i| i.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|i| (i.path(), i.file_name().to_string_lossy().into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if name.ends_with("-files") {
+        list(trash)
+            .into_iter()
+            .filter_map(|(path, n)| {
+                let (counter, rest) = n.split_once('-')?;
+                counter
+                    .chars()
+                    .all(|c| c.is_ascii_digit())
+                    .then(|| (path, rest.to_string()))
+            })
+            .collect()
+    } else if name.starts_with(".trash-venv-") {
+        list(&trash.join("lib"))
+            .into_iter()
+            .filter(|(_, n)| n.starts_with("python"))
+            .flat_map(|(path, _)| list(&path.join("site-packages")))
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Moves the emptied site-packages folders of `trash` into `pool`, one per name (a name already
+/// there keeps its tree); only trees of folders alone.
+fn keep_folders(trash: &Path, pool: &Path) {
+    let folders = site_folders(trash);
+    if folders.is_empty() {
+        return;
+    }
+    match std::fs::symlink_metadata(pool) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return,
+        Err(_) => {
+            if std::fs::create_dir(pool).is_err() {
+                return;
+            }
+        }
+    }
+    for (path, name) in folders {
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            continue;
+        }
+        let only_folders = walkdir::WalkDir::new(&path)
+            .into_iter()
+            .all(|e| e.is_ok_and(|e| e.file_type().is_dir()));
+        if only_folders {
+            let _ = nix::fcntl::renameat2(
+                None,
+                &path,
+                None,
+                &pool.join(&name),
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            );
+        }
+    }
+}
+
+/// Takes a kept folder tree out of the pool for `dest` (which must not exist yet), keeping of
+/// it the folders `needed` (venv-relative paths; `rel` is the folder's own) and giving them
+/// `pool.dir_mode`. The tree is claimed (renamed to a name of this call) and made right before
+/// it enters the venv, where another thread may be linking into a folder of the same name.
+/// `false` when there is none, or it is not folders alone, or `dest` appeared meanwhile (the
+/// claimed tree then goes to a `.trash-dirs-*` of the tier, deleted in the background).
+pub fn reuse_folder(
+    pool: &Pool,
+    name: &std::ffi::OsStr,
+    dest: &Path,
+    rel: &Path,
+    needed: &std::collections::HashSet<&Path>,
+) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CLAIMS: AtomicUsize = AtomicUsize::new(0);
+    let noreplace = nix::fcntl::RenameFlags::RENAME_NOREPLACE;
+    let claimed = pool.dir.join(format!(
+        ".claim-{}-{}",
+        std::process::id(),
+        CLAIMS.fetch_add(1, Ordering::Relaxed)
+    ));
+    if nix::fcntl::renameat2(None, &pool.dir.join(name), None, &claimed, noreplace).is_err() {
+        return false;
+    }
+    let mut sound = true;
+    let mut dirs = Vec::new();
+    for e in walkdir::WalkDir::new(&claimed).contents_first(true) {
+        match e {
+            Ok(e) if e.file_type().is_dir() => dirs.push(e.into_path()),
+            _ => sound = false,
+        }
+    }
+    if sound {
+        for dir in &dirs {
+            let venv_rel = match dir.strip_prefix(&claimed) {
+                Ok(r) if r.as_os_str().is_empty() => rel.to_path_buf(),
+                Ok(r) => rel.join(r),
+                Err(_) => continue,
+            };
+            if !needed.contains(venv_rel.as_path()) {
+                if std::fs::remove_dir(dir).is_err() {
+                    sound = false;
+                }
+                continue;
+            }
+            let mode = std::fs::symlink_metadata(dir).map(|m| m.permissions().mode() & 0o7777);
+            if mode.as_ref().ok() != Some(&pool.dir_mode)
+                && std::fs::set_permissions(dir, std::fs::Permissions::from_mode(pool.dir_mode))
+                    .is_err()
+            {
+                sound = false;
+            }
+        }
+    }
+    if sound && nix::fcntl::renameat2(None, &claimed, None, dest, noreplace).is_ok() {
+        return true;
+    }
+    if let Some(tier_root) = pool.dir.parent() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let aside = tier_root.join(format!(".trash-dirs-{}-{nanos}", std::process::id()));
+        let _ = std::fs::rename(&claimed, aside);
+    }
+    false
 }
 
 /// Unlinks `path`; for a file with other links, notes its key right before and right after,
@@ -305,6 +495,67 @@ mod tests {
             keep.join("f").is_file(),
             "the link was removed, not followed"
         );
+    }
+
+    #[test]
+    fn emptied_folders_are_kept_and_reused_with_only_what_is_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let trash = dir.path().join(".trash-7-files");
+        std::fs::create_dir_all(trash.join("3-pkg/sub/deep")).unwrap();
+        std::fs::create_dir_all(trash.join("3-pkg/old")).unwrap();
+        std::fs::write(trash.join("3-pkg/sub/mod.py"), b"x").unwrap();
+        std::fs::create_dir_all(trash.join("4-other")).unwrap();
+        std::fs::write(trash.join("4-other/f"), b"y").unwrap();
+        delete_trash(&trash).unwrap();
+        assert!(!trash.exists());
+        let pool_dir = dir.path().join(POOL_DIR);
+        assert!(pool_dir.join("pkg/sub/deep").is_dir());
+        assert!(!pool_dir.join("pkg/sub/mod.py").exists());
+        let pool = Pool {
+            dir: pool_dir.clone(),
+            dir_mode: 0o750,
+        };
+        std::fs::set_permissions(
+            pool_dir.join("pkg/sub"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        let site = dir.path().join("venv/site");
+        std::fs::create_dir_all(&site).unwrap();
+        let needed: std::collections::HashSet<&Path> =
+            [Path::new("site/pkg"), Path::new("site/pkg/sub")].into();
+        assert!(reuse_folder(
+            &pool,
+            std::ffi::OsStr::new("pkg"),
+            &site.join("pkg"),
+            Path::new("site/pkg"),
+            &needed
+        ));
+        assert!(site.join("pkg/sub").is_dir());
+        assert!(!site.join("pkg/old").exists(), "a folder not needed goes");
+        assert!(!site.join("pkg/sub/deep").exists());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&site.join("pkg/sub")), 0o750, "the mode a mkdir gives");
+        assert_eq!(mode(&site.join("pkg")), 0o750);
+        assert!(!pool_dir.join("pkg").exists());
+        // None left, and a tree with a file in it is not used.
+        assert!(!reuse_folder(
+            &pool,
+            std::ffi::OsStr::new("pkg"),
+            &site.join("pkg2"),
+            Path::new("site/pkg2"),
+            &needed
+        ));
+        std::fs::create_dir_all(pool_dir.join("planted")).unwrap();
+        std::fs::write(pool_dir.join("planted/evil.py"), b"z").unwrap();
+        assert!(!reuse_folder(
+            &pool,
+            std::ffi::OsStr::new("planted"),
+            &site.join("planted"),
+            Path::new("site/planted"),
+            &needed
+        ));
+        assert!(!site.join("planted").exists());
     }
 
     #[test]
