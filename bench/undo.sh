@@ -9,7 +9,8 @@
 # between the same two sets, "base" (pip, setuptools) and "full" (base + the 99):
 #   back     full -> base   pyctl undo     | uv pip sync base.txt | pip uninstall -y -r | seed
 #   forward  base -> full   pyctl redo     | uv pip sync full.txt | pip install -r      | seed
-#   restore  clean venv -> full: pyctl restore full (after pyctl clean)
+#   restore  clean venv -> full: pyctl restore full (after pyctl clean) | uv pip sync full.txt
+#            (from base, again in the same hyperfine run)
 #   clean    pyctl clean (full -> new venv) | python -m venv (with ensurepip)
 # Targets (DESIGN.md / issue 3): undo <= 1.0x uv and >= 10x pip; redo and restore <= 1.0x uv
 # and >= 50x pip and the seed; clean <= 0.2 s.
@@ -116,46 +117,65 @@ measure() {
         --prepare "sh -c 'pyctl -q undo && $settle'" -n "pyctl redo" "pyctl -q redo" \
         --prepare "$uvsync $U/base.txt" -n "uv pip sync full.txt" "$uvsync $U/full.txt"
     log "restore into a clean venv, and clean"
+    # uv base -> full again in this run, so that restore's ratio comes from one run with both
+    # sides under the same load (clean leaves base: a new venv's pip and setuptools).
     hyperfine -N --warmup 1 --runs "$RUNS" \
         --export-json "$RESULTS_DIR/restore.json" --export-markdown "$RESULTS_DIR/restore.md" \
         --prepare "sh -c 'pyctl -q clean && $settle'" -n "pyctl restore full (after clean)" "pyctl -q restore full" \
+        --prepare "$uvsync $U/base.txt" -n "uv pip sync full.txt (restore's run)" "$uvsync $U/full.txt" \
         --prepare "sh -c 'pyctl -q restore full && $settle'" -n "pyctl clean (from full)" "pyctl -q clean" \
         --prepare "rm -rf $U/plain-venv" -n "python -m venv" "$BENCH_PYTHON -m venv $U/plain-venv"
-    log "pip and the seed's approach ($SLOW_RUNS runs each)"
-    $pip_in
-    hyperfine --warmup 0 --runs "$SLOW_RUNS" \
-        --export-json "$RESULTS_DIR/slow.json" --export-markdown "$RESULTS_DIR/slow.md" \
-        --prepare "$pip_in" -n "pip uninstall -y -r (back)" "$pip_out" \
-        --prepare "$pip_out" -n "pip install -r (forward)" "$pip_in" \
-        --prepare "true" -n "seed: venv (back)" "$seed_back" \
-        --prepare "true" -n "seed: venv + pip install -r (forward)" "$seed_fwd"
+    if [ "$SLOW_RUNS" -gt 0 ]; then
+        log "pip and the seed's approach ($SLOW_RUNS runs each)"
+        $pip_in
+        hyperfine --warmup 0 --runs "$SLOW_RUNS" \
+            --export-json "$RESULTS_DIR/slow.json" --export-markdown "$RESULTS_DIR/slow.md" \
+            --prepare "$pip_in" -n "pip uninstall -y -r (back)" "$pip_out" \
+            --prepare "$pip_out" -n "pip install -r (forward)" "$pip_in" \
+            --prepare "true" -n "seed: venv (back)" "$seed_back" \
+            --prepare "true" -n "seed: venv + pip install -r (forward)" "$seed_fwd"
+    else
+        log "pip and the seed's approach skipped (PYCTL_BENCH_SLOW_RUNS=0)"
+        rm -f "$RESULTS_DIR/slow.json"
+    fi
 
     # The sets really are what each side claims.
     pyctl -q restore full
     diff <(pyctl freeze) "$U/full.txt" >&2 || die "pyctl restore full did not give full.txt"
     "$BENCH_PYTHON" - "$RESULTS_DIR" "$PYCTL_COMMIT" "$n_full" <<'EOF'
-import json, sys
+import json, os, sys
 results, commit, n = sys.argv[1], sys.argv[2], sys.argv[3]
 def med(name, i):
     return json.load(open(f"{results}/{name}.json"))["results"][i]["median"]
 undo, uv_back = med("back", 0), med("back", 1)
 redo, uv_fwd = med("forward", 0), med("forward", 1)
-restore, clean, venv = med("restore", 0), med("restore", 1), med("restore", 2)
-pip_back, pip_fwd = med("slow", 0), med("slow", 1)
-seed_back, seed_fwd = med("slow", 2), med("slow", 3)
+restore, uv_restore = med("restore", 0), med("restore", 1)
+clean, venv = med("restore", 2), med("restore", 3)
+slow = os.path.exists(f"{results}/slow.json")
+if slow:
+    pip_back, pip_fwd = med("slow", 0), med("slow", 1)
+    seed_back, seed_fwd = med("slow", 2), med("slow", 3)
 def row(what, t, ref, ref_name):
     print(f"  {what:<28} {t*1000:8.0f} ms  {ref_name:<12} {ref*1000:8.0f} ms  ratio {t/ref:6.3f}x")
 print(f"pyctl {commit}, full set {n} distributions (medians, offline)")
 row("undo (full -> base)", undo, uv_back, "uv sync")
-row("undo", undo, pip_back, "pip")
-row("undo", undo, seed_back, "seed")
+if slow:
+    row("undo", undo, pip_back, "pip")
+    row("undo", undo, seed_back, "seed")
 row("redo (base -> full)", redo, uv_fwd, "uv sync")
-row("redo", redo, pip_fwd, "pip")
-row("redo", redo, seed_fwd, "seed")
-row("restore into clean venv", restore, uv_fwd, "uv sync")
-row("restore", restore, pip_fwd, "pip")
-row("restore", restore, seed_fwd, "seed")
+if slow:
+    row("redo", redo, pip_fwd, "pip")
+    row("redo", redo, seed_fwd, "seed")
+row("restore into clean venv", restore, uv_restore, "uv sync")
+if slow:
+    row("restore", restore, pip_fwd, "pip")
+    row("restore", restore, seed_fwd, "seed")
 row("clean", clean, venv, "python -m venv")
+print("CPU per run (hyperfine's means, the process and its children): user + system")
+for name in ("back", "forward", "restore"):
+    for r in json.load(open(f"{results}/{name}.json"))["results"]:
+        print(f"  {r['command']:<40} median {r['median']*1000:7.0f} ms  "
+              f"user {r['user']*1000:6.0f} ms  sys {r['system']*1000:6.0f} ms")
 EOF
     log "results in $RESULTS_DIR"
 }

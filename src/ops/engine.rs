@@ -394,7 +394,9 @@ impl ApplyReport {
 /// Applies a plan to `venv` (its canonical path). Removals first (moved into `trash`, which the
 /// caller deletes once the venv is in its target state), then additions from the store, then pip
 /// for the rest: `--no-index` with the local wheel folders first, then the index (not after a
-/// pip that a signal ended: that is a failure).
+/// pip that a signal ended: that is a failure). `unlinked`: what the background deletions
+/// reported since the last transaction (`store::vouch`).
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     ctx: &Context,
     ui: &Ui,
@@ -403,12 +405,13 @@ pub fn apply(
     plan: &Plan,
     find_links: &[PathBuf],
     trash: &Path,
+    unlinked: &store::vouch::Unlinked,
 ) -> Result<ApplyReport> {
     let mut report = ApplyReport::default();
     if remove(ctx, venv, plan, trash, &mut report)? == Go::Stop {
         return Ok(report);
     }
-    let via_pip = restore_from_store(ui, store, venv, plan);
+    let via_pip = restore_from_store(ui, store, venv, plan, unlinked);
     for r in &plan.repair {
         if let Err(e) = store.put_back(&r.src, &venv.join(&r.path)) {
             report.failures.push(format!(
@@ -503,6 +506,7 @@ fn restore_from_store<'a>(
     store: &Store,
     venv: &Path,
     plan: &'a Plan,
+    unlinked: &store::vouch::Unlinked,
 ) -> Vec<&'a Addition> {
     let from_store: Vec<(&Addition, &PathBuf, &StoreEntry)> = plan
         .all_additions()
@@ -516,23 +520,34 @@ fn restore_from_store<'a>(
         .filter(|a| matches!(a.source, Source::Pip { .. }))
         .collect();
     let progress = ui.progress("restoring distributions from the store", from_store.len());
-    let results = crate::sys::parallel::map(&from_store, |(_, dir, entry)| {
-        let mut made_dirs = std::collections::HashSet::new();
-        let result = match Store::verify(dir, entry) {
-            Ok(()) => store.restore(dir, entry, venv, &mut made_dirs),
-            Err(e) => {
-                let e = anyhow::Error::new(e);
+    // The largest first, so that one large distribution (jedi: a third of jupyterlab's files)
+    // is not what one core works through alone at the end while the other waits.
+    let mut order: Vec<usize> = (0..from_store.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(from_store[i].2.files.len()));
+    let entries: Vec<&StoreEntry> = from_store.iter().map(|(_, _, e)| *e).collect();
+    let reuse = unlinked
+        .pool
+        .as_ref()
+        .map(|pool| store::Reuse::new(pool, &entries));
+    let results = crate::sys::parallel::map(&order, |&i| {
+        let (_, dir, entry) = &from_store[i];
+        let result = match store.restore_checked(dir, entry, venv, unlinked, reuse.as_ref()) {
+            Ok(()) => Ok(()),
+            Err(store::LinkFailure::Damaged(e)) => {
                 // A damaged entry goes, so that the copy pip installs now is kept in its place
                 // (keeping skips a distribution whose entry exists).
                 let _ = std::fs::remove_dir_all(dir);
-                Err(e)
+                Err(anyhow::Error::new(e))
             }
+            Err(store::LinkFailure::Failed(e)) => Err(e),
         };
         progress.inc();
-        result
+        (i, result)
     });
     drop(progress);
-    for ((addition, _, _), result) in from_store.iter().zip(results) {
+    let mut results: Vec<(usize, Result<()>)> = results;
+    results.sort_by_key(|(i, _)| *i);
+    for ((addition, _, _), (_, result)) in from_store.iter().zip(results) {
         if let Err(e) = result {
             ui.warn(&format!("{}: {e:#}; falling back to pip", addition.line));
             via_pip.push(addition);

@@ -4,6 +4,7 @@
 //! target asks for one), so that nothing is ever lost.
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -251,7 +252,11 @@ fn apply_locked(
     // runs, so nothing else records a venv it is still changing; nothing started after
     // (the background deletion) gets the lock.
     lock.keep_across_exec()?;
-    let report = engine::apply(ctx, ui, store, &venv, plan, find_links, &trash);
+    // What the background deletions unlinked since the last transaction: the stored files
+    // they left as they were need no hashing (`store::vouch`).
+    let unlinked = crate::tier::store::vouch::Unlinked::load(&tier.root);
+    let report = engine::apply(ctx, ui, store, &venv, plan, find_links, &trash, &unlinked);
+    unlinked.discard();
     lock.close_on_exec()?;
     let report = report?;
     for failure in &report.failures {
@@ -332,13 +337,30 @@ pub fn finish_trash(tier: &Tier) {
     }
 }
 
-/// `rm -rf path`, started and not waited for.
+/// Deletes a `.trash-*` folder, started and not waited for: pyctl itself (`pyctl
+/// __delete-trash PATH`, which reports the unlinks of stored files, see
+/// [`crate::tier::store::vouch`]), or `rm -rf` when pyctl's own binary cannot be run again.
 pub fn delete_in_background(path: &Path) {
-    let _ = crate::sys::tool::system_tool("rm")
-        .arg("-rf")
-        .arg(path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
+    let quiet = |mut cmd: std::process::Command| {
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    };
+    let own = std::env::current_exe().ok().map(|exe| {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg0("pyctl")
+            .arg("__delete-trash")
+            .arg(path)
+            .env_clear()
+            .env("PATH", crate::sys::tool::SYSTEM_PATH)
+            .env("LC_ALL", "C");
+        cmd
+    });
+    if own.map(quiet).is_some_and(|r| r.is_ok()) {
+        return;
+    }
+    let mut rm = crate::sys::tool::system_tool("rm");
+    rm.arg("-rf").arg(path);
+    let _ = quiet(rm);
 }

@@ -41,15 +41,22 @@ pub fn parse_record(bytes: &[u8]) -> Result<Vec<RecordRow>> {
 /// The RECORD hash field of what `input` yields: `sha256=` and the digest in URL-safe base64
 /// without padding, as pip writes it.
 pub fn hash_field(mut input: impl Read) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
+    thread_local! {
+        // One buffer per thread: undo, redo and restore hash thousands of files, and a zeroed
+        // 64 KiB buffer per file cost more than most of those files' hashing.
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
     }
+    let mut hasher = Sha256::new();
+    BUF.with(|buf| -> std::io::Result<()> {
+        let mut buf = buf.borrow_mut();
+        loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            hasher.update(&buf[..n]);
+        }
+    })?;
     Ok(format!(
         "sha256={}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hasher.finalize())

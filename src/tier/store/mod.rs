@@ -15,9 +15,11 @@
 //! the folder holding `.dist-info`), `sha256=<urlsafe base64, no padding>` and size; RECORD
 //! itself and some generated files carry no hash.
 
+mod linking;
 mod place;
 mod remove;
 mod sizes;
+pub mod vouch;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Component, Path, PathBuf};
@@ -32,6 +34,7 @@ use crate::python::record::RecordRow;
 use crate::sys::fsutil::write_atomic;
 use place::{place, place_replacing};
 
+pub use linking::{LinkFailure, Reuse};
 pub use remove::remove_dists;
 
 pub const ENTRY_SCHEMA: u32 = 1;
@@ -490,42 +493,6 @@ impl Store {
                 .with_context(|| format!("{}: cannot create", parent.display()))?;
         }
         place_replacing(src, dest, self.link_mode)
-    }
-
-    /// Puts an entry's files into the venv, the `.dist-info` last so that an interrupted
-    /// restore never leaves a distribution that looks installed but is not. `made_dirs`
-    /// remembers folders already created, to spare a `mkdir` per file.
-    pub fn restore(
-        &self,
-        entry_dir: &Path,
-        entry: &StoreEntry,
-        venv: &Path,
-        made_dirs: &mut HashSet<PathBuf>,
-    ) -> Result<()> {
-        let files = entry_dir.join("files");
-        let (meta_files, other): (Vec<&StoredFile>, Vec<&StoredFile>) = entry
-            .files
-            .iter()
-            .partition(|f| Path::new(&f.path).starts_with(&entry.dist_info));
-        // METADATA is what makes a `.dist-info` visible (to pip and to the scan): it goes last
-        // of all, so a kill never leaves one seen without its RECORD or direct_url.json.
-        let metadata = format!("{}/METADATA", entry.dist_info);
-        let (visible, meta_files): (Vec<&StoredFile>, Vec<&StoredFile>) =
-            meta_files.into_iter().partition(|f| f.path == metadata);
-        for file in other.into_iter().chain(meta_files).chain(visible) {
-            let rel = file.venv_path(entry_dir)?;
-            let src = files.join(rel);
-            let dest = venv.join(rel);
-            if let Some(parent) = dest.parent() {
-                if !made_dirs.contains(parent) {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("{}: cannot create", parent.display()))?;
-                    made_dirs.insert(parent.to_path_buf());
-                }
-            }
-            place_replacing(&src, &dest, self.link_mode)?;
-        }
-        Ok(())
     }
 
     /// Removes entries whose line no history entry, snapshot or the venv refers to (`referenced`

@@ -29,7 +29,16 @@ pub fn remove_dists(
     let mut counter = 0usize;
     let mut move_aside = |path: &Path| -> Result<()> {
         counter += 1;
-        let dest = trash.join(counter.to_string());
+        // `N-NAME`: the background deletion keeps the emptied folder for the next restore of a
+        // folder of that name (`vouch::delete_trash`).
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| n.len() <= 200);
+        let dest = match name {
+            Some(name) => trash.join(format!("{counter}-{name}")),
+            None => trash.join(counter.to_string()),
+        };
         std::fs::rename(path, &dest)
             .with_context(|| format!("cannot move {} aside", path.display()))
     };
