@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+pub use super::kept::Repair;
 use crate::context::Context;
 use crate::python::freeze::freeze_map;
 use crate::python::inventory::{requirement_key, Distribution, MetadataFormat, PackageSet};
@@ -58,17 +59,6 @@ pub struct Plan {
     /// Distributions in both sets at the same line.
     #[serde(skip)]
     kept: Vec<Distribution>,
-}
-
-/// One file of a kept distribution to put back.
-#[derive(Debug, Clone, Serialize)]
-pub struct Repair {
-    /// Venv-relative.
-    pub path: String,
-    /// The freeze line of the distribution whose bytes go back.
-    pub line: String,
-    #[serde(skip)]
-    src: PathBuf,
 }
 
 impl Plan {
@@ -133,11 +123,28 @@ pub fn plan(
             }
         }
     }
+    // Where each addition or change comes from: one store entry read each, spread over the
+    // cores.
+    let wanted: Vec<(&String, &String)> = target
+        .iter()
+        .filter(|(name, line)| {
+            current_map
+                .get(*name)
+                .is_none_or(|cur| requirement_key(cur) != requirement_key(line))
+        })
+        .collect();
+    let found = crate::sys::parallel::map(&wanted, |(name, line)| {
+        find_source(store, name, line, python_minor)
+    });
+    let mut sources: BTreeMap<&String, Source> =
+        wanted.iter().map(|(name, _)| *name).zip(found).collect();
     for (name, line) in &target {
-        let addition = || Addition {
+        let mut addition = || Addition {
             name: name.clone(),
             line: line.clone(),
-            source: find_source(store, name, line, python_minor),
+            source: sources.remove(name).unwrap_or_else(|| Source::Pip {
+                reason: "not in the store".into(),
+            }),
         };
         match current_map.get(name) {
             None => plan.add.push(addition()),
@@ -164,7 +171,7 @@ pub fn plan(
         })
         .flatten()
         .collect();
-    let (repair, damaged) = find_repairs(store, venv, &plan.kept, &added);
+    let (repair, damaged) = super::kept::find_repairs(store, venv, &plan.kept, &added);
     plan.repair = repair;
     plan.reinstall = damaged
         .into_iter()
@@ -175,121 +182,6 @@ pub fn plan(
         })
         .collect();
     plan
-}
-
-/// A stored file that may go at a path: (owner's freeze line, the entry's `files/`, the file).
-type Candidate = (String, PathBuf, store::StoredFile);
-
-/// The files of the kept distributions that are not what their store entry holds, and the
-/// kept distributions that cannot be put right from the store (line, why).
-fn find_repairs(
-    store: &Store,
-    venv: &Path,
-    kept: &[Distribution],
-    added: &HashSet<String>,
-) -> (Vec<Repair>, Vec<(String, String)>) {
-    // Every kept file with the store copies that may go there (several owners: any of them).
-    let mut owners: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
-    for dist in kept {
-        if dist.format != MetadataFormat::DistInfo {
-            continue;
-        }
-        let Some((dir, entry)) = store.entry_for_installed(dist) else {
-            continue;
-        };
-        let line = dist.freeze_lines().pop().unwrap_or_default();
-        for file in entry.files {
-            if added.contains(&file.path) {
-                continue;
-            }
-            owners.entry(file.path.clone()).or_default().push((
-                line.clone(),
-                dir.join("files"),
-                file,
-            ));
-        }
-    }
-    let items: Vec<(String, Vec<Candidate>)> = owners.into_iter().collect();
-    let checked = crate::sys::parallel::map(&items, |(path, candidates)| {
-        check_kept_file(venv, path, candidates)
-    });
-    let mut repairs = Vec::new();
-    let mut damaged: BTreeMap<String, String> = BTreeMap::new();
-    for result in checked {
-        match result {
-            Ok(None) => {}
-            Ok(Some(r)) => repairs.push(r),
-            Err((line, why)) => {
-                damaged.entry(line).or_insert(why);
-            }
-        }
-    }
-    // A distribution pip reinstalls gets all its files from pip.
-    repairs.retain(|r| !damaged.contains_key(&r.line));
-    (repairs, damaged.into_iter().collect())
-}
-
-/// Whether the venv's `path` is one of its owners' own file; if not, the store copy to put
-/// there, or (line, why) when no owner's store copy is sound.
-fn check_kept_file(
-    venv: &Path,
-    path: &str,
-    candidates: &[Candidate],
-) -> Result<Option<Repair>, (String, String)> {
-    use std::os::unix::fs::MetadataExt;
-    let dest = venv.join(path);
-    let here = std::fs::symlink_metadata(&dest).ok();
-    for (_, files, file) in candidates {
-        let src = files.join(&file.path);
-        let Ok(stored) = std::fs::symlink_metadata(&src) else {
-            continue;
-        };
-        let Some(here) = &here else { continue };
-        if stored.file_type().is_symlink() {
-            if here.file_type().is_symlink()
-                && std::fs::read_link(&src).ok() == std::fs::read_link(&dest).ok()
-            {
-                return Ok(None);
-            }
-            continue;
-        }
-        if !here.is_file() {
-            continue;
-        }
-        if here.ino() == stored.ino() && here.dev() == stored.dev() {
-            // The same inode: sound if the stored file is.
-            if Store::verify_file(files, file).is_ok() {
-                return Ok(None);
-            }
-            continue;
-        }
-        // Another inode (a copy, another distribution's file, an editor's save): its content
-        // and mode decide.
-        if here.len() != stored.len() || here.mode() & 0o7777 != stored.mode() & 0o7777 {
-            continue;
-        }
-        let same = match file.hash.as_deref().filter(|h| h.starts_with("sha256=")) {
-            Some(expected) => store::file_hash(&dest).is_ok_and(|h| h == expected),
-            None => std::fs::read(&dest).ok() == std::fs::read(&src).ok(),
-        };
-        if same {
-            return Ok(None);
-        }
-    }
-    let mut why = None;
-    for (line, files, file) in candidates {
-        match Store::verify_file(files, file) {
-            Ok(()) => {
-                return Ok(Some(Repair {
-                    path: path.to_string(),
-                    line: line.clone(),
-                    src: files.join(&file.path),
-                }))
-            }
-            Err(e) => why = Some((line.clone(), e.to_string())),
-        }
-    }
-    Err(why.unwrap_or_else(|| (String::new(), format!("{path}: no owner in the store"))))
 }
 
 fn find_source(store: &Store, canonical: &str, line: &str, python_minor: &str) -> Source {

@@ -6,6 +6,7 @@
 pub mod clean;
 pub mod engine;
 pub mod health;
+mod kept;
 pub mod migrate;
 pub mod rebuild;
 pub mod repair;

@@ -309,11 +309,15 @@ enum Step {
     /// Write the nth owned file anew as an editor that saves by rename does (a new inode),
     /// other bytes of the same size, the mtime put back.
     Replace(usize),
+    /// Wait for the background deletion of what undo, redo, restore and clean moved aside, so
+    /// that the next restore takes the folders it parked (without this step it races them).
+    Settle,
 }
 
 fn generate(seed: u64, steps: usize) -> Vec<Step> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut out = Vec::new();
+    let mut engines = 0;
     for _ in 0..steps {
         let step = match rng.below(20) {
             0..=6 => {
@@ -330,7 +334,20 @@ fn generate(seed: u64, steps: usize) -> Vec<Step> {
             18 => Step::Edit(rng.below(1000)),
             _ => Step::Replace(rng.below(1000)),
         };
+        let engine = matches!(
+            step,
+            Step::Undo | Step::Redo | Step::UndoTo(_) | Step::Restore(_) | Step::Clean
+        );
         out.push(step);
+        // Every other engine step is followed by a wait for the background deletion (the
+        // next restore takes the trees it parked); the others race it. Drawing nothing from
+        // the generator keeps each seed's sequence of the other steps.
+        if engine {
+            engines += 1;
+            if engines % 2 == 0 {
+                out.push(Step::Settle);
+            }
+        }
     }
     out
 }
@@ -415,6 +432,20 @@ impl<'a> Model<'a> {
                     return Ok(());
                 }
                 self.pip(&["uninstall", "-y", name])?
+            }
+            Step::Settle => {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while std::fs::read_dir(self.t.root())
+                    .map_err(|e| e.to_string())?
+                    .filter_map(Result::ok)
+                    .any(|e| e.file_name().to_string_lossy().starts_with(".trash-"))
+                {
+                    if std::time::Instant::now() > deadline {
+                        return Err("the background deletion did not end in 60 s".into());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                return Ok(());
             }
             Step::Edit(n) => return self.edit(*n, false),
             Step::Replace(n) => return self.edit(*n, true),

@@ -15,6 +15,7 @@ mod doctor;
 mod everyday;
 mod exactness;
 mod freeze_spelling;
+mod parked;
 mod undo;
 mod venv_bootstrap;
 mod wrapper;

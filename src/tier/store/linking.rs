@@ -16,6 +16,7 @@ use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, mkdirat, FileStat, Mode, SFlag};
 use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
+use super::park;
 use super::place::place_replacing;
 use super::vouch::{self, read_keys, write_keys, Pool, Unlinked};
 use super::{Damage, FileKey, LinkMode, Store, StoreEntry, StoredFile};
@@ -144,13 +145,61 @@ fn split(rel: &Path) -> (&Path, &OsStr) {
 // The `stat` field types differ between targets (`ino_t`, `time_t`): the casts are no-ops on
 // some only.
 #[allow(clippy::unnecessary_cast)]
-fn key_of(st: &FileStat) -> FileKey {
+pub(super) fn key_of(st: &FileStat) -> FileKey {
     (
         st.st_ino as u64,
         st.st_size as u64,
         st.st_ctime as i64,
         st.st_ctime_nsec as i64,
     )
+}
+
+/// The order a restore puts an entry's files in (indices): the `.dist-info` last, its
+/// `METADATA` last of all.
+fn link_order(entry: &StoreEntry) -> Vec<usize> {
+    let metadata = format!("{}/METADATA", entry.dist_info);
+    let rank = |f: &StoredFile| {
+        if f.path == metadata {
+            2
+        } else if Path::new(&f.path).starts_with(&entry.dist_info) {
+            1
+        } else {
+            0
+        }
+    };
+    let mut order: Vec<usize> = (0..entry.files.len()).collect();
+    order.sort_by_key(|&i| rank(&entry.files[i]));
+    order
+}
+
+/// [`verify_at`] for the stored file `rel` of an entry (its `files/` is `files`, open in
+/// `stored`).
+fn verify_stored(
+    stored: &mut Folders,
+    files: &Path,
+    file: &StoredFile,
+    rel: &Path,
+    linked: Option<FileKey>,
+    unlinked: &Unlinked,
+) -> Result<Option<u64>, LinkFailure> {
+    let (dir, name) = split(rel);
+    let fd = stored.get(dir).map_err(|e| {
+        let path = files.join(dir);
+        LinkFailure::Damaged(match e {
+            Errno::ENOENT => Damage::Missing { path },
+            Errno::ENOTDIR | Errno::ELOOP => Damage::Other {
+                message: "not a folder (a symbolic link?); pyctl does not follow links out of a \
+                          tier"
+                    .to_string(),
+                path,
+            },
+            e => Damage::Other {
+                path,
+                message: e.desc().to_string(),
+            },
+        })
+    })?;
+    verify_at(fd, name, files.join(rel), file, linked, unlinked).map_err(LinkFailure::Damaged)
 }
 
 /// [`Store::verify_file`] for the file `name` in the store folder `dir` (`path` names it in
@@ -233,48 +282,50 @@ impl Store {
             })
         })?;
         let mut keys = read_keys(entry_dir, entry.files.len());
-        let mut inodes = Vec::with_capacity(entry.files.len());
-        for ((file, rel), linked) in entry.files.iter().zip(&rels).zip(&keys) {
-            let (dir, name) = split(rel);
-            let fd = stored.get(dir).map_err(|e| {
-                let path = files.join(dir);
-                LinkFailure::Damaged(match e {
-                    Errno::ENOENT => Damage::Missing { path },
-                    Errno::ENOTDIR | Errno::ELOOP => Damage::Other {
-                        message: "not a folder (a symbolic link?); pyctl does not follow links \
-                                  out of a tier"
-                            .to_string(),
-                        path,
-                    },
-                    e => Damage::Other {
-                        path,
-                        message: e.desc().to_string(),
-                    },
-                })
-            })?;
-            let ino = verify_at(fd, name, files.join(rel), file, *linked, unlinked)
-                .map_err(LinkFailure::Damaged)?;
-            inodes.push(ino);
+        // The entry's parked tree, if any: the files of its sound folders need no link.
+        let mut parked = unlinked
+            .parked
+            .as_deref()
+            .and_then(|root| park::claim(root, entry_dir));
+        let mut covered = match parked.as_mut() {
+            Some(claimed) => claimed.check(entry, &mut keys),
+            None => vec![None; entry.files.len()],
+        };
+        let mut inodes = vec![None; entry.files.len()];
+        let verify = |stored: &mut Folders, i: usize, linked: Option<FileKey>| {
+            verify_stored(stored, &files, &entry.files[i], rels[i], linked, unlinked)
+        };
+        for i in 0..entry.files.len() {
+            if covered[i].is_none() {
+                inodes[i] = verify(&mut stored, i, keys[i])?;
+            }
         }
         let mut venv_dirs = Folders::new(venv, true, true)
             .with_context(|| format!("{}: cannot open", venv.display()))
             .map_err(LinkFailure::Failed)?;
         let site = Path::new(&entry.dist_info).parent();
         venv_dirs.reuse = reuse.zip(site);
-        let metadata = format!("{}/METADATA", entry.dist_info);
-        let rank = |f: &StoredFile| {
-            if f.path == metadata {
-                2
-            } else if Path::new(&f.path).starts_with(&entry.dist_info) {
-                1
-            } else {
-                0
-            }
-        };
-        let mut order: Vec<usize> = (0..entry.files.len()).collect();
-        order.sort_by_key(|&i| rank(&entry.files[i]));
-        let mut changed = false;
+        let order = link_order(entry);
+        let mut changed = covered.iter().any(Option::is_some);
+        let mut placed = HashSet::new();
         for i in order {
+            if let (Some(p), Some(claimed)) = (covered[i], parked.as_ref()) {
+                if placed.contains(&p) {
+                    continue;
+                }
+                if claimed.place(p, venv) {
+                    placed.insert(p);
+                    continue;
+                }
+                // Something is at the piece's place already: its files are linked from the
+                // store, checked first.
+                for j in 0..entry.files.len() {
+                    if covered[j] == Some(p) {
+                        covered[j] = None;
+                        inodes[j] = verify(&mut stored, j, keys[j])?;
+                    }
+                }
+            }
             let after = self
                 .link_one(&mut stored, &mut venv_dirs, rels[i])
                 .map_err(LinkFailure::Failed)?;
@@ -290,6 +341,7 @@ impl Store {
                 log::debug!("{e:#}");
             }
         }
+        drop(parked);
         Ok(())
     }
 

@@ -16,6 +16,7 @@
 //! itself and some generated files carry no hash.
 
 mod linking;
+pub mod park;
 mod place;
 mod remove;
 mod sizes;
@@ -518,6 +519,13 @@ impl Store {
                 }
             };
             if !keep {
+                // Its parked tree (`park`) first: nothing restores from an entry that is gone.
+                if let Some(tier_root) = self.dir.parent() {
+                    let parked = tier_root.join(park::PARKED_DIR).join(&name);
+                    if std::fs::symlink_metadata(&parked).is_ok_and(|m| m.is_dir()) {
+                        let _ = std::fs::remove_dir_all(&parked);
+                    }
+                }
                 freed += sizes::unlinked_bytes(&path);
                 std::fs::remove_dir_all(&path)
                     .with_context(|| format!("{}: cannot remove", path.display()))?;
@@ -534,7 +542,7 @@ impl Store {
 /// An entry's metadata; `None` for anything incomplete or unreadable, and for an entry whose
 /// folder, `entry.json` or `files/` is a symbolic link (it would serve files from outside the
 /// store).
-fn read_entry(dir: &Path) -> Option<StoreEntry> {
+pub(super) fn read_entry(dir: &Path) -> Option<StoreEntry> {
     let linked = [dir.to_path_buf(), dir.join("entry.json"), dir.join("files")]
         .iter()
         .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()));

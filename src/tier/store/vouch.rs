@@ -53,6 +53,8 @@ pub struct Unlinked {
     pub reports: Vec<PathBuf>,
     /// The tier's `.dirs` (see the module's notes), when there is one and the umask is known.
     pub pool: Option<Pool>,
+    /// The tier's parked trees (`super::park`), when there is such a folder.
+    pub parked: Option<PathBuf>,
 }
 
 /// Emptied folder trees kept for reuse.
@@ -80,6 +82,10 @@ impl Unlinked {
                 dir: pool,
                 dir_mode: 0o777 & !umask,
             });
+        }
+        let parked = tier_root.join(super::park::PARKED_DIR);
+        if std::fs::symlink_metadata(&parked).is_ok_and(|m| m.is_dir()) {
+            out.parked = Some(parked);
         }
         let Ok(read) = std::fs::read_dir(tier_root) else {
             return out;
@@ -182,6 +188,9 @@ pub fn delete_trash(trash: &Path) -> Result<()> {
     if !meta.is_dir() {
         return std::fs::remove_file(trash)
             .with_context(|| format!("{}: cannot remove", trash.display()));
+    }
+    if let Some(parent) = trash.parent() {
+        super::park::park(parent, &site_folders(trash));
     }
     let mut pairs = Vec::new();
     remove_files(trash, &mut pairs);
