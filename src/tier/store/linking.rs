@@ -282,6 +282,7 @@ impl Store {
             })
         })?;
         let mut keys = read_keys(entry_dir, entry.files.len());
+        let keys_read = keys.clone();
         // The entry's parked tree, if any: the files of its sound folders need no link.
         let mut parked = unlinked
             .parked
@@ -306,7 +307,7 @@ impl Store {
         let site = Path::new(&entry.dist_info).parent();
         venv_dirs.reuse = reuse.zip(site);
         let order = link_order(entry);
-        let mut changed = covered.iter().any(Option::is_some);
+        let mut changed = keys != keys_read;
         let mut placed = HashSet::new();
         for i in order {
             if let (Some(p), Some(claimed)) = (covered[i], parked.as_ref()) {

@@ -1,11 +1,12 @@
 //! Removing distributions from a venv, switching the set with renames where it can.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use super::installed_files;
+use super::{installed_files, FileKey};
 use crate::python::inventory::Distribution;
 
 /// Removes several distributions at once, switching the set with renames where it can: a
@@ -77,13 +78,16 @@ pub fn remove_dists(
         }
     }
     let mut dirs: BTreeMap<usize, BTreeSet<PathBuf>> = BTreeMap::new();
+    // The unlinks of stored files, reported as the background deletion reports its own
+    // (`vouch`), so that the next restore need not hash those files.
+    let mut pairs = Vec::new();
     for (path, top) in files.iter().zip(&tops) {
         if top.as_ref().is_some_and(|t| moved.contains(t)) {
             continue;
         }
-        remove_if_present(path)?;
+        remove_if_present(path, &mut pairs)?;
         if path.extension().is_some_and(|e| e == "py") {
-            remove_bytecode(path, protected)?;
+            remove_bytecode(path, protected, &mut pairs)?;
         }
         let mut parent = path.parent();
         while let Some(dir) = parent {
@@ -101,6 +105,9 @@ pub fn remove_dists(
         }
     }
     remove_empty_dirs(dirs);
+    if let (false, Some(tier_root)) = (pairs.is_empty(), trash.parent()) {
+        let _ = super::vouch::write_report(tier_root, &pairs);
+    }
     Ok(())
 }
 
@@ -148,9 +155,11 @@ fn remove_empty_dirs(dirs: BTreeMap<usize, BTreeSet<PathBuf>>) {
     }
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
+fn remove_if_present(path: &Path, pairs: &mut Vec<(FileKey, FileKey)>) -> Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.is_file() && m.nlink() > 1 => super::vouch::unlink_reporting(path, pairs)
+            .with_context(|| format!("{}: cannot remove", path.display())),
         Ok(_) => {
             std::fs::remove_file(path).with_context(|| format!("{}: cannot remove", path.display()))
         }
@@ -159,7 +168,11 @@ fn remove_if_present(path: &Path) -> Result<()> {
 }
 
 /// `x.py` → `__pycache__/x.*.pyc`, unless protected.
-fn remove_bytecode(py: &Path, protected: &HashSet<PathBuf>) -> Result<()> {
+fn remove_bytecode(
+    py: &Path,
+    protected: &HashSet<PathBuf>,
+    pairs: &mut Vec<(FileKey, FileKey)>,
+) -> Result<()> {
     let (Some(dir), Some(stem)) = (py.parent(), py.file_stem()) else {
         return Ok(());
     };
@@ -172,7 +185,7 @@ fn remove_bytecode(py: &Path, protected: &HashSet<PathBuf>) -> Result<()> {
         let name = item.file_name().to_string_lossy().into_owned();
         if name.starts_with(&prefix) && name.ends_with(".pyc") && !protected.contains(&item.path())
         {
-            remove_if_present(&item.path())?;
+            remove_if_present(&item.path(), pairs)?;
         }
     }
     Ok(())

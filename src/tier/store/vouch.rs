@@ -217,7 +217,9 @@ fn remove_files(dir: &Path, pairs: &mut Vec<(FileKey, FileKey)>) {
         let path = item.path();
         match item.file_type() {
             Ok(t) if t.is_dir() => remove_files(&path, pairs),
-            Ok(t) if t.is_file() => unlink_reporting(&path, pairs),
+            Ok(t) if t.is_file() => {
+                let _ = unlink_reporting(&path, pairs);
+            }
             _ => {
                 let _ = std::fs::remove_file(&path);
             }
@@ -385,27 +387,29 @@ pub fn reuse_folder(
 
 /// Unlinks `path`; for a file with other links, notes its key right before and right after,
 /// both through one handle on the inode (never a name that could be swapped in between).
-fn unlink_reporting(path: &Path, pairs: &mut Vec<(FileKey, FileKey)>) {
+pub(super) fn unlink_reporting(
+    path: &Path,
+    pairs: &mut Vec<(FileKey, FileKey)>,
+) -> std::io::Result<()> {
     let handle = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_PATH | nix::libc::O_NOFOLLOW)
         .open(path);
     let before = handle.as_ref().ok().and_then(|h| h.metadata().ok());
-    if std::fs::remove_file(path).is_err() {
-        return;
-    }
+    std::fs::remove_file(path)?;
     let (Ok(handle), Some(before)) = (handle, before) else {
-        return;
+        return Ok(());
     };
     if before.nlink() < 2 || !before.is_file() {
-        return;
+        return Ok(());
     }
     if let Ok(after) = handle.metadata() {
         pairs.push((file_key(&before), file_key(&after)));
     }
+    Ok(())
 }
 
-fn write_report(dir: &Path, pairs: &[(FileKey, FileKey)]) -> Result<()> {
+pub(super) fn write_report(dir: &Path, pairs: &[(FileKey, FileKey)]) -> Result<()> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
