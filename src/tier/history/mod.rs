@@ -372,6 +372,7 @@ pub fn read_log(dir: &Path) -> Result<Log> {
     };
     let mut halves: BTreeMap<u64, (Option<Record>, Option<Record>)> = BTreeMap::new();
     let mut unreadable_afters = std::collections::BTreeSet::new();
+    let mut files = Vec::new();
     for item in read_dir {
         let item = item.with_context(|| format!("{}: cannot read", dir.display()))?;
         let path = item.path();
@@ -387,7 +388,12 @@ pub fn read_log(dir: &Path) -> Result<Log> {
             continue;
         };
         log.max_id = log.max_id.max(id);
-        match read_record(&path, id) {
+        files.push((path, id, half));
+    }
+    // Hundreds of small files, each read and parsed on its own: across the cores.
+    let read = crate::sys::parallel::map(&files, |(path, id, _)| read_record(path, *id));
+    for ((path, id, half), record) in files.into_iter().zip(read) {
+        match record {
             Ok(record) => {
                 let slot = halves.entry(id).or_default();
                 match half {
