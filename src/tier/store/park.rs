@@ -502,7 +502,19 @@ fn check_piece(
             return None;
         }
     }
+    // A folder directly in the entry's site-packages, holding files: never a path elsewhere.
     let prefix = Path::new(&piece.rel);
+    let site = Path::new(&entry.dist_info).parent();
+    let plain = matches!(
+        prefix
+            .file_name()
+            .map(Path::new)
+            .map(|n| n.components().next()),
+        Some(Some(std::path::Component::Normal(_)))
+    );
+    if piece.files.is_empty() || prefix.parent() != site || !plain {
+        return None;
+    }
     let inside = |i: usize| {
         entry
             .files
