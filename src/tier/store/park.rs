@@ -139,16 +139,7 @@ pub fn park(tier_root: &Path, items: &[(PathBuf, String)]) {
 /// entry, or taken over by it, shares).
 fn record_inodes(store: &Path) -> HashMap<(u64, u64), PathBuf> {
     let mut out = HashMap::new();
-    let list = |dir: &Path| -> Vec<(PathBuf, String)> {
-        std::fs::read_dir(dir)
-            .map(|read| {
-                read.filter_map(Result::ok)
-                    .filter(|i| i.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|i| (i.path(), i.file_name().to_string_lossy().into_owned()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let list = super::vouch::subfolders;
     for (entry_dir, name) in list(store) {
         if name.starts_with('.') {
             continue;

@@ -243,6 +243,19 @@ fn remove_folders(dir: &Path) {
     }
 }
 
+/// The folders directly in `dir` (not followed through links), with their names; none when it
+/// cannot be read.
+pub(super) fn subfolders(dir: &Path) -> Vec<(PathBuf, String)> {
+    std::fs::read_dir(dir)
+        .map(|read| {
+            read.filter_map(Result::ok)
+                .filter(|i| i.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|i| (i.path(), i.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The emptied folders of site-packages in a trash folder, by the name they had there: the
 /// `N-NAME` items an undo moved aside, or the site-packages folders of a venv clean moved aside.
 fn site_folders(trash: &Path) -> Vec<(PathBuf, String)> {
@@ -250,16 +263,7 @@ fn site_folders(trash: &Path) -> Vec<(PathBuf, String)> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let list = |dir: &Path| -> Vec<(PathBuf, String)> {
-        std::fs::read_dir(dir)
-            .map(|read| {
-                read.filter_map(Result::ok)
-                    .filter(|i| i.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|i| (i.path(), i.file_name().to_string_lossy().into_owned()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let list = subfolders;
     if name.ends_with("-files") {
         list(trash)
             .into_iter()
