@@ -251,6 +251,23 @@ impl Tier {
     pub fn last_id(&self) -> u64 {
         self.history().last().unwrap().0
     }
+
+    /// Waits (at most 60 s) until the background deletion of what undo, redo, restore and
+    /// clean moved aside (`.trash-*`, parking included) is over.
+    pub fn settle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::read_dir(self.root())
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with(".trash-"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "trash still there after 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 pub fn with_base(base: &[String], extra: &[&str]) -> Vec<String> {

@@ -1887,15 +1887,7 @@ fn sigkill_during_redo_then_recovery() {
         // Once the undo's background deletion is over, the trees it parked go: a redo from
         // them is one rename per folder (tests/user/parked.rs), over before most kills land;
         // this kills the redo that links file by file.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::fs::read_dir(t.root())
-            .unwrap()
-            .filter_map(Result::ok)
-            .any(|e| e.file_name().to_string_lossy().starts_with(".trash-"))
-        {
-            assert!(Instant::now() < deadline, "trash still there");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        t.settle();
         let parked = t.root().join(".parked");
         if parked.exists() {
             std::fs::remove_dir_all(&parked).unwrap();

@@ -9,7 +9,6 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use common::{ok, wheel, Tier};
 use sha2::{Digest, Sha256};
@@ -49,19 +48,6 @@ fn differences(want: &Tree, got: &Tree) -> Vec<String> {
         out.push(format!("extra: {path}"));
     }
     out
-}
-
-/// Waits until the background deletion of everything moved aside is over.
-fn settle(t: &Tier) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_dir(t.root())
-        .unwrap()
-        .filter_map(Result::ok)
-        .any(|e| e.file_name().to_string_lossy().starts_with(".trash-"))
-    {
-        assert!(Instant::now() < deadline, "trash still there after 60 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The parked tree of `parkme` and each of its folders (piece dir → venv-relative folder).
@@ -199,7 +185,7 @@ fn a_parked_tree_goes_back_whole_unless_something_in_it_changed() {
     ];
     for (what, tamper) in cases {
         t.pyctl_ok(&["undo"]);
-        settle(&t);
+        t.settle();
         let (_, pieces) = parked(&t).unwrap_or_else(|| panic!("{what}: parkme is not parked"));
         let rels: Vec<&String> = pieces.values().collect();
         for folder in ["/parkme", "/parkme-1.0.dist-info", "/__pycache__"] {
@@ -213,7 +199,7 @@ fn a_parked_tree_goes_back_whole_unless_something_in_it_changed() {
         let parked_ino = piece(&t, "/parkme").metadata().unwrap().ino();
         tamper(&t);
         t.pyctl_ok(&["redo"]);
-        settle(&t);
+        t.settle();
         let diff = differences(&want, &tree(&venv));
         assert!(diff.is_empty(), "{what}:\n{}", diff.join("\n"));
         assert!(
@@ -232,13 +218,13 @@ fn a_parked_tree_goes_back_whole_unless_something_in_it_changed() {
     // After clean, the whole venv's folders are parked, and restore takes them.
     t.pyctl_ok(&["snapshot", "full"]);
     t.pyctl_ok(&["clean"]);
-    settle(&t);
+    t.settle();
     assert!(
         parked(&t).is_some(),
         "parked from the venv clean moved aside"
     );
     t.pyctl_ok(&["restore", "full"]);
-    settle(&t);
+    t.settle();
     let diff = differences(&want, &tree(&venv));
     assert!(diff.is_empty(), "restore after clean:\n{}", diff.join("\n"));
 }
