@@ -117,7 +117,7 @@ pub fn snapshot(store: &Store, current: &PackageSet, input: &[u8]) {
         store,
         Path::new("/nonexistent-venv"),
         current,
-        &text,
+        (&text, &std::collections::BTreeMap::new()),
         "3.11",
     );
     assert!(plan.add.len() + plan.change.len() <= map.len());

@@ -47,6 +47,7 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
             },
         ),
         freeze,
+        entries: Default::default(),
         fresh_venv: true,
         skip_if_empty: false,
         python: None,

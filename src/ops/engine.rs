@@ -102,18 +102,33 @@ impl Plan {
 }
 
 /// Computes the plan from `current` (the set of `venv`) to the set described by
-/// `target_freeze` (freeze or requirements text).
+/// `target_freeze` (freeze or requirements text), taking for each distribution the store entry
+/// `target_entries` names when it holds that line (else the newest stored copy).
 /// Store entries only serve the Python minor version `python_minor` (their files live under
 /// `lib/pythonX.Y/`).
 pub fn plan(
     store: &Store,
     venv: &Path,
     current: &PackageSet,
-    target_freeze: &str,
+    (target_freeze, target_entries): (&str, &BTreeMap<String, String>),
     python_minor: &str,
 ) -> Plan {
     let target = freeze_map(target_freeze);
     let current_map = current.requirement_map();
+    // A distribution at the target's version but another stored copy of it than the target's
+    // (installed by name, with `REQUESTED`, where the target had it as a dependency, say) is
+    // changed too, when the store still holds the target's copy.
+    let current_entries = if target_entries.is_empty() {
+        BTreeMap::new()
+    } else {
+        store.entries_of(venv, current)
+    };
+    let other_copy = |name: &str| match (current_entries.get(name), target_entries.get(name)) {
+        (Some(have), Some(want)) => {
+            have != want && store.dir.join(want).join("entry.json").is_file()
+        }
+        _ => false,
+    };
     let mut plan = Plan::default();
     for (name, line) in &current_map {
         if !target.contains_key(name) {
@@ -131,10 +146,12 @@ pub fn plan(
             current_map
                 .get(*name)
                 .is_none_or(|cur| requirement_key(cur) != requirement_key(line))
+                || other_copy(name)
         })
         .collect();
     let found = crate::sys::parallel::map(&wanted, |(name, line)| {
-        find_source(store, name, line, python_minor)
+        let preferred = target_entries.get(*name).map(String::as_str);
+        find_source(store, name, line, python_minor, preferred)
     });
     let mut sources: BTreeMap<&String, Source> =
         wanted.iter().map(|(name, _)| *name).zip(found).collect();
@@ -148,7 +165,7 @@ pub fn plan(
         };
         match current_map.get(name) {
             None => plan.add.push(addition()),
-            Some(cur) if requirement_key(cur) != requirement_key(line) => {
+            Some(cur) if requirement_key(cur) != requirement_key(line) || other_copy(name) => {
                 plan.change.push((cur.clone(), addition()));
                 if let Some(d) = current.dists.get(name) {
                     plan.to_remove.push(d.clone());
@@ -184,12 +201,21 @@ pub fn plan(
     plan
 }
 
-fn find_source(store: &Store, canonical: &str, line: &str, python_minor: &str) -> Source {
+fn find_source(
+    store: &Store,
+    canonical: &str,
+    line: &str,
+    python_minor: &str,
+    preferred: Option<&str>,
+) -> Source {
     let site = format!("lib/python{python_minor}/");
-    let usable = store
-        .find(canonical, line)
-        .into_iter()
-        .find(|(_, e)| e.dist_info.starts_with(&site));
+    let found = store.find(canonical, line);
+    let usable = |e: &StoreEntry| e.dist_info.starts_with(&site);
+    let named = |dir: &PathBuf| preferred.is_some_and(|p| dir.file_name().is_some_and(|n| n == p));
+    let usable = match found.iter().position(|(dir, e)| named(dir) && usable(e)) {
+        Some(i) => found.into_iter().nth(i),
+        None => found.into_iter().find(|(_, e)| usable(e)),
+    };
     match usable {
         Some((dir, entry)) => Source::Store {
             dir,
@@ -370,10 +396,10 @@ fn remove(
         });
     if !by_record.is_empty() {
         // A file a kept distribution owns too stays, whoever else owns it.
-        let mut protected: HashSet<PathBuf> = HashSet::new();
+        let mut protected: HashSet<String> = HashSet::new();
         for dist in &plan.kept {
             if let Ok(rows) = store::installed_files(venv, dist) {
-                protected.extend(rows.into_iter().map(|r| venv.join(r.path)));
+                protected.extend(rows.into_iter().map(|r| r.path));
             }
         }
         store::remove_dists(venv, &by_record, &protected, trash)

@@ -115,6 +115,7 @@ pub fn rebuild(
             },
         ),
         freeze,
+        entries: Default::default(),
         fresh_venv: true,
         skip_if_empty: false,
         python: python.map(Path::to_path_buf),

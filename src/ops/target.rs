@@ -28,6 +28,9 @@ use crate::ui::{Style, Ui};
 pub struct Target {
     pub op: Operation,
     pub freeze: String,
+    /// The stored copy each distribution of `freeze` was (canonical name → store entry), as
+    /// its history record says: taken over any other copy of the same version.
+    pub entries: BTreeMap<String, String>,
     /// Build a new venv (clean) instead of changing the current one.
     pub fresh_venv: bool,
     /// Say "nothing to do" and record nothing when the plan is empty.
@@ -43,6 +46,7 @@ impl Target {
         Target {
             op,
             freeze,
+            entries: BTreeMap::new(),
             fresh_venv: false,
             skip_if_empty: true,
             python: None,
@@ -113,7 +117,7 @@ pub fn transact(
         &store,
         &tier.venv(),
         &current,
-        &target.freeze,
+        (&target.freeze, &target.entries),
         &python_minor,
     );
     // A new venv is filled from nothing, but what people need to see is the change from the
@@ -123,7 +127,7 @@ pub fn transact(
             &store,
             &tier.venv(),
             &current_set(tier)?,
-            &target.freeze,
+            (&target.freeze, &target.entries),
             &python_minor,
         )
     } else {

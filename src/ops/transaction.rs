@@ -79,6 +79,7 @@ fn new_record(ctx: &Context, tier: &Tier, id: u64, op: &Operation, freeze: Strin
         python: tier.python_version().unwrap_or_default(),
         venv: tier.venv(),
         freeze,
+        entries: Default::default(),
         reverts: op.reverts.clone(),
         reapplies: op.reapplies.clone(),
         target: None,
@@ -171,6 +172,9 @@ fn settle_index(
     after.changes = Some(Changes::between(&freeze_map(&known), &current_map));
     after.exit_code = Some(0);
     history::write_record(&dir, Half::After, &after)?;
+    if tier.venv_exists() {
+        shims::ensure_shims(tier, &ctx.exe)?;
+    }
     idx.ids.insert(id, (true, true));
     idx.max_id = idx.max_id.max(id);
     ui.info(&format!(
@@ -203,20 +207,15 @@ pub fn record(
     let id = idx.next_id();
     let mut before = new_record(ctx, tier, id, op, before_set.freeze());
     before.target = op.target.clone();
+    before.entries = stored_entries(tier, config, &before_set);
     history::write_record(&dir, Half::Before, &before)?;
 
     let exit_code = run()?;
 
     let after_set = scan(tier)?;
     let changes = Changes::between(&before_set.requirement_map(), &after_set.requirement_map());
-    let mut after = new_record(ctx, tier, id, op, after_set.freeze());
-    after.changes = Some(changes.clone());
-    after.exit_code = Some(exit_code);
-    history::write_record(&dir, Half::After, &after)?;
-
-    if tier.venv_exists() {
-        shims::ensure_shims(tier, &ctx.exe)?;
-    }
+    // Kept before the after is written, so that it can say which stored copy each
+    // distribution is (a kill in between leaves the entry to be completed as interrupted).
     let fresh: HashSet<String> = changes
         .added
         .iter()
@@ -224,6 +223,14 @@ pub fn record(
         .map(|line| requirement_name(line))
         .collect();
     keep_in_store(tier, config, &after_set, &fresh);
+    let mut after = new_record(ctx, tier, id, op, after_set.freeze());
+    after.changes = Some(changes.clone());
+    after.exit_code = Some(exit_code);
+    after.entries = stored_entries(tier, config, &after_set);
+    history::write_record(&dir, Half::After, &after)?;
+    if tier.venv_exists() {
+        shims::ensure_shims(tier, &ctx.exe)?;
+    }
     idx.ids.insert(id, (true, true));
     idx.max_id = id;
     let pruned = history::prune(&dir, &idx, config.history.max_entries)?;
@@ -262,6 +269,19 @@ fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet, fresh: &HashSet
         Ok(_) => {}
         Err(e) => log::warn!("store: {e:#}"),
     }
+}
+
+/// Which store entry each distribution of `set` is (none when the store is off).
+fn stored_entries(
+    tier: &Tier,
+    config: &Config,
+    set: &PackageSet,
+) -> std::collections::BTreeMap<String, String> {
+    if set.is_empty() || !config.history.auto_snapshot {
+        return Default::default();
+    }
+    // The venv path the set was scanned under (`scan`).
+    store_of(tier, config).entries_of(&tier.venv(), set)
 }
 
 /// After pruning, store entries only the pruned entries referred to can go.

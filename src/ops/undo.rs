@@ -112,7 +112,7 @@ pub fn undo(
     let log = read_log(&tier, ui)?;
     let state = undo_state(&log);
     let candidates = undo_candidates(&log, &state);
-    let (freeze, reverts, reapplies, command) = match to {
+    let ((freeze, entries), reverts, reapplies, command) = match to {
         Some(id) => {
             let entry = log
                 .get(id)
@@ -130,7 +130,7 @@ pub fn undo(
             // Going forward: the undone entries up to `id` are in effect again.
             let reapplies: Vec<u64> = state.undone.iter().copied().filter(|u| *u <= id).collect();
             (
-                after.freeze.clone(),
+                (after.freeze.clone(), after.entries.clone()),
                 reverts,
                 reapplies,
                 format!("pyctl undo --to {id}"),
@@ -157,11 +157,13 @@ pub fn undo(
             } else {
                 format!("pyctl undo {steps}")
             };
-            (oldest.before.freeze.clone(), reverts, Vec::new(), command)
+            let state = (oldest.before.freeze.clone(), oldest.before.entries.clone());
+            (state, reverts, Vec::new(), command)
         }
     };
     let target = Target {
         skip_if_empty: false,
+        entries,
         ..Target::set(
             Operation {
                 reverts,
@@ -198,6 +200,7 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
     };
     let target = Target {
         skip_if_empty: false,
+        entries: u.before.entries.clone(),
         ..Target::set(
             Operation {
                 reverts: vec![u.id],

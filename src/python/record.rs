@@ -22,8 +22,12 @@ pub fn parse_record(bytes: &[u8]) -> Result<Vec<RecordRow>> {
         .flexible(true)
         .from_reader(bytes);
     let mut rows = Vec::new();
-    for row in reader.records() {
-        let row = row.context("malformed RECORD row")?;
+    // One record reused for every row: a RECORD has thousands.
+    let mut row = csv::StringRecord::new();
+    while reader
+        .read_record(&mut row)
+        .context("malformed RECORD row")?
+    {
         let Some(path) = row.get(0).filter(|p| !p.is_empty()) else {
             continue;
         };

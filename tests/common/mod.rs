@@ -5,6 +5,8 @@
 //! Each test binary (`tests/user`, `tests/system`, `tests/reliability`) uses part of it only.
 #![allow(dead_code)]
 
+pub mod tree;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

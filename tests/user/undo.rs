@@ -186,6 +186,46 @@ fn undo_to_an_entry_offline() {
     assert!(err.contains("no entry #999"), "{err}");
 }
 
+/// A version can be in the store twice: installed as a dependency (no `REQUESTED`) and by
+/// name (with it). Going back to a state takes the copy that state had, whichever was stored
+/// last, and swaps one copy for the other at the same version: the whole tree is compared.
+#[test]
+fn undo_to_takes_the_stored_copy_the_state_had() {
+    use common::tree::{differences, tree};
+    let t = Tier::new();
+    simple_wheel(&t.wheels(), "solo", "1.0", &[], "V = 1\n");
+    simple_wheel(&t.wheels(), "solo", "2.0", &[], "V = 2\n");
+    simple_wheel(&t.wheels(), "needy", "1.0", &["solo==2.0"], "import solo\n");
+    t.install(&["needy"]);
+    let as_dependency = (t.last_id(), tree(&t.venv()));
+    ok("pip uninstall", t.pip(&["uninstall", "-y", "solo"]));
+    // Stored a second later than the first copy (the store's time stamps are to the second).
+    std::thread::sleep(Duration::from_millis(1100));
+    t.install(&["solo==2.0"]);
+    let by_name = (t.last_id(), tree(&t.venv()));
+    let requested = |tree: &common::tree::Tree| {
+        tree.keys()
+            .any(|p| p.ends_with("solo-2.0.dist-info/REQUESTED"))
+    };
+    assert!(requested(&by_name.1) && !requested(&as_dependency.1));
+    assert_eq!(
+        t.store_entries()
+            .iter()
+            .filter(|e| e.starts_with("solo-2.0-"))
+            .count(),
+        2
+    );
+    let check = |(id, want): &(u64, common::tree::Tree), what: &str| {
+        t.pyctl_ok(&["undo", "--to", &id.to_string()]);
+        let diff = differences(want, &tree(&t.venv()));
+        assert!(diff.is_empty(), "{what}: {diff:#?}");
+    };
+    check(&as_dependency, "the same version, the other copy");
+    check(&by_name, "and back");
+    t.install(&["solo==1.0"]);
+    check(&as_dependency, "from another version, the older copy");
+}
+
 #[test]
 fn clean_is_recorded_and_undone_offline() {
     let t = Tier::new();

@@ -70,6 +70,11 @@ pub struct Record {
     pub python: String,
     pub venv: PathBuf,
     pub freeze: String,
+    /// The store entry each distribution of `freeze` is (canonical name → entry folder name),
+    /// where the store holds it: going back to this state takes those copies, as a version can
+    /// be stored more than once (with `REQUESTED` and without, say).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub entries: BTreeMap<String, String>,
     /// Ids of the entries this one reverts (undo, redo, restore).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reverts: Vec<u64>,
@@ -508,6 +513,7 @@ mod tests {
             python: "3.11.2".into(),
             venv: "/v".into(),
             freeze: freeze.into(),
+            entries: BTreeMap::new(),
             reverts: vec![],
             reapplies: vec![],
             target: None,

@@ -34,7 +34,7 @@ pub enum LinkFailure {
 pub struct Reuse<'a> {
     pub pool: &'a Pool,
     /// Every folder (venv-relative) the files being restored go in, and their parents.
-    pub needed: HashSet<&'a Path>,
+    pub needed: HashSet<&'a str>,
 }
 
 impl<'a> Reuse<'a> {
@@ -43,12 +43,12 @@ impl<'a> Reuse<'a> {
         let mut needed = HashSet::new();
         for entry in entries {
             for file in &entry.files {
-                let mut dir = Path::new(&file.path).parent();
-                while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-                    if !needed.insert(d) {
+                let mut path = file.path.as_str();
+                while let Some(slash) = path.rfind('/') {
+                    path = &path[..slash];
+                    if path.is_empty() || !needed.insert(path) {
                         break;
                     }
-                    dir = d.parent();
                 }
             }
         }
@@ -157,18 +157,16 @@ pub(super) fn key_of(st: &FileStat) -> FileKey {
 /// The order a restore puts an entry's files in (indices): the `.dist-info` last, its
 /// `METADATA` last of all.
 fn link_order(entry: &StoreEntry) -> Vec<usize> {
-    let metadata = format!("{}/METADATA", entry.dist_info);
-    let rank = |f: &StoredFile| {
-        if f.path == metadata {
-            2
-        } else if Path::new(&f.path).starts_with(&entry.dist_info) {
-            1
-        } else {
-            0
-        }
+    // Each file's rank once (a sort would work it out for every comparison): plain strings,
+    // as entry paths are normalized venv-relative paths.
+    let rank = |f: &StoredFile| match f.path.strip_prefix(entry.dist_info.as_str()) {
+        Some("/METADATA") => 2u8,
+        Some(rest) if rest.starts_with('/') => 1,
+        _ => 0,
     };
+    let ranks: Vec<u8> = entry.files.iter().map(rank).collect();
     let mut order: Vec<usize> = (0..entry.files.len()).collect();
-    order.sort_by_key(|&i| rank(&entry.files[i]));
+    order.sort_by_key(|&i| ranks[i]);
     order
 }
 

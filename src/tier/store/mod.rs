@@ -15,6 +15,7 @@
 //! the folder holding `.dist-info`), `sha256=<urlsafe base64, no padding>` and size; RECORD
 //! itself and some generated files carry no hash.
 
+mod identify;
 mod linking;
 pub mod park;
 mod place;
@@ -75,7 +76,10 @@ impl StoredFile {
     /// a store entry (of `entry_dir`) never places a file outside the venv.
     pub fn venv_path(&self, entry_dir: &Path) -> Result<&Path> {
         let rel = Path::new(&self.path);
-        if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
+        // Component by component only when the text has a `..` at all (rarely).
+        let climbs =
+            self.path.contains("..") && rel.components().any(|c| c == Component::ParentDir);
+        if rel.is_absolute() || climbs {
             bail!(
                 "{}: store entry names a path outside the venv: {}",
                 entry_dir.display(),
@@ -139,8 +143,25 @@ pub fn installed_files(venv: &Path, dist: &Distribution) -> Result<Vec<RecordRow
         .metadata_path
         .parent()
         .context("a .dist-info folder has no parent")?;
-    let mut out = Vec::new();
+    // The folder RECORD's paths are relative to, relative to the venv: a plain row (no `.`,
+    // `..` or empty part, as nearly all are) is that joined with it, without a walk through
+    // the components of the whole path.
+    let base = crate::sys::fsutil::normalize_path(base);
+    let base_rel = base
+        .strip_prefix(venv)
+        .ok()
+        .and_then(Path::to_str)
+        .map(str::to_owned);
+    let mut out = Vec::with_capacity(rows.len());
     for row in rows {
+        if let Some(base_rel) = base_rel.as_deref().filter(|_| plain_relative(&row.path)) {
+            let path = match base_rel {
+                "" => row.path.clone(),
+                _ => format!("{base_rel}/{}", row.path),
+            };
+            out.push(RecordRow { path, ..row });
+            continue;
+        }
         let full = crate::sys::fsutil::normalize_path(&base.join(&row.path));
         let Ok(rel) = full.strip_prefix(venv) else {
             log::debug!("{}: outside the venv, not kept", full.display());
@@ -152,6 +173,12 @@ pub fn installed_files(venv: &Path, dist: &Distribution) -> Result<Vec<RecordRow
         });
     }
     Ok(out)
+}
+
+/// A relative path of plain names: no `.`, `..` or empty part, not absolute.
+fn plain_relative(path: &str) -> bool {
+    path.split('/')
+        .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 /// The store of one tier.

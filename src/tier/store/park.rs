@@ -506,12 +506,15 @@ fn check_piece(
     if piece.files.is_empty() || prefix.parent() != site || !plain {
         return None;
     }
+    // Plain text: entry paths are normalized, and a `rel` written otherwise matches nothing.
     let inside = |i: usize| {
         entry
             .files
             .get(i)
-            .and_then(|f| Path::new(&f.path).strip_prefix(prefix).ok())
-            .filter(|inner| !inner.as_os_str().is_empty())
+            .and_then(|f| f.path.strip_prefix(piece.rel.as_str()))
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|inner| !inner.is_empty())
+            .map(Path::new)
     };
     // Exactly the entry's files under the piece's folder, each once.
     let under = (0..entry.files.len())

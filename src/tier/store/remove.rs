@@ -1,8 +1,8 @@
 //! Removing distributions from a venv, switching the set with renames where it can.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
@@ -22,7 +22,7 @@ use crate::python::inventory::Distribution;
 pub fn remove_dists(
     venv: &Path,
     doomed: &[&Distribution],
-    protected: &HashSet<PathBuf>,
+    protected: &HashSet<String>,
     trash: &Path,
 ) -> Result<()> {
     std::fs::create_dir_all(trash)
@@ -43,114 +43,141 @@ pub fn remove_dists(
         std::fs::rename(path, &dest)
             .with_context(|| format!("cannot move {} aside", path.display()))
     };
-    let mut files: Vec<PathBuf> = Vec::new();
-    for dist in doomed {
-        let rows = installed_files(venv, dist)?;
-        move_aside(&dist.metadata_path)?;
-        files.extend(
-            rows.into_iter()
-                .map(|r| venv.join(r.path))
-                .filter(|p| !protected.contains(p)),
-        );
-    }
-    let file_set: HashSet<&Path> = files.iter().map(PathBuf::as_path).collect();
-    // Each file's top-level folder in site-packages (None for files directly in it or elsewhere).
-    let site_dirs: BTreeSet<PathBuf> = doomed
+    // The site-packages folders of the removed distributions, venv-relative.
+    let mut sites: Vec<&str> = doomed
         .iter()
-        .filter_map(|d| d.metadata_path.parent().map(Path::to_path_buf))
+        .filter_map(|d| d.metadata_path.parent()?.strip_prefix(venv).ok()?.to_str())
         .collect();
-    let top_of = |file: &Path| -> Option<PathBuf> {
-        site_dirs.iter().find_map(|site| {
-            let rel = file.strip_prefix(site).ok()?;
-            let mut comps = rel.components();
-            let first = comps.next()?;
-            comps.next()?;
-            Some(site.join(first))
-        })
-    };
-    let tops: Vec<Option<PathBuf>> = files.iter().map(|f| top_of(f)).collect();
-    let mut moved: HashSet<PathBuf> = HashSet::new();
-    let candidates: BTreeSet<&PathBuf> = tops.iter().flatten().collect();
-    for top in candidates {
-        if top.is_dir() && only_holds(top, &file_set) {
-            move_aside(top)?;
-            moved.insert(top.clone());
+    sites.sort_unstable();
+    sites.dedup();
+    // Every file to remove (venv-relative, as RECORD gives it: plain text, no walk through path
+    // components for each of thousands of files), with the top-level folder of site-packages
+    // holding it (none for a file directly in site-packages or elsewhere).
+    let mut files: Vec<(String, Option<String>)> = Vec::new();
+    // RECORDs read and parsed across the cores, then each `.dist-info` moved aside first.
+    let records = crate::sys::parallel::map(doomed, |dist| installed_files(venv, dist));
+    for (dist, rows) in doomed.iter().zip(records) {
+        let rows = rows?;
+        move_aside(&dist.metadata_path)?;
+        for row in rows.into_iter().filter(|r| !protected.contains(&r.path)) {
+            let top = sites.iter().find_map(|site| {
+                let (first, _) = below(&row.path, site)?.split_once('/')?;
+                Some(join_rel(site, first))
+            });
+            files.push((row.path, top));
         }
     }
-    let mut dirs: BTreeMap<usize, BTreeSet<PathBuf>> = BTreeMap::new();
+    let file_set: HashSet<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    let mut candidates: Vec<&str> = files.iter().filter_map(|(_, t)| t.as_deref()).collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let mut moved: HashSet<&str> = HashSet::new();
+    for top in candidates {
+        let abs = venv.join(top);
+        if abs.is_dir() && only_holds(venv, &abs, &file_set) {
+            move_aside(&abs)?;
+            moved.insert(top);
+        }
+    }
+    // The folders the rest leaves, to remove when empty.
+    let mut dirs: HashSet<&str> = HashSet::new();
     // The unlinks of stored files, reported as the background deletion reports its own
     // (`vouch`), so that the next restore need not hash those files.
     let mut pairs = Vec::new();
-    for (path, top) in files.iter().zip(&tops) {
-        if top.as_ref().is_some_and(|t| moved.contains(t)) {
+    for (rel, top) in &files {
+        if top.as_deref().is_some_and(|t| moved.contains(t)) {
             continue;
         }
-        remove_if_present(path, &mut pairs)?;
-        if path.extension().is_some_and(|e| e == "py") {
-            remove_bytecode(path, protected, &mut pairs)?;
+        remove_if_present(&venv.join(rel), &mut pairs)?;
+        if Path::new(rel).extension().is_some_and(|e| e == "py") {
+            remove_bytecode(venv, rel, protected, &mut pairs)?;
         }
-        let mut parent = path.parent();
-        while let Some(dir) = parent {
-            if dir == venv || !dir.starts_with(venv) {
+        let mut dir = rel.as_str();
+        while let Some(slash) = dir.rfind('/') {
+            dir = &dir[..slash];
+            if dir.is_empty() || !dirs.insert(dir) {
                 break;
             }
-            if !dirs
-                .entry(dir.components().count())
-                .or_default()
-                .insert(dir.to_path_buf())
-            {
-                break;
-            }
-            parent = dir.parent();
         }
     }
-    remove_empty_dirs(dirs);
+    remove_empty_dirs(venv, dirs);
     if let (false, Some(tier_root)) = (pairs.is_empty(), trash.parent()) {
         let _ = super::vouch::write_report(tier_root, &pairs);
     }
     Ok(())
 }
 
-/// Whether every file under `dir` is one of `files`, or byte-code in a `__pycache__` whose
-/// source is one of `files`.
-fn only_holds(dir: &Path, files: &HashSet<&Path>) -> bool {
+/// `path` below the folder `dir` (both venv-relative text), without the `/` between.
+fn below<'p>(path: &'p str, dir: &str) -> Option<&'p str> {
+    if dir.is_empty() {
+        return Some(path);
+    }
+    path.strip_prefix(dir)?.strip_prefix('/')
+}
+
+/// `dir/name` (venv-relative text; `dir` may be the venv itself, `""`).
+fn join_rel(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Whether every file under `dir` (in `venv`) is one of `files` (venv-relative), or byte-code
+/// in a `__pycache__` whose source is one of `files`.
+fn only_holds(venv: &Path, dir: &Path, files: &HashSet<&str>) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let prefix = venv.as_os_str().as_bytes();
     walkdir::WalkDir::new(dir)
         .into_iter()
         .all(|item| match item {
             Ok(e) if e.file_type().is_dir() => true,
             Ok(e) => {
-                let p = e.path();
-                files.contains(p) || bytecode_source(p).is_some_and(|s| files.contains(s.as_path()))
+                // The walk's paths are `dir` joined with names, and `dir` is in `venv`.
+                let rel = e
+                    .path()
+                    .as_os_str()
+                    .as_bytes()
+                    .strip_prefix(prefix)
+                    .and_then(|r| r.strip_prefix(b"/"))
+                    .and_then(|r| std::str::from_utf8(r).ok());
+                rel.is_some_and(|rel| {
+                    files.contains(rel)
+                        || bytecode_source(rel).is_some_and(|s| files.contains(s.as_str()))
+                })
             }
             Err(_) => false,
         })
 }
 
 /// `d/__pycache__/x.cpython-311.pyc` → `d/x.py`.
-fn bytecode_source(pyc: &Path) -> Option<PathBuf> {
-    if pyc.extension()? != "pyc" {
+fn bytecode_source(pyc: &str) -> Option<String> {
+    let (cache, name) = pyc.rsplit_once('/')?;
+    if !name.ends_with(".pyc") {
         return None;
     }
-    let cache = pyc.parent()?;
-    if cache.file_name()? != "__pycache__" {
-        return None;
-    }
-    let name = pyc.file_name()?.to_str()?;
+    let parent = match cache.rsplit_once('/') {
+        Some((parent, "__pycache__")) => Some(parent),
+        None if cache == "__pycache__" => None,
+        _ => return None,
+    };
     let stem = name.split('.').next()?;
-    Some(cache.parent()?.join(format!("{stem}.py")))
+    Some(match parent {
+        Some(parent) => format!("{parent}/{stem}.py"),
+        None => format!("{stem}.py"),
+    })
 }
 
-/// Removes folders left empty, deepest first; a folder that is not empty stays, and so do the
-/// venv's own `site-packages`, `bin` and `lib`.
-fn remove_empty_dirs(dirs: BTreeMap<usize, BTreeSet<PathBuf>>) {
-    for (_, level) in dirs.into_iter().rev() {
-        for dir in level {
-            let keep = dir
-                .file_name()
-                .is_some_and(|n| n == "site-packages" || n == "bin" || n == "lib");
-            if !keep {
-                let _ = std::fs::remove_dir(&dir);
-            }
+/// Removes folders left empty (venv-relative), deepest first; a folder that is not empty
+/// stays, and so do the venv's own `site-packages`, `bin` and `lib`.
+fn remove_empty_dirs(venv: &Path, dirs: HashSet<&str>) {
+    let mut dirs: Vec<&str> = dirs.into_iter().collect();
+    dirs.sort_unstable_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for dir in dirs {
+        let name = dir.rsplit('/').next().unwrap_or(dir);
+        if !matches!(name, "site-packages" | "bin" | "lib") {
+            let _ = std::fs::remove_dir(venv.join(dir));
         }
     }
 }
@@ -167,23 +194,25 @@ fn remove_if_present(path: &Path, pairs: &mut Vec<(FileKey, FileKey)>) -> Result
     }
 }
 
-/// `x.py` → `__pycache__/x.*.pyc`, unless protected.
+/// `x.py` (venv-relative) → `__pycache__/x.*.pyc`, unless protected.
 fn remove_bytecode(
-    py: &Path,
-    protected: &HashSet<PathBuf>,
+    venv: &Path,
+    py: &str,
+    protected: &HashSet<String>,
     pairs: &mut Vec<(FileKey, FileKey)>,
 ) -> Result<()> {
-    let (Some(dir), Some(stem)) = (py.parent(), py.file_stem()) else {
+    let (dir, file) = py.rsplit_once('/').unwrap_or(("", py));
+    let stem = file.strip_suffix(".py").unwrap_or(file);
+    let cache = join_rel(dir, "__pycache__");
+    let Ok(read) = std::fs::read_dir(venv.join(&cache)) else {
         return Ok(());
     };
-    let cache = dir.join("__pycache__");
-    let Ok(read) = std::fs::read_dir(&cache) else {
-        return Ok(());
-    };
-    let prefix = format!("{}.", stem.to_string_lossy());
+    let prefix = format!("{stem}.");
     for item in read.filter_map(Result::ok) {
         let name = item.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) && name.ends_with(".pyc") && !protected.contains(&item.path())
+        if name.starts_with(&prefix)
+            && name.ends_with(".pyc")
+            && !protected.contains(&format!("{cache}/{name}"))
         {
             remove_if_present(&item.path(), pairs)?;
         }

@@ -332,7 +332,7 @@ pub fn reuse_folder(
     name: &std::ffi::OsStr,
     dest: &Path,
     rel: &Path,
-    needed: &std::collections::HashSet<&Path>,
+    needed: &std::collections::HashSet<&str>,
 ) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -361,7 +361,7 @@ pub fn reuse_folder(
                 Ok(r) => rel.join(r),
                 Err(_) => continue,
             };
-            if !needed.contains(venv_rel.as_path()) {
+            if !venv_rel.to_str().is_some_and(|r| needed.contains(r)) {
                 if std::fs::remove_dir(dir).is_err() {
                     sound = false;
                 }
@@ -539,8 +539,7 @@ mod tests {
         .unwrap();
         let site = dir.path().join("venv/site");
         std::fs::create_dir_all(&site).unwrap();
-        let needed: std::collections::HashSet<&Path> =
-            [Path::new("site/pkg"), Path::new("site/pkg/sub")].into();
+        let needed: std::collections::HashSet<&str> = ["site/pkg", "site/pkg/sub"].into();
         assert!(reuse_folder(
             &pool,
             std::ffi::OsStr::new("pkg"),
