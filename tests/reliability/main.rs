@@ -398,9 +398,9 @@ fn sigkill_during_undo_restore_and_clean_then_recovery() {
     let mut inside = 0;
     let mut undone = 0;
     for (args, back, n) in [
-        (&["undo"][..], "full", 10),
-        (&["restore", "small"][..], "full", 8),
-        (&["restore", "full"][..], "small", 8),
+        (&["undo"][..], "full", 16),
+        (&["restore", "small"][..], "full", 12),
+        (&["restore", "full"][..], "small", 12),
         (&["clean"][..], "full", 8),
     ] {
         let (tried, hit, did_undo) = kill_loop(&t, args, back, n);
@@ -408,7 +408,7 @@ fn sigkill_during_undo_restore_and_clean_then_recovery() {
         inside += hit;
         undone += did_undo;
     }
-    assert_eq!(trials, 34);
+    assert_eq!(trials, 48);
     assert!(
         undone * 2 >= trials,
         "undo ran in {undone} of {trials} trials only"
