@@ -31,7 +31,8 @@ pub fn reached_target(e: &Entry) -> bool {
         return false;
     };
     match &e.before.target {
-        Some(target) => freeze_map(target) == freeze_map(&after.freeze),
+        // The same text is the same set; only a differently written one needs the names parsed.
+        Some(target) => *target == after.freeze || freeze_map(target) == freeze_map(&after.freeze),
         None => after.exit_code == Some(0),
     }
 }
@@ -130,7 +131,7 @@ pub fn undo(
             // Going forward: the undone entries up to `id` are in effect again.
             let reapplies: Vec<u64> = state.undone.iter().copied().filter(|u| *u <= id).collect();
             (
-                (after.freeze.clone(), after.entries.clone()),
+                (after.freeze.clone(), after.entries.map()),
                 reverts,
                 reapplies,
                 format!("pyctl undo --to {id}"),
@@ -157,7 +158,7 @@ pub fn undo(
             } else {
                 format!("pyctl undo {steps}")
             };
-            let state = (oldest.before.freeze.clone(), oldest.before.entries.clone());
+            let state = (oldest.before.freeze.clone(), oldest.before.entries.map());
             (state, reverts, Vec::new(), command)
         }
     };
@@ -200,7 +201,7 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
     };
     let target = Target {
         skip_if_empty: false,
-        entries: u.before.entries.clone(),
+        entries: u.before.entries.map(),
         ..Target::set(
             Operation {
                 reverts: vec![u.id],

@@ -6,6 +6,7 @@
 //! skipped, never fatal.
 
 mod changes;
+mod copies;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::sys::fsutil::write_atomic;
 
 pub use changes::{change_lines, Changes, Modified};
+pub use copies::Copies;
 
 /// Version of the on-disk history format.
 pub const SCHEMA: u32 = 1;
@@ -73,8 +75,8 @@ pub struct Record {
     /// The store entry each distribution of `freeze` is (canonical name → entry folder name),
     /// where the store holds it: going back to this state takes those copies, as a version can
     /// be stored more than once (with `REQUESTED` and without, say).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub entries: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Copies::is_empty")]
+    pub entries: Copies,
     /// Ids of the entries this one reverts (undo, redo, restore).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reverts: Vec<u64>,
@@ -513,7 +515,7 @@ mod tests {
             python: "3.11.2".into(),
             venv: "/v".into(),
             freeze: freeze.into(),
-            entries: BTreeMap::new(),
+            entries: Copies::default(),
             reverts: vec![],
             reapplies: vec![],
             target: None,

@@ -179,6 +179,27 @@ pub fn write_keys(entry_dir: &Path, keys: &[Option<FileKey>]) -> Result<()> {
 /// reporting the unlinks of files that had other links (see the module's notes) in a
 /// `.unlinked-*.json` beside it, written before the folder itself goes.
 pub fn delete_trash(trash: &Path) -> Result<()> {
+    delete_one(trash)?;
+    // Parking sets a tree aside when the entry already has one parked (or the parking failed
+    // half-way): this process made those `.trash-parked-*` folders, and no later command may
+    // come to delete them, so they go now.
+    let Some(parent) = trash.parent() else {
+        return Ok(());
+    };
+    let mine = format!(".trash-parked-{}-", std::process::id());
+    if let Ok(read) = std::fs::read_dir(parent) {
+        for item in read.filter_map(std::result::Result::ok) {
+            if item.file_name().to_string_lossy().starts_with(&mine) {
+                if let Err(e) = delete_one(&item.path()) {
+                    log::warn!("{e:#}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn delete_one(trash: &Path) -> Result<()> {
     let name = trash.file_name().map(|n| n.to_string_lossy().into_owned());
     if !name.as_deref().is_some_and(|n| n.starts_with(".trash-")) {
         bail!("{}: not a .trash-* folder of a tier", trash.display());
