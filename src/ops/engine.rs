@@ -209,14 +209,24 @@ fn find_source(
     preferred: Option<&str>,
 ) -> Source {
     let site = format!("lib/python{python_minor}/");
-    let found = store.find(canonical, line);
     let usable = |e: &StoreEntry| e.dist_info.starts_with(&site);
-    let named = |dir: &PathBuf| preferred.is_some_and(|p| dir.file_name().is_some_and(|n| n == p));
-    let usable = match found.iter().position(|(dir, e)| named(dir) && usable(e)) {
-        Some(i) => found.into_iter().nth(i),
-        None => found.into_iter().find(|(_, e)| usable(e)),
-    };
-    match usable {
+    // The copy the target state had, when the store still holds it: one entry read, no
+    // listing of the whole store.
+    if let Some((dir, entry)) = preferred
+        .and_then(|p| store.find_named(canonical, line, p))
+        .filter(|(_, e)| usable(e))
+    {
+        return Source::Store {
+            dir,
+            entry: Box::new(entry),
+        };
+    }
+    // Otherwise the newest usable copy of that version.
+    match store
+        .find(canonical, line)
+        .into_iter()
+        .find(|(_, e)| usable(e))
+    {
         Some((dir, entry)) => Source::Store {
             dir,
             entry: Box::new(entry),

@@ -21,7 +21,7 @@ use crate::ui::Ui;
 /// Finishes an engine operation that was killed half-way (its after says `interrupted`): goes to
 /// the target set its before file recorded, as a new entry of the same kind.
 pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entry) -> Result<bool> {
-    let Some(freeze) = entry.before.target.clone() else {
+    let Some(freeze) = entry.before.target.as_deref().map(String::from) else {
         bail!("entry #{} records no target set to finish", entry.id);
     };
     let lock = tier.lock_waiting(ctx, ui)?;

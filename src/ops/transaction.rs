@@ -78,12 +78,12 @@ fn new_record(ctx: &Context, tier: &Tier, id: u64, op: &Operation, freeze: Strin
         pip_args: op.pip_args.clone(),
         python: tier.python_version().unwrap_or_default(),
         venv: tier.venv(),
-        freeze,
+        freeze: freeze.into(),
         entries: Default::default(),
         reverts: op.reverts.clone(),
         reapplies: op.reapplies.clone(),
         target: None,
-        changes: None,
+        changes: None.into(),
         exit_code: None,
         interrupted: false,
         rebuild: None,
@@ -143,8 +143,8 @@ fn settle_index(
         };
         let mut after = before.clone();
         after.timestamp = now_timestamp();
-        after.freeze = freeze.clone();
-        after.changes = Some(Changes::between(&freeze_map(&before.freeze), &current_map));
+        after.freeze = freeze.clone().into();
+        after.changes = Some(Changes::between(&freeze_map(&before.freeze), &current_map)).into();
         after.exit_code = None;
         after.interrupted = true;
         history::write_record(&dir, Half::After, &after)?;
@@ -169,7 +169,7 @@ fn settle_index(
     let before = new_record(ctx, tier, id, &op, known.clone());
     history::write_record(&dir, Half::Before, &before)?;
     let mut after = new_record(ctx, tier, id, &op, freeze);
-    after.changes = Some(Changes::between(&freeze_map(&known), &current_map));
+    after.changes = Some(Changes::between(&freeze_map(&known), &current_map)).into();
     after.exit_code = Some(0);
     history::write_record(&dir, Half::After, &after)?;
     if tier.venv_exists() {
@@ -206,7 +206,7 @@ pub fn record(
     settle_index(ctx, ui, tier, &before_set, &mut idx)?;
     let id = idx.next_id();
     let mut before = new_record(ctx, tier, id, op, before_set.freeze());
-    before.target = op.target.clone();
+    before.target = op.target.clone().map(history::Lazy::new);
     before.entries = history::Copies::new(&stored_entries(tier, config, &before_set));
     history::write_record(&dir, Half::Before, &before)?;
 
@@ -224,7 +224,7 @@ pub fn record(
         .collect();
     keep_in_store(tier, config, &after_set, &fresh);
     let mut after = new_record(ctx, tier, id, op, after_set.freeze());
-    after.changes = Some(changes.clone());
+    after.changes = Some(changes.clone()).into();
     after.exit_code = Some(exit_code);
     after.entries = history::Copies::new(&stored_entries(tier, config, &after_set));
     history::write_record(&dir, Half::After, &after)?;

@@ -131,7 +131,7 @@ pub fn undo(
             // Going forward: the undone entries up to `id` are in effect again.
             let reapplies: Vec<u64> = state.undone.iter().copied().filter(|u| *u <= id).collect();
             (
-                (after.freeze.clone(), after.entries.map()),
+                (after.freeze.to_string(), after.entries.map()),
                 reverts,
                 reapplies,
                 format!("pyctl undo --to {id}"),
@@ -158,7 +158,10 @@ pub fn undo(
             } else {
                 format!("pyctl undo {steps}")
             };
-            let state = (oldest.before.freeze.clone(), oldest.before.entries.map());
+            let state = (
+                oldest.before.freeze.to_string(),
+                oldest.before.entries.map(),
+            );
             (state, reverts, Vec::new(), command)
         }
     };
@@ -174,7 +177,9 @@ pub fn undo(
             freeze,
         )
     };
-    transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
+    let done = transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run);
+    forget_history(log);
+    done
 }
 
 pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
@@ -207,8 +212,17 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
                 reverts: vec![u.id],
                 ..Operation::new(Kind::Redo, "pyctl redo")
             },
-            u.before.freeze.clone(),
+            u.before.freeze.to_string(),
         )
     };
-    transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
+    let done = transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run);
+    forget_history(log);
+    done
+}
+
+/// The process ends right after an undo or redo: the history's records (hundreds of them, each
+/// with its freeze text and change lists) go back to the system with it instead of being freed
+/// one allocation at a time (~7 % of a redo's samples).
+fn forget_history(log: Log) {
+    std::mem::forget(log);
 }

@@ -28,7 +28,7 @@ pub fn fresh_venv_freeze(log: &Log) -> Option<String> {
         .iter()
         .find(|e| e.before.kind == Kind::Init)
         .and_then(|e| e.after.as_ref())
-        .map(|a| a.freeze.clone())
+        .map(|a| a.freeze.to_string())
 }
 
 /// Why `undo` cannot take a rebuild entry (or go past one): the Python it would go back to is

@@ -7,6 +7,7 @@
 
 mod changes;
 mod copies;
+mod lazy;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use crate::sys::fsutil::write_atomic;
 
 pub use changes::{change_lines, Changes, Modified};
 pub use copies::Copies;
+pub use lazy::Lazy;
 
 /// Version of the on-disk history format.
 pub const SCHEMA: u32 = 1;
@@ -71,7 +73,7 @@ pub struct Record {
     pub pip_args: Vec<String>,
     pub python: String,
     pub venv: PathBuf,
-    pub freeze: String,
+    pub freeze: Lazy<String>,
     /// The store entry each distribution of `freeze` is (canonical name → entry folder name),
     /// where the store holds it: going back to this state takes those copies, as a version can
     /// be stored more than once (with `REQUESTED` and without, say).
@@ -86,9 +88,9 @@ pub struct Record {
     /// For undo, redo, restore and clean: the set the operation goes to, so that one killed
     /// half-way can be finished (`pyctl doctor --fix`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub changes: Option<Changes>,
+    pub target: Option<Lazy<String>>,
+    #[serde(default, skip_serializing_if = "lazy::no_changes")]
+    pub changes: Lazy<Option<Changes>>,
     /// Only in `after` files; `null` when the operation was interrupted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
@@ -361,7 +363,7 @@ pub fn last_known_freeze(
                 continue;
             }
             match read_half(dir, *id, half) {
-                Ok(record) => return Some(record.freeze),
+                Ok(record) => return Some(record.freeze.to_string()),
                 Err(problem) => on_problem(problem),
             }
         }
@@ -514,12 +516,12 @@ mod tests {
             pip_args: vec!["install".into(), "x".into()],
             python: "3.11.2".into(),
             venv: "/v".into(),
-            freeze: freeze.into(),
+            freeze: freeze.to_string().into(),
             entries: Copies::default(),
             reverts: vec![],
             reapplies: vec![],
             target: None,
-            changes: None,
+            changes: None.into(),
             exit_code: None,
             interrupted: false,
             rebuild: None,

@@ -440,6 +440,24 @@ impl Store {
         read_entry(&dir).map(|e| (dir, e))
     }
 
+    /// The entry folder `name` when it holds this freeze line (its project name in any
+    /// spelling): the copy a history record names, read without listing the store.
+    pub fn find_named(
+        &self,
+        canonical: &str,
+        line: &str,
+        name: &str,
+    ) -> Option<(PathBuf, StoreEntry)> {
+        // Names come from history records: a plain folder name of the store, nothing else.
+        if name.is_empty() || name.starts_with('.') || name.contains('/') {
+            return None;
+        }
+        let dir = self.dir.join(name);
+        let entry = read_entry(&dir)?;
+        (entry.canonical == canonical && requirement_key(&entry.line) == requirement_key(line))
+            .then_some((dir, entry))
+    }
+
     /// Entries for a freeze line (its project name in any spelling), newest first.
     pub fn find(&self, canonical: &str, line: &str) -> Vec<(PathBuf, StoreEntry)> {
         let Ok(read) = std::fs::read_dir(&self.dir) else {
