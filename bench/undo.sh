@@ -68,12 +68,16 @@ measure() {
     if [ ! -x "$venv/bin/python" ]; then
         log "pyctl init --no-modify-path (once)"
         pyctl -q init --no-modify-path
-        # Every measured run adds history entries; keep them all so the install stays undoable.
-        printf '[history]\nmax_entries = 100000\n' >"$PYCTL_HOME/config.toml"
     fi
+    # Undo and redo read the whole history. Each run starts from a full history of the default
+    # size (100 entries: the clean and the install below prune to it), then keeps all of this
+    # run's ~130 entries, so that the install stays undoable; earlier runs' entries do not pile
+    # up into a history no default setting would keep.
+    printf '[history]\nmax_entries = 100\n' >"$PYCTL_HOME/config.toml"
     # The starting point: a new venv (base), then the 99 through the wrapper (full).
     pyctl -q clean
     pip install -q --no-index --find-links "$WHEELS" -r "$REQUIREMENTS"
+    printf '[history]\nmax_entries = 100000\n' >"$PYCTL_HOME/config.toml"
     pyctl -q snapshot full --force
     pyctl freeze >"$U/full.txt"
     grep -E '^(pip|setuptools)==' "$U/full.txt" >"$U/base.txt"
