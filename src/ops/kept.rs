@@ -31,7 +31,7 @@ pub(super) fn find_repairs(
     store: &Store,
     venv: &Path,
     kept: &[Distribution],
-    added: &HashSet<String>,
+    added: &HashSet<&str>,
 ) -> (Vec<Repair>, Vec<(String, String)>) {
     // Every kept file with the store copies that may go there (several owners: any of them).
     let mut owners: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
@@ -45,7 +45,7 @@ pub(super) fn find_repairs(
         let line = dist.freeze_lines().pop().unwrap_or_default();
         let linked = store::vouch::read_keys(&dir, entry.files.len());
         for (file, linked) in entry.files.into_iter().zip(linked) {
-            if added.contains(&file.path) {
+            if added.contains(file.path.as_str()) {
                 continue;
             }
             owners.entry(file.path.clone()).or_default().push((

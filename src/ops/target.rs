@@ -122,18 +122,20 @@ pub fn transact(
     );
     // A new venv is filled from nothing, but what people need to see is the change from the
     // venv they have now: what goes away included.
+    let from_venv;
     let shown = if fresh_venv && tier.venv_exists() {
-        engine::plan(
+        from_venv = engine::plan(
             &store,
             &tier.venv(),
             &current_set(tier)?,
             (&target.freeze, &target.entries),
             &python_minor,
-        )
+        );
+        &from_venv
     } else {
-        plan.clone()
+        &plan
     };
-    show_plan(ui, tier, &target.op.command, &shown, fresh_venv, dry_run)?;
+    show_plan(ui, tier, &target.op.command, shown, fresh_venv, dry_run)?;
     if dry_run {
         return Ok(ExitCode::Success);
     }

@@ -23,7 +23,7 @@ mod remove;
 mod sizes;
 pub mod vouch;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -241,21 +241,36 @@ impl Store {
         // One listing of the store tells which name-version pairs it already holds, so the
         // common case (nothing new) reads no RECORD and hashes nothing: this runs twice in
         // every recorded pip operation.
-        let held: HashSet<String> = std::fs::read_dir(&self.dir)
+        let mut held: HashMap<String, Vec<String>> = HashMap::new();
+        for item in std::fs::read_dir(&self.dir)
             .with_context(|| format!("{}: cannot read", self.dir.display()))?
             .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.rsplit_once('-').map(|(prefix, _)| prefix.to_string())
-            })
-            .collect();
+        {
+            let name = item.file_name().to_string_lossy().into_owned();
+            if let Some((prefix, _)) = name.rsplit_once('-') {
+                held.entry(prefix.to_string()).or_default().push(name);
+            }
+        }
         let mut added = 0;
         for dist in set.dists.values() {
             if dist.format != MetadataFormat::DistInfo {
                 continue;
             }
             let renew = fresh.contains(&dist.canonical);
-            if !renew && held.contains(&Self::entry_prefix(dist)) && dist.direct_url.is_none() {
+            let names = held.get(&Self::entry_prefix(dist));
+            if !renew && names.is_some() && dist.direct_url.is_none() {
+                continue;
+            }
+            // New in the venv but restored from an entry (an undo or redo, not pip): the venv's
+            // RECORD is that entry's, one inode; nothing to hash or keep again.
+            if renew
+                && names.is_some_and(|names| {
+                    names.iter().any(|n| {
+                        self.dir.join(n).join("entry.json").is_file()
+                            && self.holds_installed(venv, dist, n)
+                    })
+                })
+            {
                 continue;
             }
             let record_path = dist.metadata_path.join("RECORD");
