@@ -52,7 +52,7 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
         skip_if_empty: false,
         python: None,
     };
-    transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
+    transact(ctx, ui, &tier, &config, &lock, Some(&log), target, dry_run)
 }
 
 pub fn gc(ctx: &Context, ui: &Ui) -> Result<ExitCode> {

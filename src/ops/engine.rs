@@ -336,7 +336,7 @@ pub fn apply(
     store: &Store,
     venv: &Path,
     plan: &Plan,
-    find_links: &[PathBuf],
+    find_links: &dyn Fn() -> Vec<PathBuf>,
     trash: &Path,
     unlinked: &store::vouch::Unlinked,
 ) -> Result<ApplyReport> {
@@ -365,7 +365,7 @@ pub fn apply(
             ctx,
             ui,
             venv,
-            find_links,
+            &find_links(),
             &requirements_of(&reinstall),
             true,
         )?;
@@ -384,7 +384,14 @@ pub fn apply(
         return Ok(report);
     }
     let lines = lines_of(&via_pip);
-    let end = pip_install(ctx, ui, venv, find_links, &requirements_of(&via_pip), false)?;
+    let end = pip_install(
+        ctx,
+        ui,
+        venv,
+        &find_links(),
+        &requirements_of(&via_pip),
+        false,
+    )?;
     let failed = || {
         format!(
             "could not restore {}: not in the store, not in a local wheel folder, and the index \

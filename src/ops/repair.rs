@@ -40,7 +40,7 @@ pub fn finish(ctx: &Context, ui: &Ui, tier: &Tier, config: &Config, entry: &Entr
         },
         freeze,
     );
-    Ok(transact(ctx, ui, tier, config, &lock, &log, target, false)? == ExitCode::Success)
+    Ok(transact(ctx, ui, tier, config, &lock, Some(&log), target, false)? == ExitCode::Success)
 }
 
 /// Puts pip back (doctor's repair of a venv without pip): the current set plus the newest pip
@@ -71,7 +71,7 @@ pub fn put_pip_back(
         ),
         freeze,
     );
-    Ok(transact(ctx, ui, tier, config, &lock, log, target, false)? == ExitCode::Success)
+    Ok(transact(ctx, ui, tier, config, &lock, Some(log), target, false)? == ExitCode::Success)
 }
 
 /// Puts back the files of installed distributions that are not their own (doctor's repair):
@@ -88,7 +88,7 @@ pub fn repair_installed(
         Operation::new(Kind::Restore, "pyctl doctor --fix (put back damaged files)"),
         current_set(tier)?.freeze(),
     );
-    Ok(transact(ctx, ui, tier, config, &lock, log, target, false)? == ExitCode::Success)
+    Ok(transact(ctx, ui, tier, config, &lock, Some(log), target, false)? == ExitCode::Success)
 }
 
 /// Rebuilds the venv (on `python`, or the one that made it) with the set the history last
@@ -120,5 +120,5 @@ pub fn rebuild(
         skip_if_empty: false,
         python: python.map(Path::to_path_buf),
     };
-    Ok(transact(ctx, ui, tier, config, &lock, &log, target, false)? == ExitCode::Success)
+    Ok(transact(ctx, ui, tier, config, &lock, Some(&log), target, false)? == ExitCode::Success)
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::context::Context;
 use crate::exit_codes::ExitCode;
-use crate::ops::target::{open_tier, read_log, transact, Target};
+use crate::ops::target::{open_tier, transact, Target};
 use crate::ops::transaction::Operation;
 use crate::tier::gc::current_set;
 use crate::tier::history::Kind;
@@ -19,12 +19,11 @@ pub fn restore(ctx: &Context, ui: &Ui, name: &str, dry_run: bool) -> Result<Exit
     let (tier, config, lock) = open_tier(ctx, ui)?;
     let path = snapshot::snapshot_path(&tier, name)?;
     let text = read_snapshot(&tier, name, &path)?;
-    let log = read_log(&tier, ui)?;
     let target = Target::set(
         Operation::new(Kind::Restore, format!("pyctl restore {name}")),
         text,
     );
-    transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run)
+    transact(ctx, ui, &tier, &config, &lock, None, target, dry_run)
 }
 
 /// The text of snapshot `name` (at `path`); a missing one is named with those there are.

@@ -90,6 +90,8 @@ struct PlanJson<'a> {
 
 /// Takes the venv to `target` as one recorded operation: shows the plan, then (unless
 /// `dry_run`) applies it. `Failure` when the venv did not reach the target (each failure said).
+/// `log`: the history, when the caller has read it; without it (a restore) it is read only if
+/// pip has to install something (for the wheel folders earlier commands named).
 #[allow(clippy::too_many_arguments)]
 pub fn transact(
     ctx: &Context,
@@ -97,7 +99,7 @@ pub fn transact(
     tier: &Tier,
     config: &Config,
     lock: &TierLock,
-    log: &Log,
+    log: Option<&Log>,
     target: Target,
     dry_run: bool,
 ) -> Result<ExitCode> {
@@ -143,8 +145,13 @@ pub fn transact(
         ui.info("the venv is already in that state; nothing to do");
         return Ok(ExitCode::Success);
     }
-    let find_links =
-        engine::recorded_find_links(log.entries.iter().map(|e| e.before.pip_args.clone()));
+    // The wheel folders earlier pip commands named: only for what pip has to install.
+    let find_links = || match log {
+        Some(log) => recorded_find_links(log),
+        None => history::read_log(&tier.history_dir())
+            .map(|log| recorded_find_links(&log))
+            .unwrap_or_default(),
+    };
     let op = Operation {
         target: Some(target.freeze.clone()),
         ..target.op.clone()
@@ -175,13 +182,16 @@ pub fn transact(
     if outcome.exit_code != 0 && matches!(target.op.kind, Kind::Undo | Kind::Redo) {
         warn_not_counted(ui, &target.op, outcome.id);
     }
-    crate::ops::migrate::backup::user_site_follows(
-        ui,
-        tier,
-        log,
-        &target.op,
-        outcome.exit_code == 0,
-    );
+    // (Undo and redo, which always come with the history read.)
+    if let Some(log) = log {
+        crate::ops::migrate::backup::user_site_follows(
+            ui,
+            tier,
+            log,
+            &target.op,
+            outcome.exit_code == 0,
+        );
+    }
     Ok(if outcome.exit_code == 0 {
         ExitCode::Success
     } else {
@@ -248,7 +258,7 @@ fn apply_locked(
     store: &Store,
     tier: &Tier,
     plan: &Plan,
-    find_links: &[PathBuf],
+    find_links: &dyn Fn() -> Vec<PathBuf>,
 ) -> Result<i32> {
     let venv = tier.venv().canonicalize().context("the venv vanished")?;
     let trash = tier
@@ -369,4 +379,8 @@ pub fn delete_in_background(path: &Path) {
     let mut rm = crate::sys::tool::system_tool("rm");
     rm.arg("-rf").arg(path);
     let _ = quiet(rm);
+}
+
+fn recorded_find_links(log: &Log) -> Vec<PathBuf> {
+    engine::recorded_find_links(log.entries.iter().map(|e| e.before.pip_args.clone()))
 }

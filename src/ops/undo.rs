@@ -177,7 +177,7 @@ pub fn undo(
             freeze,
         )
     };
-    let done = transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run);
+    let done = transact(ctx, ui, &tier, &config, &lock, Some(&log), target, dry_run);
     forget_history(log);
     done
 }
@@ -215,7 +215,7 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
             u.before.freeze.to_string(),
         )
     };
-    let done = transact(ctx, ui, &tier, &config, &lock, &log, target, dry_run);
+    let done = transact(ctx, ui, &tier, &config, &lock, Some(&log), target, dry_run);
     forget_history(log);
     done
 }
