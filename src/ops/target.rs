@@ -173,30 +173,36 @@ pub fn transact(
         apply_locked(ctx, ui, lock, &store, tier, &plan, &find_links)
     })?;
     finish_trash(tier);
+    Ok(report_outcome(ui, tier, log, &target.op, &outcome))
+}
+
+/// Says what was recorded and what follows from it; the exit code: `Failure` when the venv did
+/// not reach the target.
+fn report_outcome(
+    ui: &Ui,
+    tier: &Tier,
+    log: Option<&Log>,
+    op: &Operation,
+    outcome: &transaction::Outcome,
+) -> ExitCode {
     ui.info(&format!(
         "recorded #{} {}: {}",
         outcome.id,
-        target.op.command,
+        op.command,
         outcome.changes.summary()
     ));
-    if outcome.exit_code != 0 && matches!(target.op.kind, Kind::Undo | Kind::Redo) {
-        warn_not_counted(ui, &target.op, outcome.id);
+    if outcome.exit_code != 0 && matches!(op.kind, Kind::Undo | Kind::Redo) {
+        warn_not_counted(ui, op, outcome.id);
     }
     // (Undo and redo, which always come with the history read.)
     if let Some(log) = log {
-        crate::ops::migrate::backup::user_site_follows(
-            ui,
-            tier,
-            log,
-            &target.op,
-            outcome.exit_code == 0,
-        );
+        crate::ops::migrate::backup::user_site_follows(ui, tier, log, op, outcome.exit_code == 0);
     }
-    Ok(if outcome.exit_code == 0 {
+    if outcome.exit_code == 0 {
         ExitCode::Success
     } else {
         ExitCode::Failure
-    })
+    }
 }
 
 /// The minor version (`3.11`) the target set is planned for: of the interpreter the venv is
