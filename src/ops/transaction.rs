@@ -207,7 +207,7 @@ pub fn record(
     let id = idx.next_id();
     let mut before = new_record(ctx, tier, id, op, before_set.freeze());
     before.target = op.target.clone().map(history::Lazy::new);
-    before.entries = history::Copies::new(&stored_entries(tier, config, &before_set));
+    before.entries = stored_entries(tier, config, &before_set).into();
     history::write_record(&dir, Half::Before, &before)?;
 
     let exit_code = run()?;
@@ -226,7 +226,7 @@ pub fn record(
     let mut after = new_record(ctx, tier, id, op, after_set.freeze());
     after.changes = Some(changes.clone()).into();
     after.exit_code = Some(exit_code);
-    after.entries = history::Copies::new(&stored_entries(tier, config, &after_set));
+    after.entries = stored_entries(tier, config, &after_set).into();
     history::write_record(&dir, Half::After, &after)?;
     if tier.venv_exists() {
         shims::ensure_shims(tier, &ctx.exe)?;

@@ -131,7 +131,7 @@ pub fn undo(
             // Going forward: the undone entries up to `id` are in effect again.
             let reapplies: Vec<u64> = state.undone.iter().copied().filter(|u| *u <= id).collect();
             (
-                (after.freeze.to_string(), after.entries.map()),
+                (after.freeze.to_string(), (*after.entries).clone()),
                 reverts,
                 reapplies,
                 format!("pyctl undo --to {id}"),
@@ -160,7 +160,7 @@ pub fn undo(
             };
             let state = (
                 oldest.before.freeze.to_string(),
-                oldest.before.entries.map(),
+                (*oldest.before.entries).clone(),
             );
             (state, reverts, Vec::new(), command)
         }
@@ -206,7 +206,7 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
     };
     let target = Target {
         skip_if_empty: false,
-        entries: u.before.entries.map(),
+        entries: (*u.before.entries).clone(),
         ..Target::set(
             Operation {
                 reverts: vec![u.id],

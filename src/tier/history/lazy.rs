@@ -3,6 +3,7 @@
 //! few records only: decoding (unescaping, one allocation per string) all of them was a third of
 //! a redo's work on a history of hundreds of entries.
 
+use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::OnceLock;
 
@@ -25,6 +26,15 @@ impl Deferred for String {
         // A string without `\u` escapes always decodes (serde_json has checked its escapes); a
         // `\u` escape may be half a surrogate pair, which does not.
         !raw.starts_with('"') || raw.contains("\\u")
+    }
+}
+
+/// A record's `entries` (canonical name → store entry folder): only a move to that record's
+/// state reads them. A map of another shape reads as none (the move then takes the newest
+/// stored copy of each version, as for records written before `entries` existed).
+impl Deferred for BTreeMap<String, String> {
+    fn decode_now(_raw: &str) -> bool {
+        false
     }
 }
 
@@ -75,6 +85,11 @@ impl<T: Deferred> Deref for Lazy<T> {
 /// For `skip_serializing_if`: a change list neither read nor set.
 pub fn no_changes(changes: &Lazy<Option<Changes>>) -> bool {
     changes.raw.is_none() && changes.is_none()
+}
+
+/// For `skip_serializing_if`: entries neither read nor set.
+pub fn no_entries(entries: &Lazy<BTreeMap<String, String>>) -> bool {
+    entries.raw.is_none() && entries.is_empty()
 }
 
 impl<T: Deferred> From<T> for Lazy<T> {
@@ -172,5 +187,36 @@ mod tests {
         assert!(odd.is_none());
         // Written back as read: nothing of the record is lost by not decoding it.
         assert_eq!(serde_json::to_string(&odd).unwrap(), r#"{"added":5}"#);
+    }
+
+    fn record(id: u64, freeze: &str) -> crate::tier::history::Record {
+        let text = format!(
+            r#"{{"schema":1,"id":{id},"kind":"pip","timestamp":"t","user":"u","command":"c","python":"p","venv":"/v","freeze":{}}}"#,
+            serde_json::to_string(freeze).unwrap()
+        );
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn entries_are_written_and_read_back_as_the_map() {
+        let map: BTreeMap<String, String> = [("solo", "solo-2.0-abc"), ("needy", "needy-1.0-def")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let with = crate::tier::history::Record {
+            entries: Lazy::new(map.clone()),
+            ..record(1, "solo==2.0\nneedy==1.0\n")
+        };
+        let text = serde_json::to_string(&with).unwrap();
+        assert!(text.contains(r#""entries":{"needy":"needy-1.0-def","solo":"solo-2.0-abc"}"#));
+        let back: crate::tier::history::Record = serde_json::from_str(&text).unwrap();
+        assert_eq!(*back.entries, map);
+        assert_eq!(back, with);
+        // None: not written, read as none; a value of another shape reads as none too.
+        let without = serde_json::to_string(&record(2, "")).unwrap();
+        assert!(!without.contains("entries"));
+        let odd = without.replacen('{', r#"{"entries":[1,2],"#, 1);
+        let odd: crate::tier::history::Record = serde_json::from_str(&odd).unwrap();
+        assert!(odd.entries.is_empty());
     }
 }

@@ -6,7 +6,6 @@
 //! skipped, never fatal.
 
 mod changes;
-mod copies;
 mod lazy;
 
 use std::collections::BTreeMap;
@@ -18,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use crate::sys::fsutil::write_atomic;
 
 pub use changes::{change_lines, Changes, Modified};
-pub use copies::Copies;
 pub use lazy::Lazy;
 
 /// Version of the on-disk history format.
@@ -77,8 +75,8 @@ pub struct Record {
     /// The store entry each distribution of `freeze` is (canonical name → entry folder name),
     /// where the store holds it: going back to this state takes those copies, as a version can
     /// be stored more than once (with `REQUESTED` and without, say).
-    #[serde(default, skip_serializing_if = "Copies::is_empty")]
-    pub entries: Copies,
+    #[serde(default, skip_serializing_if = "lazy::no_entries")]
+    pub entries: Lazy<BTreeMap<String, String>>,
     /// Ids of the entries this one reverts (undo, redo, restore).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reverts: Vec<u64>,
@@ -517,7 +515,7 @@ mod tests {
             python: "3.11.2".into(),
             venv: "/v".into(),
             freeze: freeze.to_string().into(),
-            entries: Copies::default(),
+            entries: Default::default(),
             reverts: vec![],
             reapplies: vec![],
             target: None,

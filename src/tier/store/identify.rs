@@ -17,17 +17,10 @@ impl Store {
     /// (stores that copy). Distributions the store does not hold are left out.
     pub fn entries_of(&self, venv: &Path, set: &PackageSet) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        let Ok(read) = std::fs::read_dir(&self.dir) else {
+        // One listing for the whole set.
+        let Ok(by_prefix) = self.names_by_prefix() else {
             return out;
         };
-        // Entry names by their `<name>-<version>` prefix: one listing for the whole set.
-        let mut by_prefix: HashMap<String, Vec<String>> = HashMap::new();
-        for item in read.filter_map(Result::ok) {
-            let name = item.file_name().to_string_lossy().into_owned();
-            if let Some((prefix, _)) = name.rsplit_once('-').filter(|_| !name.starts_with('.')) {
-                by_prefix.entry(prefix.to_string()).or_default().push(name);
-            }
-        }
         for dist in set.dists.values() {
             if dist.format != MetadataFormat::DistInfo {
                 continue;
@@ -57,5 +50,17 @@ impl Store {
             }
         }
         out
+    }
+
+    /// The store's entry folder names by their `<name>-<version>` prefix, from one listing.
+    pub(super) fn names_by_prefix(&self) -> std::io::Result<HashMap<String, Vec<String>>> {
+        let mut by_prefix: HashMap<String, Vec<String>> = HashMap::new();
+        for item in std::fs::read_dir(&self.dir)?.filter_map(Result::ok) {
+            let name = item.file_name().to_string_lossy().into_owned();
+            if let Some((prefix, _)) = name.rsplit_once('-').filter(|_| !name.starts_with('.')) {
+                by_prefix.entry(prefix.to_string()).or_default().push(name);
+            }
+        }
+        Ok(by_prefix)
     }
 }

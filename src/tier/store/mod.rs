@@ -23,7 +23,7 @@ mod remove;
 mod sizes;
 pub mod vouch;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -241,16 +241,9 @@ impl Store {
         // One listing of the store tells which name-version pairs it already holds, so the
         // common case (nothing new) reads no RECORD and hashes nothing: this runs twice in
         // every recorded pip operation.
-        let mut held: HashMap<String, Vec<String>> = HashMap::new();
-        for item in std::fs::read_dir(&self.dir)
-            .with_context(|| format!("{}: cannot read", self.dir.display()))?
-            .filter_map(Result::ok)
-        {
-            let name = item.file_name().to_string_lossy().into_owned();
-            if let Some((prefix, _)) = name.rsplit_once('-') {
-                held.entry(prefix.to_string()).or_default().push(name);
-            }
-        }
+        let held = self
+            .names_by_prefix()
+            .with_context(|| format!("{}: cannot read", self.dir.display()))?;
         let mut added = 0;
         for dist in set.dists.values() {
             if dist.format != MetadataFormat::DistInfo {
