@@ -122,10 +122,22 @@ pub struct Target<'a> {
     /// Whether the installing pip (the bundled one) is 25.2 or later, whose distlib imports the
     /// entry point inside the `__main__` guard.
     pub late_import: bool,
-    /// A root-owned site-packages of the same Python whose bytecode is taken for the modules it
-    /// has byte for byte ([`crate::python::bytecode::from_seed`]) and the RECORD of the same
-    /// distribution lists, and what that bytecode must carry.
-    pub seed: Option<(&'a Path, &'a Flavour)>,
+    /// Root-owned site folders of the same Python whose bytecode is taken for the modules they
+    /// have byte for byte ([`crate::python::bytecode::from_seed`]), the first that fits, and
+    /// what that bytecode must carry.
+    pub seeds: &'a [Seed],
+    pub flavour: Option<&'a Flavour>,
+}
+
+/// A site folder whose bytecode a new venv may copy.
+#[derive(Clone, Debug)]
+pub struct Seed {
+    pub site: PathBuf,
+    /// A venv pip or pyctl wrote: a `.pyc` is taken only when the RECORD of its distribution
+    /// there lists it (RECORD is written after the bytecode). A distribution's own site folder
+    /// (`/usr/lib/python3/dist-packages`) has none of that; its bytecode was written by
+    /// `py_compile` or the package manager, each of which renames a whole file into place.
+    pub listed: bool,
 }
 
 /// A wheel unpacked by [`install_wheel`], its RECORD not written yet: that waits for the
@@ -135,6 +147,8 @@ pub struct Unpacked {
     pub dist_info: String,
     /// The `.py` files it placed (absolute) that have no bytecode yet: to byte-compile.
     pub sources: Vec<PathBuf>,
+    /// How many modules got their bytecode from each seed, by its site folder.
+    pub taken: BTreeMap<PathBuf, usize>,
     rows: Vec<[String; 3]>,
     record_name: String,
     made: HashSet<PathBuf>,
@@ -174,16 +188,23 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<Unpack
     let record = parse_record(&read_entry(&mut zip, wheel, &record_name)?)
         .with_context(|| format!("{}: {record_name}", wheel.display()))?;
     let mut made = HashSet::new();
-    let seed_rows = target
-        .seed
-        .and_then(|(site, _)| seed_record(site, &dist_info));
-    let (sources, seeded) = unpack(
+    // Per seed: the rows of its RECORD of this distribution, or `None` when it is not asked
+    // for; a listed seed without that RECORD is left out.
+    let seed_rows: Vec<(&Seed, Option<HashMap<String, Option<String>>>)> = target
+        .seeds
+        .iter()
+        .filter_map(|seed| match seed.listed {
+            true => Some((seed, Some(seed_record(&seed.site, &dist_info)?))),
+            false => Some((seed, None)),
+        })
+        .collect();
+    let (sources, seeded, taken) = unpack(
         &mut zip,
         wheel,
         &record,
         &record_name,
         target,
-        seed_rows.as_ref(),
+        &seed_rows,
         &mut made,
     )?;
     let mut rows: Vec<[String; 3]> = record
@@ -223,6 +244,7 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<Unpack
     Ok(Unpacked {
         dist_info,
         sources,
+        taken,
         rows,
         record_name,
         made,
@@ -241,20 +263,24 @@ fn read_entry(zip: &mut zip::ZipArchive<File>, wheel: &Path, name: &str) -> Resu
     Ok(data)
 }
 
+/// What [`unpack`] placed: the sources left without bytecode, the RECORD rows of the bytecode
+/// taken from seeds, and how many modules each seed gave.
+type Placed = (Vec<PathBuf>, Vec<[String; 3]>, BTreeMap<PathBuf, usize>);
+
 /// Writes every file of the wheel but its RECORD under site-packages, each checked against
-/// its RECORD hash first, with the seed's bytecode where it fits. Returns the sources left
-/// without bytecode and the RECORD rows of the bytecode taken from the seed.
+/// its RECORD hash first, with a seed's bytecode where one fits.
 fn unpack(
     zip: &mut zip::ZipArchive<File>,
     wheel: &Path,
     record: &[RecordRow],
     record_name: &str,
     target: &Target,
-    seed_rows: Option<&HashMap<String, Option<String>>>,
+    seed_rows: &[(&Seed, Option<HashMap<String, Option<String>>>)],
     made: &mut HashSet<PathBuf>,
-) -> Result<(Vec<PathBuf>, Vec<[String; 3]>)> {
+) -> Result<Placed> {
     let mut sources = Vec::new();
     let mut seeded = Vec::new();
+    let mut taken = BTreeMap::new();
     let hashes: BTreeMap<&str, &str> = record
         .iter()
         .filter_map(|r| r.hash.as_deref().map(|h| (r.path.as_str(), h)))
@@ -294,7 +320,7 @@ fn unpack(
         if !name.ends_with(".py") {
             continue;
         }
-        let Some((pyc, mtime, pyc_dest, row)) =
+        let Some((site, pyc, mtime, pyc_dest, row)) =
             seed_for(target, seed_rows, &relative, &dest, &data)
         else {
             sources.push(dest);
@@ -307,31 +333,50 @@ fn unpack(
         // Bytecode gets its source's mode, as `py_compile` gives it.
         write_new(made, &pyc_dest, &pyc, executable)?;
         seeded.push(row);
+        *taken.entry(site.to_path_buf()).or_insert(0) += 1;
     }
-    Ok((sources, seeded))
+    Ok((sources, seeded, taken))
 }
 
-/// The seed's bytecode for the source `relative` (placed at `dest`, content `data`) when
-/// [`from_seed`] finds it usable and the seed's RECORD (`seed_rows`) lists it (with this hash,
-/// when it gives one), so it is whole and was not being written: its bytes, the mtime the
-/// source must get, where it goes and its RECORD row.
-fn seed_for(
+/// The first seed's bytecode for the source `relative` (placed at `dest`, content `data`) that
+/// [`from_seed`] finds usable and, for a listed seed, its RECORD (`seed_rows`) lists (with this
+/// hash, when it gives one), so it is whole and was not being written: its bytes, the mtime the
+/// source must get, where it goes and its RECORD row, after the seed's site folder.
+fn seed_for<'a>(
     target: &Target,
-    seed_rows: Option<&HashMap<String, Option<String>>>,
+    seed_rows: &[(&'a Seed, Option<HashMap<String, Option<String>>>)],
     relative: &Path,
     dest: &Path,
     data: &[u8],
-) -> Option<(Vec<u8>, std::time::SystemTime, PathBuf, [String; 3])> {
-    let (site, flavour) = target.seed?;
-    let rows = seed_rows?;
-    let (pyc, mtime) = from_seed(site, relative, data, flavour)?;
+) -> Option<(
+    &'a Path,
+    Vec<u8>,
+    std::time::SystemTime,
+    PathBuf,
+    [String; 3],
+)> {
+    let flavour = target.flavour?;
     let pyc_dest = pyc_path(dest, &flavour.tag)?;
     let row = bytecode_row(target, &pyc_dest);
-    let listed = match rows.get(&row[0])? {
-        Some(hash) => *hash == sha256_field(&pyc),
-        None => true,
-    };
-    listed.then_some((pyc, mtime, pyc_dest, row))
+    seed_rows.iter().find_map(|(seed, rows)| {
+        let (pyc, mtime) = from_seed(&seed.site, relative, data, flavour)?;
+        let listed = match rows {
+            None => true,
+            Some(rows) => match rows.get(&row[0])? {
+                Some(hash) => *hash == sha256_field(&pyc),
+                None => true,
+            },
+        };
+        listed.then(|| {
+            (
+                seed.site.as_path(),
+                pyc,
+                mtime,
+                pyc_dest.clone(),
+                row.clone(),
+            )
+        })
+    })
 }
 
 /// The RECORD row of bytecode as pip writes it: the path alone, no hash and no size (pip

@@ -75,16 +75,45 @@ pub fn pyc_path(source: &Path, tag: &str) -> Option<PathBuf> {
 }
 
 /// Byte-compiles `sources` with `python` (`-I -m compileall`, nothing of the caller's
-/// environment), as pip does at install. A module this Python cannot compile is left, as pip
-/// leaves it: the others are compiled.
+/// environment), as pip does at install, split across the cores: one `compileall` per share of
+/// about the same bytes (`compileall -j` only spreads a folder walk, not a list read from
+/// stdin). A module this Python cannot compile is left, as pip leaves it: the others are
+/// compiled.
 pub fn compile(python: &Path, sources: &[PathBuf]) -> Result<()> {
-    let list: String = sources
-        .iter()
-        .map(|s| format!("{}\n", s.display()))
-        .collect();
-    if list.is_empty() {
-        return Ok(());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Below ~64 modules a second interpreter's start costs more than it saves.
+    let shares = cores.min(8).min(sources.len().div_ceil(64)).max(1);
+    let lists = share_out(sources, shares);
+    for result in crate::sys::parallel::map(&lists, |list| compile_list(python, list)) {
+        result?;
     }
+    Ok(())
+}
+
+/// `sources` dealt into `shares` lists of about the same total size, largest file first to
+/// the lightest list; empty lists dropped.
+fn share_out(sources: &[PathBuf], shares: usize) -> Vec<String> {
+    let mut sized: Vec<(u64, &PathBuf)> = sources
+        .iter()
+        .map(|s| (std::fs::metadata(s).map_or(0, |m| m.len()), s))
+        .collect();
+    sized.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut lists = vec![(0u64, String::new()); shares.max(1)];
+    for (size, source) in sized {
+        if let Some(lightest) = lists.iter_mut().min_by_key(|(total, _)| *total) {
+            lightest.0 += size.max(1);
+            lightest.1.push_str(&format!("{}\n", source.display()));
+        }
+    }
+    lists
+        .into_iter()
+        .map(|(_, list)| list)
+        .filter(|list| !list.is_empty())
+        .collect()
+}
+
+/// One `compileall` over the newline-separated `list`.
+fn compile_list(python: &Path, list: &str) -> Result<()> {
     let mut child = Command::new(python)
         .env_clear()
         .env("PATH", crate::sys::pip::ROOT_PATH)
@@ -121,7 +150,7 @@ pub fn from_seed(
     flavour: &Flavour,
 ) -> Option<(Vec<u8>, SystemTime)> {
     let seed_source = seed_site.join(rel);
-    let data = std::fs::read(pyc_path(&seed_source, &flavour.tag)?).ok()?;
+    let data = read_root_only(seed_site, &pyc_path(&seed_source, &flavour.tag)?)?;
     let header = Header::parse(&data)?;
     if header.magic != flavour.magic
         || header.flags != 0
@@ -137,6 +166,26 @@ pub fn from_seed(
         return None;
     }
     Some((data, UNIX_EPOCH + Duration::from_secs(header.mtime.into())))
+}
+
+/// The bytes of `file`, below the root-controlled folder `site`, when it and every folder
+/// between are root's, not links, and nobody else can write them: bytecode is code, and what
+/// one account left in a distribution's site folder (a `chown`ed package folder, a link out of
+/// it) must not become another's. Its source is not held to that: it is compared byte for
+/// byte with the wheel's, and the bytecode's header names its mtime.
+fn read_root_only(site: &Path, file: &Path) -> Option<Vec<u8>> {
+    let mut at = site.to_path_buf();
+    for part in file.strip_prefix(site).ok()?.components() {
+        let std::path::Component::Normal(name) = part else {
+            return None;
+        };
+        at.push(name);
+        let meta = std::fs::symlink_metadata(&at).ok()?;
+        if meta.file_type().is_symlink() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return None;
+        }
+    }
+    std::fs::read(&at).ok()
 }
 
 /// The rows of the RECORD of the seed's copy of the distribution `dist_info`: path → hash
@@ -237,6 +286,30 @@ mod tests {
         assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &other).is_none());
         let (pyc, mtime) = from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).unwrap();
         assert_eq!(pyc, std::fs::read(&seed_pyc).unwrap());
+        // Bytecode another account could have written is not taken: writable by the group,
+        // or a link (here to a copy of itself).
+        use std::os::unix::fs::PermissionsExt;
+        let set_mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        set_mode(&seed_pyc, 0o664);
+        assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).is_none());
+        set_mode(&seed_pyc, 0o644);
+        set_mode(seed_pyc.parent().unwrap(), 0o775);
+        assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).is_none());
+        set_mode(seed_pyc.parent().unwrap(), 0o755);
+        let copy = dir.path().join("copy.pyc");
+        std::fs::rename(&seed_pyc, &copy).unwrap();
+        std::os::unix::fs::symlink(&copy, &seed_pyc).unwrap();
+        assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).is_none());
+        std::fs::remove_file(&seed_pyc).unwrap();
+        std::fs::rename(&copy, &seed_pyc).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&seed_pyc, Some(65534), None).unwrap();
+            assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).is_none());
+            std::os::unix::fs::chown(&seed_pyc, Some(0), None).unwrap();
+        }
+        assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).is_some());
 
         // Placed with that mtime, Python takes the bytecode as valid: importing writes nothing.
         let source = site.join("pkg/same.py");
@@ -263,5 +336,43 @@ mod tests {
             std::fs::metadata(&placed).unwrap().modified().unwrap(),
             before
         );
+    }
+
+    /// The sources are dealt out whole and balanced, and every one of them is compiled, each
+    /// share by its own `compileall`; one that does not compile is left without bytecode.
+    #[test]
+    fn compile_splits_the_work_and_compiles_every_module() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = Vec::new();
+        for i in 0..200 {
+            let path = dir.path().join(format!("m{i}.py"));
+            std::fs::write(&path, "X = 1\n".repeat(1 + i % 7)).unwrap();
+            sources.push(path);
+        }
+        let bad = dir.path().join("bad.py");
+        std::fs::write(&bad, "def (:\n").unwrap();
+        sources.push(bad.clone());
+        let lists = share_out(&sources, 3);
+        assert_eq!(lists.len(), 3);
+        let mut dealt: Vec<&str> = lists.iter().flat_map(|l| l.lines()).collect();
+        dealt.sort_unstable();
+        let mut all: Vec<String> = sources.iter().map(|s| s.display().to_string()).collect();
+        all.sort_unstable();
+        assert_eq!(dealt, all);
+        let sizes: Vec<usize> = lists.iter().map(|l| l.lines().count()).collect();
+        assert!(sizes.iter().all(|&n| n > 40), "{sizes:?}");
+
+        compile(Path::new("/usr/bin/python3"), &sources).unwrap();
+        let cache: Vec<String> = std::fs::read_dir(dir.path().join("__pycache__"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        for i in 0..200 {
+            assert!(
+                cache.iter().any(|n| n.starts_with(&format!("m{i}."))),
+                "m{i} not compiled"
+            );
+        }
+        assert!(!cache.iter().any(|n| n.starts_with("bad.")));
     }
 }

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::python::bootstrap::Seed;
 use crate::python::pyvenv::PyvenvCfg;
 use crate::sys::fsutil::root_controlled;
 use crate::tier::Tier;
@@ -112,14 +113,15 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
     let late_import =
         pip_version.is_some_and(|v| v >= "25.2".parse::<pep440_rs::Version>().expect("a version"));
     let flavour = crate::python::bytecode::Flavour::of_stdlib(&stdlib);
-    let seed = seed_site(from, (major, minor));
+    let seeds = seeds(from, prefix, (major, minor));
     let target = crate::python::bootstrap::Target {
         site_packages: &site_packages,
         bin: &bin,
         python: &interpreter,
         version: (major, minor),
         late_import,
-        seed: seed.as_deref().zip(flavour.as_ref()),
+        seeds: &seeds,
+        flavour: flavour.as_ref(),
     };
     let mut unpacked = Vec::new();
     for (file, wheel) in opened.into_iter().zip(&wheels) {
@@ -129,14 +131,15 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
         log::info!("placed {} in {}", wheel.display(), site_packages.display());
     }
     let left: Vec<PathBuf> = unpacked.iter().flat_map(|u| u.sources.clone()).collect();
-    log::info!(
-        "bytecode: {} modules to compile{}",
-        left.len(),
-        match &target.seed {
-            Some((site, _)) => format!(" (the others' taken from {})", site.display()),
-            None => String::new(),
-        }
-    );
+    let mut taken = std::collections::BTreeMap::<PathBuf, usize>::new();
+    for (site, n) in unpacked.iter().flat_map(|u| &u.taken) {
+        *taken.entry(site.clone()).or_insert(0) += n;
+    }
+    let taken: String = taken
+        .iter()
+        .map(|(site, n)| format!(", {n} taken from {}", site.display()))
+        .collect();
+    log::info!("bytecode: {} modules to compile{taken}", left.len());
     crate::python::bytecode::compile(&bin.join("python"), &left)?;
     let tag = flavour
         .as_ref()
@@ -148,16 +151,38 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
     Ok(true)
 }
 
-/// The site-packages of `from`'s seed venv when it runs the same Python version and nobody but
-/// root can change it.
-fn seed_site(from: &PipFrom, version: (u64, u64)) -> Option<PathBuf> {
-    let seed = from.seed.as_deref()?;
-    let (major, minor) = PyvenvCfg::read(seed)?.major_minor()?;
-    let site = seed
-        .join("lib")
-        .join(format!("python{major}.{minor}"))
-        .join("site-packages");
-    ((major, minor) == version && root_controlled(&site)).then_some(site)
+/// Where a new venv's bytecode may be copied from, in order: the site-packages of `from`'s seed
+/// venv when it runs the same Python version, then the site folders of the Python installed at
+/// `prefix` itself, where the distribution's own pip is (Debian's python3-pip in
+/// `lib/python3/dist-packages`, Fedora's and Arch's in `lib/pythonX.Y/site-packages`); each
+/// only when nobody but root can change it.
+fn seeds(from: &PipFrom, prefix: &Path, version: (u64, u64)) -> Vec<Seed> {
+    let (major, minor) = version;
+    let tier = from.seed.as_deref().and_then(|venv| {
+        (PyvenvCfg::read(venv)?.major_minor()? == version).then(|| Seed {
+            site: venv
+                .join("lib")
+                .join(format!("python{major}.{minor}"))
+                .join("site-packages"),
+            listed: true,
+        })
+    });
+    let own = [
+        prefix.join("lib/python3/dist-packages"),
+        prefix
+            .join("lib")
+            .join(format!("python{major}.{minor}"))
+            .join("site-packages"),
+    ]
+    .into_iter()
+    .map(|site| Seed {
+        site,
+        listed: false,
+    });
+    tier.into_iter()
+        .chain(own)
+        .filter(|seed| seed.site.is_dir() && root_controlled(&seed.site))
+        .collect()
 }
 
 /// The venv now has what `python -m venv` gives: its `pyvenv.cfg` says so too. `venv` writes the

@@ -90,6 +90,45 @@ fn pyc_rows(record: &str) -> Vec<String> {
     rows
 }
 
+/// What `pyctl -v init` says of a new venv's bytecode: how many modules it compiled, and how
+/// many it took from each seed (by site folder).
+fn bytecode_line(out: &str) -> (usize, BTreeMap<String, usize>) {
+    let line = out
+        .lines()
+        .find_map(|l| l.split_once("bytecode: ").map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no bytecode line in {out}"));
+    let mut parts = line.split(", ");
+    let compiled = parts
+        .next()
+        .and_then(|p| p.strip_suffix(" modules to compile"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let taken = parts
+        .map(|p| {
+            let (n, site) = p
+                .split_once(" taken from ")
+                .unwrap_or_else(|| panic!("{line}"));
+            (site.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    (compiled, taken)
+}
+
+/// The machine's Python's own site folder holding its distribution's pip (Debian's
+/// python3-pip) with `files` the same as in `site` and compiled: where a new tier's bytecode
+/// can come from without a system tier.
+fn distro_pip_site(site: &Path, files: &[&str]) -> Option<std::path::PathBuf> {
+    let distro = Path::new("/usr/lib/python3/dist-packages");
+    files
+        .iter()
+        .all(|f| {
+            let (a, b) = (site.join(f), distro.join(f));
+            std::fs::read(&a).ok() == std::fs::read(&b).ok()
+                && std::fs::read_dir(b.parent().unwrap().join("__pycache__")).is_ok()
+        })
+        .then(|| distro.to_path_buf())
+}
+
 fn pip_version(t: &Tier, venv: &Path) -> String {
     ok(
         "pip --version",
@@ -238,14 +277,17 @@ fn a_users_first_tier_copies_the_system_tiers_bytecode() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("bytecode: 0 modules to compile"),
-        "{}",
-        text(&out)
-    );
     let venv = t.venv();
     let site = common::site_packages_in(&venv);
     let sys_site = common::site_packages_in(&sys.root().join("venv"));
+    let (compiled, taken) = bytecode_line(&text(&out));
+    assert_eq!(compiled, 0, "{}", text(&out));
+    assert_eq!(
+        taken.keys().collect::<Vec<_>>(),
+        [&sys_site.display().to_string()],
+        "{}",
+        text(&out)
+    );
     let rows = pyc_rows(&pip_record(&venv));
     for row in &rows {
         assert_eq!(
@@ -287,6 +329,7 @@ fn a_users_first_tier_copies_the_system_tiers_bytecode() {
         .collect();
     std::fs::write(&record, kept).unwrap();
     let sys_main = sys_site.join("pip/__main__.py");
+    let distro = distro_pip_site(&sys_site, &["pip/__init__.py", "pip/__main__.py"]);
     let source = std::fs::read_to_string(&sys_main).unwrap();
     std::fs::write(&sys_main, source.replace("import", "IMPORT")).unwrap();
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
@@ -302,11 +345,21 @@ fn a_users_first_tier_copies_the_system_tiers_bytecode() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("bytecode: 2 modules to compile"),
-        "{}",
-        text(&out)
-    );
+    // Those two come from the distribution's own pip where it has them byte for byte (the
+    // test after this one), else they are compiled.
+    let (compiled, taken) = bytecode_line(&text(&out));
+    match &distro {
+        Some(distro) => {
+            assert_eq!(compiled, 0, "{}", text(&out));
+            assert_eq!(
+                taken.get(&distro.display().to_string()),
+                Some(&2),
+                "{}",
+                text(&out)
+            );
+        }
+        None => assert_eq!(compiled, 2, "{}", text(&out)),
+    }
     let whole = whole_tree(&t.venv());
     assert!(pip_version(&t, &t.venv()).starts_with("pip "));
     assert_eq!(
@@ -314,4 +367,77 @@ fn a_users_first_tier_copies_the_system_tiers_bytecode() {
         whole,
         "pip's first runs changed the tree"
     );
+}
+
+/// Without a system tier, a user's first tier takes the bytecode of the distribution's own pip
+/// (Debian's python3-pip, root's files) for every module it has byte for byte: the `.pyc`
+/// files are that package's bytes, the sources carry the mtimes they name, Python takes them as
+/// they are (running pip rewrites nothing) and pip works. What is not there is compiled.
+#[test]
+fn without_a_system_tier_the_distributions_pip_gives_the_bytecode() {
+    let t = Tier::bare();
+    let out = t
+        .command(Path::new(PYCTL))
+        .env("PYCTL_SYSTEM_PREFIX", t.path().join("no-system-tier"))
+        .args(["-v", "init", "--no-modify-path"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let venv = t.venv();
+    let site = common::site_packages_in(&venv);
+    let rows = pyc_rows(&pip_record(&venv));
+    let sources: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let (folder, file) = row.rsplit_once("/__pycache__/").unwrap();
+            format!("{folder}/{}.py", file.split('.').next().unwrap())
+        })
+        .collect();
+    let refs: Vec<&str> = sources.iter().map(String::as_str).collect();
+    let (compiled, taken) = bytecode_line(&text(&out));
+    let Some(distro) = distro_pip_site(&site, &refs) else {
+        // No distribution pip the same as the wheel's: every module compiled.
+        assert!(taken.is_empty(), "{}", text(&out));
+        assert!(compiled >= rows.len(), "{}", text(&out));
+        eprintln!("no distribution pip like the wheel's here: only compiling was tested");
+        return;
+    };
+    assert_eq!(
+        taken.get(&distro.display().to_string()).copied(),
+        Some(compiled_or_taken(&site) - compiled),
+        "{}",
+        text(&out)
+    );
+    for (row, source) in rows.iter().zip(&sources) {
+        assert_eq!(
+            std::fs::read(site.join(row)).unwrap(),
+            std::fs::read(distro.join(row)).unwrap(),
+            "{row}"
+        );
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(site.join(source)).unwrap().mtime(),
+            std::fs::metadata(distro.join(source)).unwrap().mtime(),
+            "{source}"
+        );
+    }
+    let whole = whole_tree(&venv);
+    assert!(pip_version(&t, &venv).starts_with("pip "));
+    ok("pip list", t.venv_pip(&["list"]));
+    assert_eq!(
+        whole_tree(&venv),
+        whole,
+        "pip's first runs changed the tree"
+    );
+}
+
+/// How many modules under `site` have bytecode.
+fn compiled_or_taken(site: &Path) -> usize {
+    walkdir::WalkDir::new(site)
+        .into_iter()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "pyc"))
+        })
+        .count()
 }
