@@ -190,7 +190,7 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<Unpack
     let mut made = HashSet::new();
     // Per seed: the rows of its RECORD of this distribution, or `None` when it is not asked
     // for; a listed seed without that RECORD is left out.
-    let seed_rows: Vec<(&Seed, Option<HashMap<String, Option<String>>>)> = target
+    let seed_rows: Vec<SeedRows> = target
         .seeds
         .iter()
         .filter_map(|seed| match seed.listed {
@@ -263,6 +263,20 @@ fn read_entry(zip: &mut zip::ZipArchive<File>, wheel: &Path, name: &str) -> Resu
     Ok(data)
 }
 
+/// A seed and, for a listed one, the rows of its RECORD of the distribution being placed: path
+/// → hash.
+type SeedRows<'a> = (&'a Seed, Option<HashMap<String, Option<String>>>);
+
+/// Bytecode a seed gives a placed source: the seed's site folder, the bytes, the mtime the
+/// source must get, where it goes and its RECORD row.
+type Taken<'a> = (
+    &'a Path,
+    Vec<u8>,
+    std::time::SystemTime,
+    PathBuf,
+    [String; 3],
+);
+
 /// What [`unpack`] placed: the sources left without bytecode, the RECORD rows of the bytecode
 /// taken from seeds, and how many modules each seed gave.
 type Placed = (Vec<PathBuf>, Vec<[String; 3]>, BTreeMap<PathBuf, usize>);
@@ -275,7 +289,7 @@ fn unpack(
     record: &[RecordRow],
     record_name: &str,
     target: &Target,
-    seed_rows: &[(&Seed, Option<HashMap<String, Option<String>>>)],
+    seed_rows: &[SeedRows],
     made: &mut HashSet<PathBuf>,
 ) -> Result<Placed> {
     let mut sources = Vec::new();
@@ -344,17 +358,11 @@ fn unpack(
 /// source must get, where it goes and its RECORD row, after the seed's site folder.
 fn seed_for<'a>(
     target: &Target,
-    seed_rows: &[(&'a Seed, Option<HashMap<String, Option<String>>>)],
+    seed_rows: &[SeedRows<'a>],
     relative: &Path,
     dest: &Path,
     data: &[u8],
-) -> Option<(
-    &'a Path,
-    Vec<u8>,
-    std::time::SystemTime,
-    PathBuf,
-    [String; 3],
-)> {
+) -> Option<Taken<'a>> {
     let flavour = target.flavour?;
     let pyc_dest = pyc_path(dest, &flavour.tag)?;
     let row = bytecode_row(target, &pyc_dest);

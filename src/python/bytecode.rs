@@ -97,7 +97,7 @@ fn share_out(sources: &[PathBuf], shares: usize) -> Vec<String> {
         .iter()
         .map(|s| (std::fs::metadata(s).map_or(0, |m| m.len()), s))
         .collect();
-    sized.sort_by(|a, b| b.0.cmp(&a.0));
+    sized.sort_by_key(|s| std::cmp::Reverse(s.0));
     let mut lists = vec![(0u64, String::new()); shares.max(1)];
     for (size, source) in sized {
         if let Some(lightest) = lists.iter_mut().min_by_key(|(total, _)| *total) {
