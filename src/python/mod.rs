@@ -1,6 +1,7 @@
 //! What pyctl knows of Python packaging: names, METADATA, direct_url, RECORD, wheel and sdist
 //! file names, freeze lines, the site-packages scan, pyvenv.cfg, pip's arguments, the
-//! dependency check, the index, and the venv bootstrap. Uses `sys`.
+//! dependency check, the index, the venv bootstrap and the console scripts it writes. Uses
+//! `sys`.
 
 pub mod bootstrap;
 pub mod bytecode;
@@ -15,3 +16,4 @@ pub mod names;
 pub mod pipargs;
 pub mod pyvenv;
 pub mod record;
+pub mod scripts;
