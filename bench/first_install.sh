@@ -2,8 +2,12 @@
 # A new user's first `pip install`, through pyctl, against the same install into a tier that
 # already exists; the difference is pyctl's own part (tier creation). Two first installs: on a
 # machine with the system tier (what the package sets up: the new tier copies the bytecode of
-# its pip) and without one (pip's modules compiled). Beside them, for scale: `python -m venv`
+# its pip) and without one (the bytecode copied from the distribution's own pip, where it has
+# python3-pip). Beside them, for scale: `python -m venv`
 # (ensurepip), `python -m venv --without-pip` and `uv venv`.
+#
+# A third first install has neither a system tier nor a distribution pip to copy bytecode from
+# (a copy of the same Python in a prefix of its own): every module compiled, across the cores.
 #
 # Offline: one small wheel made here. Runs as PYCTL_BENCH_USER (root's pip would go to the
 # system tier). Usage: bash bench/first_install.sh   (PYCTL_BENCH_RUNS, default 15)
@@ -65,6 +69,19 @@ if [ ! -x "$system/venv/bin/python" ]; then
 fi
 chmod 0755 "$BENCH_CACHE"
 
+# The same Python with nothing installed beside it (no distribution pip whose bytecode a new
+# tier could copy): the binary copied into a root-owned prefix of its own whose standard library
+# is a link to the machine's. A first install with it and no system tier compiles every module.
+bare_python=$BENCH_CACHE/nopip-python
+if [ ! -x "$bare_python/bin/python3" ]; then
+    rm -rf "$bare_python"
+    mkdir -p "$bare_python/bin" "$bare_python/lib"
+    real=$(readlink -f "$BENCH_PYTHON")
+    cp "$real" "$bare_python/bin/"
+    ln -s "$(basename "$real")" "$bare_python/bin/python3"
+    ln -s "$(dirname "$real")/../lib/$(basename "$real")" "$bare_python/lib/$(basename "$real")"
+fi
+
 # Runs a command as the benchmark account with a clean, offline pip environment.
 as_user() {
     printf 'su %s -s /bin/sh -c %q' "$USER_NAME" "cd $work && env -i HOME=$work PATH=$work/bin:/usr/bin:/bin PYCTL_NO_MODIFY_PATH=1 PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_FIND_LINKS=$work/wheels $1"
@@ -83,6 +100,8 @@ hyperfine --runs "$RUNS" --warmup 1 \
     -n "first pip install (new tier)" "$(as_user "PYCTL_SYSTEM_PREFIX=$system PYCTL_HOME=$fresh pip install -q firstdemo")" \
     --prepare true \
     -n "first pip install (new tier, no system tier)" "$(as_user "PYCTL_SYSTEM_PREFIX=$work/none PYCTL_HOME=$fresh pip install -q firstdemo")" \
+    --prepare true \
+    -n "first pip install (new tier, no system tier, no distribution pip)" "$(as_user "PYCTL_PYTHON=$bare_python/bin/python3 PYCTL_SYSTEM_PREFIX=$work/none PYCTL_HOME=$fresh pip install -q firstdemo")" \
     --prepare "$(as_user "PYCTL_HOME=$work/existing pip uninstall -q -y firstdemo")" \
     -n "same install, existing tier" "$(as_user "PYCTL_HOME=$work/existing pip install -q firstdemo")" \
     --prepare true \
@@ -97,9 +116,11 @@ r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 med = {k: statistics.median(v["times"]) for k, v in r.items()}
 new, old = med["first pip install (new tier)"], med["same install, existing tier"]
 bare = med["first pip install (new tier, no system tier)"]
+none = med["first pip install (new tier, no system tier, no distribution pip)"]
 print(f"MEASURE: first install {new*1000:.0f} ms, into an existing tier {old*1000:.0f} ms, "
       f"pyctl's own part {(new-old)*1000:.0f} ms (goal <= 300 ms); "
       f"without a system tier {bare*1000:.0f} ms, own part {(bare-old)*1000:.0f} ms; "
+      f"without either, nothing to copy {none*1000:.0f} ms, own part {(none-old)*1000:.0f} ms; "
       f"uv venv {med['uv venv']*1000:.0f} ms; "
       f"python -m venv {med['python -m venv']*1000:.0f} ms, "
       f"--without-pip {med['python -m venv --without-pip']*1000:.0f} ms")
