@@ -74,10 +74,21 @@ pub fn open_tier(ctx: &Context, ui: &Ui) -> Result<(Tier, Config, TierLock)> {
 
 pub fn read_log(tier: &Tier, ui: &Ui) -> Result<Log> {
     let log = history::read_log(&tier.history_dir())?;
+    warn_problems(ui, &log);
+    Ok(log)
+}
+
+/// The newest end of the history, as far back as `enough` needs ([`history::read_tail`]).
+pub fn read_tail(tier: &Tier, ui: &Ui, enough: impl FnMut(&Log) -> bool) -> Result<Log> {
+    let log = history::read_tail(&tier.history_dir(), enough)?;
+    warn_problems(ui, &log);
+    Ok(log)
+}
+
+fn warn_problems(ui: &Ui, log: &Log) {
     for p in &log.problems {
         ui.warn(&format!("skipping {p}"));
     }
-    Ok(log)
 }
 
 #[derive(Serialize)]
@@ -90,8 +101,9 @@ struct PlanJson<'a> {
 
 /// Takes the venv to `target` as one recorded operation: shows the plan, then (unless
 /// `dry_run`) applies it. `Failure` when the venv did not reach the target (each failure said).
-/// `log`: the history, when the caller has read it; without it (a restore) it is read only if
-/// pip has to install something (for the wheel folders earlier commands named).
+/// `log`: the history, when the caller has read it; without it (a restore), or with only its
+/// newest end (an undo or redo), it is read only if pip has to install something (for the wheel
+/// folders earlier commands named).
 #[allow(clippy::too_many_arguments)]
 pub fn transact(
     ctx: &Context,
@@ -147,8 +159,8 @@ pub fn transact(
     }
     // The wheel folders earlier pip commands named: only for what pip has to install.
     let find_links = || match log {
-        Some(log) => recorded_find_links(log),
-        None => history::read_log(&tier.history_dir())
+        Some(log) if !log.partial => recorded_find_links(log),
+        _ => history::read_log(&tier.history_dir())
             .map(|log| recorded_find_links(&log))
             .unwrap_or_default(),
     };

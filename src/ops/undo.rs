@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::context::Context;
 use crate::exit_codes::ExitCode;
-use crate::ops::target::{open_tier, read_log, transact, Target};
+use crate::ops::target::{open_tier, read_log, read_tail, transact, Target};
 use crate::ops::transaction::Operation;
 use crate::python::freeze::freeze_map;
 use crate::tier::history::{Entry, Kind, Log};
@@ -109,8 +109,18 @@ pub fn undo(
     to: Option<u64>,
     dry_run: bool,
 ) -> Result<ExitCode> {
+    if to.is_none() && steps == 0 {
+        bail!("undo 0 does nothing; give a number of operations of at least 1");
+    }
     let (tier, config, lock) = open_tier(ctx, ui)?;
-    let log = read_log(&tier, ui)?;
+    // `undo --to` brings back what older undos undid: it reads the whole history. `undo N`
+    // reads back only as far as its N-th entry.
+    let log = match to {
+        Some(_) => read_log(&tier, ui)?,
+        None => read_tail(&tier, ui, |log| {
+            undo_candidates(log, &undo_state(log)).len() >= steps
+        })?,
+    };
     let state = undo_state(&log);
     let candidates = undo_candidates(&log, &state);
     let ((freeze, entries), reverts, reapplies, command) = match to {
@@ -138,9 +148,6 @@ pub fn undo(
             )
         }
         None => {
-            if steps == 0 {
-                bail!("undo 0 does nothing; give a number of operations of at least 1");
-            }
             if candidates.len() < steps {
                 bail!(
                     "only {} operation(s) can be undone (undo, redo and init entries, failed \
@@ -182,23 +189,26 @@ pub fn undo(
     done
 }
 
-pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
-    let (tier, config, lock) = open_tier(ctx, ui)?;
-    let log = read_log(&tier, ui)?;
-    let state = undo_state(&log);
-    let mut undo_entry = None;
+/// The undo a redo takes back: the newest one not redone yet, with only redos and redone undos
+/// after it; `Some(None)` when there is none, `None` when the entries of a partial log do not
+/// tell yet.
+fn redo_entry(log: &Log) -> Option<Option<&Entry>> {
+    let state = undo_state(log);
     for e in log.entries.iter().rev() {
         match e.before.kind {
             Kind::Redo => continue,
             Kind::Undo if state.redone_undos.contains(&e.id) => continue,
-            Kind::Undo => {
-                undo_entry = Some(e);
-                break;
-            }
-            _ => break,
+            Kind::Undo => return Some(Some(e)),
+            _ => return Some(None),
         }
     }
-    let Some(u) = undo_entry else {
+    (!log.partial).then_some(None)
+}
+
+pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
+    let (tier, config, lock) = open_tier(ctx, ui)?;
+    let log = read_tail(&tier, ui, |log| redo_entry(log).is_some())?;
+    let Some(u) = redo_entry(&log).flatten() else {
         bail!(
             "nothing to redo: the latest operations are not undos (after new operations, use \
              `pyctl undo --to ID` to go to any recorded state)"
@@ -225,4 +235,120 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
 /// one allocation at a time (~7 % of a redo's samples).
 fn forget_history(log: Log) {
     std::mem::forget(log);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tier::history::{self, read_log, read_tail, write_record, Changes, Half, Record};
+
+    fn record(id: u64, kind: Kind, reverts: Vec<u64>, target: Option<&str>) -> Record {
+        Record {
+            schema: history::SCHEMA,
+            id,
+            kind,
+            timestamp: "2026-01-01T00:00:00Z".into(),
+            user: "u".into(),
+            uid: None,
+            sudo_user: None,
+            command: kind.as_str().into(),
+            pip_args: vec![],
+            python: "3.11.2".into(),
+            venv: "/v".into(),
+            freeze: format!("a=={id}\n").into(),
+            entries: Default::default(),
+            reverts,
+            reapplies: vec![],
+            target: target.map(|t| t.to_string().into()),
+            changes: None.into(),
+            exit_code: Some(0),
+            interrupted: false,
+            rebuild: None,
+        }
+    }
+
+    /// What undo N (for N up to 3) and redo would take, from a log.
+    fn answers(log: &Log) -> (Vec<Vec<u64>>, Option<u64>) {
+        let state = undo_state(log);
+        let candidates = undo_candidates(log, &state);
+        let undos = (1..=3)
+            .map(|n| candidates.iter().take(n).map(|e| e.id).collect())
+            .collect();
+        (undos, redo_entry(log).flatten().map(|e| e.id))
+    }
+
+    #[test]
+    fn the_newest_end_of_a_history_answers_undo_and_redo_as_the_whole_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % 100
+        };
+        let mut partial = 0;
+        for id in 1..=300u64 {
+            let log = read_log(dir.path()).unwrap();
+            let (undos, redo) = answers(&log);
+            let roll = next();
+            // An undo or redo that fails (its venv not at its target) counts for nothing.
+            let missed = next() < 15;
+            let (before, mut after) = if roll < 35 && !undos[0].is_empty() {
+                let n = (next() % 3) as usize;
+                let reverts = undos[n.min(undos.len() - 1)].clone();
+                let target = if missed { "other\n" } else { "" };
+                let r = record(id, Kind::Undo, reverts, Some(target));
+                (
+                    r.clone(),
+                    Record {
+                        freeze: "".to_string().into(),
+                        ..r
+                    },
+                )
+            } else if roll < 65 && redo.is_some() {
+                let target = if missed { "other\n" } else { "" };
+                let r = record(id, Kind::Redo, vec![redo.unwrap()], Some(target));
+                (
+                    r.clone(),
+                    Record {
+                        freeze: "".to_string().into(),
+                        ..r
+                    },
+                )
+            } else {
+                let r = record(id, Kind::Pip, vec![], None);
+                (r.clone(), r)
+            };
+            if (65..72).contains(&roll) {
+                // A pip command that failed and changed nothing.
+                after.exit_code = Some(1);
+                after.changes = Some(Changes::default()).into();
+            }
+            write_record(dir.path(), Half::Before, &before).unwrap();
+            if next() < 97 {
+                write_record(dir.path(), Half::After, &after).unwrap();
+            }
+            let whole = answers(&read_log(dir.path()).unwrap());
+            let tail_redo = read_tail(dir.path(), |log| redo_entry(log).is_some()).unwrap();
+            partial += usize::from(tail_redo.partial);
+            assert_eq!(
+                redo_entry(&tail_redo).flatten().map(|e| e.id),
+                whole.1,
+                "redo after entry {id}"
+            );
+            for (n, want) in whole.0.iter().enumerate() {
+                let tail = read_tail(dir.path(), |log| {
+                    undo_candidates(log, &undo_state(log)).len() > n
+                })
+                .unwrap();
+                let got = answers(&tail).0[n].clone();
+                assert_eq!(&got, want, "undo {} after entry {id}", n + 1);
+            }
+        }
+        assert!(
+            partial > 200,
+            "the redo tails read all of the history ({partial} partial)"
+        );
+    }
 }

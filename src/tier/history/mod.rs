@@ -7,6 +7,7 @@
 
 mod changes;
 mod lazy;
+mod read;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use crate::sys::fsutil::write_atomic;
 
 pub use changes::{change_lines, Changes, Modified};
 pub use lazy::Lazy;
+pub use read::{read_log, read_tail};
 
 /// Version of the on-disk history format.
 pub const SCHEMA: u32 = 1;
@@ -225,6 +227,8 @@ pub struct Log {
     pub problems: Vec<Problem>,
     /// The highest id seen in any file name, readable or not: new ids go above it.
     pub max_id: u64,
+    /// Only the newest entries were read ([`read_tail`]): older ones exist.
+    pub partial: bool,
 }
 
 impl Log {
@@ -344,7 +348,7 @@ pub fn index(dir: &Path) -> Result<Index> {
 /// Reads one half of an entry; an unreadable file comes back as a `Problem` naming it.
 pub fn read_half(dir: &Path, id: u64, half: Half) -> std::result::Result<Record, Problem> {
     let path = dir.join(file_name(id, half));
-    read_record(&path, id).map_err(|message| Problem { path, message })
+    read::read_record(&path, id).map_err(|message| Problem { path, message })
 }
 
 /// The package set the newest readable entry says the venv is in, walking back past
@@ -367,101 +371,6 @@ pub fn last_known_freeze(
         }
     }
     None
-}
-
-/// Reads every entry of the history folder `dir`. A missing folder is an empty history.
-pub fn read_log(dir: &Path) -> Result<Log> {
-    let mut log = Log::default();
-    let read_dir = match std::fs::read_dir(dir) {
-        Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(log),
-        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", dir.display())),
-    };
-    let mut halves: BTreeMap<u64, (Option<Record>, Option<Record>)> = BTreeMap::new();
-    let mut unreadable_afters = std::collections::BTreeSet::new();
-    let mut files = Vec::new();
-    for item in read_dir {
-        let item = item.with_context(|| format!("{}: cannot read", dir.display()))?;
-        let path = item.path();
-        let name = item.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".tmp-") {
-            continue;
-        }
-        let Some((id, half)) = parse_file_name(&name) else {
-            log.problems.push(Problem {
-                path,
-                message: "not a pyctl history file; ignored".into(),
-            });
-            continue;
-        };
-        log.max_id = log.max_id.max(id);
-        files.push((path, id, half));
-    }
-    // Hundreds of small files, each read and parsed on its own: across the cores.
-    let read = crate::sys::parallel::map(&files, |(path, id, _)| read_record(path, *id));
-    for ((path, id, half), record) in files.into_iter().zip(read) {
-        match record {
-            Ok(record) => {
-                let slot = halves.entry(id).or_default();
-                match half {
-                    Half::Before => slot.0 = Some(record),
-                    Half::After => slot.1 = Some(record),
-                }
-            }
-            Err(message) => {
-                if half == Half::After {
-                    unreadable_afters.insert(id);
-                }
-                log.problems.push(Problem { path, message })
-            }
-        }
-    }
-    for (id, (before, after)) in halves {
-        match (before, after) {
-            (Some(before), after) => log.entries.push(Entry {
-                id,
-                before,
-                after,
-                after_unreadable: unreadable_afters.contains(&id),
-            }),
-            (None, Some(after)) => {
-                // An after whose before is unreadable: keep the entry, using the after as both.
-                log.entries.push(Entry {
-                    id,
-                    before: after.clone(),
-                    after: Some(after),
-                    after_unreadable: false,
-                });
-            }
-            (None, None) => {}
-        }
-    }
-    Ok(log)
-}
-
-fn read_record(path: &Path, id: u64) -> std::result::Result<Record, String> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if !meta.file_type().is_file() {
-        return Err("not a regular file; ignored".into());
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let mut record: Record =
-        serde_json::from_slice(&bytes).map_err(|e| format!("corrupt history file: {e}"))?;
-    // Histories written before credentials were masked still hold them: never show them.
-    record.redact();
-    if record.schema > SCHEMA {
-        return Err(format!(
-            "written by a newer pyctl (schema {}); ignored",
-            record.schema
-        ));
-    }
-    if record.id != id {
-        return Err(format!(
-            "file name says entry {id} but the file says {}; ignored",
-            record.id
-        ));
-    }
-    Ok(record)
 }
 
 /// Writes one half of an entry, atomically.
