@@ -11,7 +11,9 @@
 //! same; the placed source then gets the mtime the header names, so Python accepts it.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -90,19 +92,28 @@ pub fn compile(python: &Path, sources: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// `sources` dealt into `shares` lists of about the same total size, largest file first to
-/// the lightest list; empty lists dropped.
-fn share_out(sources: &[PathBuf], shares: usize) -> Vec<String> {
-    let mut sized: Vec<(u64, &PathBuf)> = sources
+/// `sources` dealt into `shares` newline-separated lists (the names' own bytes) of about the
+/// same total size, largest file first to the lightest list; empty lists dropped. A name with a
+/// newline in it cannot be listed: that module is left without bytecode.
+fn share_out(sources: &[PathBuf], shares: usize) -> Vec<Vec<u8>> {
+    let mut sized: Vec<(u64, &[u8])> = sources
         .iter()
-        .map(|s| (std::fs::metadata(s).map_or(0, |m| m.len()), s))
+        .map(|s| s.as_os_str().as_bytes())
+        .filter(|name| !name.contains(&b'\n'))
+        .map(|name| {
+            (
+                std::fs::metadata(OsStr::from_bytes(name)).map_or(0, |m| m.len()),
+                name,
+            )
+        })
         .collect();
     sized.sort_by_key(|s| std::cmp::Reverse(s.0));
-    let mut lists = vec![(0u64, String::new()); shares.max(1)];
-    for (size, source) in sized {
+    let mut lists = vec![(0u64, Vec::new()); shares.max(1)];
+    for (size, name) in sized {
         if let Some(lightest) = lists.iter_mut().min_by_key(|(total, _)| *total) {
             lightest.0 += size.max(1);
-            lightest.1.push_str(&format!("{}\n", source.display()));
+            lightest.1.extend_from_slice(name);
+            lightest.1.push(b'\n');
         }
     }
     lists
@@ -112,8 +123,10 @@ fn share_out(sources: &[PathBuf], shares: usize) -> Vec<String> {
         .collect()
 }
 
-/// One `compileall` over the newline-separated `list`.
-fn compile_list(python: &Path, list: &str) -> Result<()> {
+/// One `compileall` over the newline-separated `list`. A module it cannot compile is said and
+/// left (exit status 1, the error on its output); a `compileall` that crashed (a traceback, a
+/// signal, another status) is an error naming the Python.
+fn compile_list(python: &Path, list: &[u8]) -> Result<()> {
     let mut child = Command::new(python)
         .env_clear()
         .env("PATH", crate::sys::pip::ROOT_PATH)
@@ -123,12 +136,23 @@ fn compile_list(python: &Path, list: &str) -> Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("{}: cannot run", python.display()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(list.as_bytes())
-            .with_context(|| format!("{}: cannot write to compileall", python.display()))?;
+    // Waited for even when the list could not be written: its status says why.
+    let written = child.stdin.take().map(|mut stdin| stdin.write_all(list));
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("{} -m compileall: cannot wait for it", python.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(0) && (out.status.code() != Some(1) || !stderr.trim().is_empty()) {
+        anyhow::bail!(
+            "{} -m compileall failed ({}): {}",
+            python.display(),
+            out.status,
+            stderr.trim()
+        );
     }
-    let out = child.wait_with_output()?;
+    if let Some(Err(e)) = written {
+        return Err(e).with_context(|| format!("{}: cannot write to compileall", python.display()));
+    }
     if !out.status.success() {
         log::warn!(
             "compileall: {}",
@@ -150,7 +174,7 @@ pub fn from_seed(
     flavour: &Flavour,
 ) -> Option<(Vec<u8>, SystemTime)> {
     let seed_source = seed_site.join(rel);
-    let data = read_root_only(seed_site, &pyc_path(&seed_source, &flavour.tag)?)?;
+    let (data, _) = read_root_only(seed_site, &pyc_path(&seed_source, &flavour.tag)?)?;
     let header = Header::parse(&data)?;
     if header.magic != flavour.magic
         || header.flags != 0
@@ -158,23 +182,22 @@ pub fn from_seed(
     {
         return None;
     }
-    let meta = std::fs::metadata(&seed_source).ok()?;
-    if meta.len() != source.len() as u64
-        || u64::from(header.mtime) != (meta.mtime() as u64) & 0xffff_ffff
-        || std::fs::read(&seed_source).ok()? != source
-    {
+    // The source too is read only if it is root's alone: whoever can write it can make it the
+    // wheel's again, mtime and all, after root compiled something else from it.
+    let (seed_text, meta) = read_root_only(seed_site, &seed_source)?;
+    if seed_text != source || u64::from(header.mtime) != (meta.mtime() as u64) & 0xffff_ffff {
         return None;
     }
     Some((data, UNIX_EPOCH + Duration::from_secs(header.mtime.into())))
 }
 
-/// The bytes of `file`, below the root-controlled folder `site`, when it and every folder
-/// between are root's, not links, and nobody else can write them: bytecode is code, and what
-/// one account left in a distribution's site folder (a `chown`ed package folder, a link out of
-/// it) must not become another's. Its source is not held to that: it is compared byte for
-/// byte with the wheel's, and the bytecode's header names its mtime.
-fn read_root_only(site: &Path, file: &Path) -> Option<Vec<u8>> {
+/// The bytes and status of `file`, below the root-controlled folder `site`, when it and every
+/// folder between are root's, not links, and nobody else can write them: bytecode is code, and
+/// what one account left in a distribution's site folder (a `chown`ed package folder, a link
+/// out of it) must not become another's.
+fn read_root_only(site: &Path, file: &Path) -> Option<(Vec<u8>, std::fs::Metadata)> {
     let mut at = site.to_path_buf();
+    let mut last = None;
     for part in file.strip_prefix(site).ok()?.components() {
         let std::path::Component::Normal(name) = part else {
             return None;
@@ -184,8 +207,10 @@ fn read_root_only(site: &Path, file: &Path) -> Option<Vec<u8>> {
         if meta.file_type().is_symlink() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
             return None;
         }
+        last = Some(meta);
     }
-    std::fs::read(&at).ok()
+    let meta = last.filter(|m| m.is_file())?;
+    Some((std::fs::read(&at).ok()?, meta))
 }
 
 /// The rows of the RECORD of the seed's copy of the distribution `dist_info`: path → hash
@@ -286,29 +311,7 @@ mod tests {
         assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &other).is_none());
         let (pyc, mtime) = from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).unwrap();
         assert_eq!(pyc, std::fs::read(&seed_pyc).unwrap());
-        // Bytecode another account could have written is not taken: writable by the group,
-        // or a link (here to a copy of itself).
-        use std::os::unix::fs::PermissionsExt;
-        let set_mode = |p: &Path, m: u32| {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
-        };
-        set_mode(&seed_pyc, 0o664);
-        assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).is_none());
-        set_mode(&seed_pyc, 0o644);
-        set_mode(seed_pyc.parent().unwrap(), 0o775);
-        assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).is_none());
-        set_mode(seed_pyc.parent().unwrap(), 0o755);
-        let copy = dir.path().join("copy.pyc");
-        std::fs::rename(&seed_pyc, &copy).unwrap();
-        std::os::unix::fs::symlink(&copy, &seed_pyc).unwrap();
-        assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).is_none());
-        std::fs::remove_file(&seed_pyc).unwrap();
-        std::fs::rename(&copy, &seed_pyc).unwrap();
-        if nix::unistd::geteuid().is_root() {
-            std::os::unix::fs::chown(&seed_pyc, Some(65534), None).unwrap();
-            assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).is_none());
-            std::os::unix::fs::chown(&seed_pyc, Some(0), None).unwrap();
-        }
+        refused_unless_root_only(&seed, &seed_sources[0], &seed_pyc, &flavour);
         assert!(from_seed(&seed, &rel("same.py"), b"X = 1\n", &flavour).is_some());
 
         // Placed with that mtime, Python takes the bytecode as valid: importing writes nothing.
@@ -338,6 +341,77 @@ mod tests {
         );
     }
 
+    /// Bytecode another account could have written is not taken: the `.pyc`, its folder or
+    /// its seed source writable by the group, either one a link, or (as root) owned by
+    /// someone else. Each case is put back after.
+    fn refused_unless_root_only(
+        seed: &Path,
+        seed_source: &Path,
+        seed_pyc: &Path,
+        flavour: &Flavour,
+    ) {
+        let rel = |f: &str| PathBuf::from("pkg").join(f);
+        let refused = || from_seed(seed, &rel("same.py"), b"X = 1\n", flavour).is_none();
+        use std::os::unix::fs::PermissionsExt;
+        let set_mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        set_mode(seed_pyc, 0o664);
+        assert!(refused());
+        set_mode(seed_pyc, 0o644);
+        set_mode(seed_pyc.parent().unwrap(), 0o775);
+        assert!(refused());
+        set_mode(seed_pyc.parent().unwrap(), 0o755);
+        let copy = seed.parent().unwrap().join("copy.pyc");
+        std::fs::rename(seed_pyc, &copy).unwrap();
+        std::os::unix::fs::symlink(&copy, seed_pyc).unwrap();
+        assert!(refused());
+        std::fs::remove_file(seed_pyc).unwrap();
+        std::fs::rename(&copy, seed_pyc).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(seed_pyc, Some(65534), None).unwrap();
+            assert!(refused());
+            std::os::unix::fs::chown(seed_pyc, Some(0), None).unwrap();
+        }
+        // Nor bytecode whose seed source someone else could write (and put back as it was
+        // once root had compiled theirs), or whose source is a link.
+        set_mode(seed_source, 0o666);
+        assert!(refused());
+        set_mode(seed_source, 0o644);
+        let source_copy = seed.parent().unwrap().join("same-copy.py");
+        std::fs::rename(seed_source, &source_copy).unwrap();
+        std::os::unix::fs::symlink(&source_copy, seed_source).unwrap();
+        assert!(refused());
+        std::fs::remove_file(seed_source).unwrap();
+        std::fs::rename(&source_copy, seed_source).unwrap();
+    }
+
+    /// A `compileall` that crashed (here a stand-in Python that writes a traceback and exits
+    /// with status 1) is an error naming that Python and saying what it wrote; the status a
+    /// module that does not compile gives (1, nothing on stderr) is not.
+    #[test]
+    fn a_crashed_compileall_is_an_error() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("m.py");
+        std::fs::write(&source, "X = 1\n").unwrap();
+        let fake = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\ncat >/dev/null\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let crashed = fake("crashed", "echo 'Traceback: boom' >&2; exit 1");
+        let err = compile(&crashed, std::slice::from_ref(&source)).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains(&*crashed.to_string_lossy()), "{text}");
+        assert!(text.contains("Traceback: boom"), "{text}");
+        let killed = fake("killed", "kill -9 $$");
+        assert!(compile(&killed, std::slice::from_ref(&source)).is_err());
+        let broken_module = fake("broken", "echo '*** Error compiling m.py'; exit 1");
+        compile(&broken_module, std::slice::from_ref(&source)).unwrap();
+    }
+
     /// The sources are dealt out whole and balanced, and every one of them is compiled, each
     /// share by its own `compileall`; one that does not compile is left without bytecode.
     #[test]
@@ -354,12 +428,16 @@ mod tests {
         sources.push(bad.clone());
         let lists = share_out(&sources, 3);
         assert_eq!(lists.len(), 3);
-        let mut dealt: Vec<&str> = lists.iter().flat_map(|l| l.lines()).collect();
+        let text: Vec<String> = lists
+            .iter()
+            .map(|l| String::from_utf8(l.clone()).unwrap())
+            .collect();
+        let mut dealt: Vec<&str> = text.iter().flat_map(|l| l.lines()).collect();
         dealt.sort_unstable();
         let mut all: Vec<String> = sources.iter().map(|s| s.display().to_string()).collect();
         all.sort_unstable();
         assert_eq!(dealt, all);
-        let sizes: Vec<usize> = lists.iter().map(|l| l.lines().count()).collect();
+        let sizes: Vec<usize> = text.iter().map(|l| l.lines().count()).collect();
         assert!(sizes.iter().all(|&n| n > 40), "{sizes:?}");
 
         compile(Path::new("/usr/bin/python3"), &sources).unwrap();
