@@ -51,6 +51,7 @@ pub fn clean(ctx: &Context, ui: &Ui, keep_baseline: bool, dry_run: bool) -> Resu
         fresh_venv: true,
         skip_if_empty: false,
         python: None,
+        folders: None,
     };
     transact(ctx, ui, &tier, &config, &lock, Some(&log), target, dry_run)
 }

@@ -119,6 +119,7 @@ pub fn rebuild(
         fresh_venv: true,
         skip_if_empty: false,
         python: python.map(Path::to_path_buf),
+        folders: None,
     };
     Ok(transact(ctx, ui, tier, config, &lock, Some(&log), target, false)? == ExitCode::Success)
 }

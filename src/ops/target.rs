@@ -37,6 +37,9 @@ pub struct Target {
     pub skip_if_empty: bool,
     /// Build the new venv with this interpreter (doctor's rebuild after a Python upgrade).
     pub python: Option<PathBuf>,
+    /// The empty folders the venv had in that state, where its record says
+    /// ([`crate::tier::folders`]).
+    pub folders: Option<Vec<String>>,
 }
 
 impl Target {
@@ -50,6 +53,7 @@ impl Target {
             fresh_venv: false,
             skip_if_empty: true,
             python: None,
+            folders: None,
         }
     }
 }
@@ -182,7 +186,11 @@ pub fn transact(
                 &tier::pip_from(ctx, tier),
             )?;
         }
-        apply_locked(ctx, ui, lock, &store, tier, &plan, &find_links)
+        let code = apply_locked(ctx, ui, lock, &store, tier, &plan, &find_links)?;
+        if let (0, Some(folders)) = (code, &target.folders) {
+            tier::folders::make_so(&tier.venv(), folders);
+        }
+        Ok(code)
     })?;
     finish_trash(tier);
     Ok(report_outcome(ui, tier, log, &target.op, &outcome))

@@ -80,6 +80,7 @@ fn new_record(ctx: &Context, tier: &Tier, id: u64, op: &Operation, freeze: Strin
         venv: tier.venv(),
         freeze: freeze.into(),
         entries: Default::default(),
+        folders: None,
         reverts: op.reverts.clone(),
         reapplies: op.reapplies.clone(),
         target: None,
@@ -147,6 +148,7 @@ fn settle_index(
         after.changes = Some(Changes::between(&freeze_map(&before.freeze), &current_map)).into();
         after.exit_code = None;
         after.interrupted = true;
+        after.folders = tier::folders::empty(&tier.venv());
         history::write_record(&dir, Half::After, &after)?;
         idx.ids.insert(*id, (true, true));
         ui.warn(&format!(
@@ -169,6 +171,7 @@ fn settle_index(
     let before = new_record(ctx, tier, id, &op, known.clone());
     history::write_record(&dir, Half::Before, &before)?;
     let mut after = new_record(ctx, tier, id, &op, freeze);
+    after.folders = tier::folders::empty(&tier.venv());
     after.changes = Some(Changes::between(&freeze_map(&known), &current_map)).into();
     after.exit_code = Some(0);
     history::write_record(&dir, Half::After, &after)?;
@@ -208,6 +211,7 @@ pub fn record(
     let mut before = new_record(ctx, tier, id, op, before_set.freeze());
     before.target = op.target.clone().map(history::Lazy::new);
     before.entries = stored_entries(tier, config, &before_set).into();
+    before.folders = tier::folders::empty(&tier.venv());
     history::write_record(&dir, Half::Before, &before)?;
 
     let exit_code = run()?;
@@ -227,6 +231,7 @@ pub fn record(
     after.changes = Some(changes.clone()).into();
     after.exit_code = Some(exit_code);
     after.entries = stored_entries(tier, config, &after_set).into();
+    after.folders = tier::folders::empty(&tier.venv());
     history::write_record(&dir, Half::After, &after)?;
     if tier.venv_exists() {
         shims::ensure_shims(tier, &ctx.exe)?;

@@ -123,7 +123,7 @@ pub fn undo(
     };
     let state = undo_state(&log);
     let candidates = undo_candidates(&log, &state);
-    let ((freeze, entries), reverts, reapplies, command) = match to {
+    let ((freeze, entries, folders), reverts, reapplies, command) = match to {
         Some(id) => {
             let entry = log
                 .get(id)
@@ -141,7 +141,11 @@ pub fn undo(
             // Going forward: the undone entries up to `id` are in effect again.
             let reapplies: Vec<u64> = state.undone.iter().copied().filter(|u| *u <= id).collect();
             (
-                (after.freeze.to_string(), (*after.entries).clone()),
+                (
+                    after.freeze.to_string(),
+                    (*after.entries).clone(),
+                    after.folders.clone(),
+                ),
                 reverts,
                 reapplies,
                 format!("pyctl undo --to {id}"),
@@ -168,6 +172,7 @@ pub fn undo(
             let state = (
                 oldest.before.freeze.to_string(),
                 (*oldest.before.entries).clone(),
+                oldest.before.folders.clone(),
             );
             (state, reverts, Vec::new(), command)
         }
@@ -175,6 +180,7 @@ pub fn undo(
     let target = Target {
         skip_if_empty: false,
         entries,
+        folders,
         ..Target::set(
             Operation {
                 reverts,
@@ -217,6 +223,7 @@ pub fn redo(ctx: &Context, ui: &Ui, dry_run: bool) -> Result<ExitCode> {
     let target = Target {
         skip_if_empty: false,
         entries: (*u.before.entries).clone(),
+        folders: u.before.folders.clone(),
         ..Target::set(
             Operation {
                 reverts: vec![u.id],
@@ -257,6 +264,7 @@ mod tests {
             venv: "/v".into(),
             freeze: format!("a=={id}\n").into(),
             entries: Default::default(),
+            folders: None,
             reverts,
             reapplies: vec![],
             target: target.map(|t| t.to_string().into()),

@@ -6,6 +6,7 @@
 //! default one gets its own tier in `py3X/` under the top folder, with the same inner layout.
 
 pub mod config;
+pub mod folders;
 pub mod gc;
 pub mod history;
 pub mod shell;

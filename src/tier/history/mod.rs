@@ -79,6 +79,10 @@ pub struct Record {
     /// be stored more than once (with `REQUESTED` and without, say).
     #[serde(default, skip_serializing_if = "lazy::no_entries")]
     pub entries: Lazy<BTreeMap<String, String>>,
+    /// The venv's empty folders outside `lib/` ([`crate::tier::folders`]): a move back to this
+    /// state makes them so. Absent in records written before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folders: Option<Vec<String>>,
     /// Ids of the entries this one reverts (undo, redo, restore).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reverts: Vec<u64>,
@@ -425,6 +429,7 @@ mod tests {
             venv: "/v".into(),
             freeze: freeze.to_string().into(),
             entries: Default::default(),
+            folders: None,
             reverts: vec![],
             reapplies: vec![],
             target: None,
