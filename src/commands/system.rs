@@ -158,6 +158,7 @@ fn ensure_baseline(tier: &Tier) -> Result<()> {
         snapshot::BASELINE,
         &set,
         &crate::sys::clock::now_timestamp(),
+        None,
     )?;
     Ok(())
 }

@@ -19,10 +19,15 @@ pub fn restore(ctx: &Context, ui: &Ui, name: &str, dry_run: bool) -> Result<Exit
     let (tier, config, lock) = open_tier(ctx, ui)?;
     let path = snapshot::snapshot_path(&tier, name)?;
     let text = read_snapshot(&tier, name, &path)?;
-    let target = Target::set(
-        Operation::new(Kind::Restore, format!("pyctl restore {name}")),
-        text,
-    );
+    let exact = snapshot::ExactState::of(&text).unwrap_or_default();
+    let target = Target {
+        entries: exact.entries,
+        folders: exact.folders,
+        ..Target::set(
+            Operation::new(Kind::Restore, format!("pyctl restore {name}")),
+            text,
+        )
+    };
     transact(ctx, ui, &tier, &config, &lock, None, target, dry_run)
 }
 
@@ -48,7 +53,7 @@ pub fn read_snapshot(tier: &Tier, name: &str, path: &Path) -> Result<String> {
 
 pub fn snapshot_cmd(ctx: &Context, ui: &Ui, name: &str, force: bool) -> Result<ExitCode> {
     snapshot::validate_name(name)?;
-    let (tier, _config, _lock) = open_tier(ctx, ui)?;
+    let (tier, config, _lock) = open_tier(ctx, ui)?;
     let path = snapshot::snapshot_path(&tier, name)?;
     if path.exists() && !force {
         bail!(
@@ -57,7 +62,12 @@ pub fn snapshot_cmd(ctx: &Context, ui: &Ui, name: &str, force: bool) -> Result<E
         );
     }
     let set = current_set(&tier)?;
-    snapshot::write_snapshot(&tier, name, &set, &crate::sys::clock::now_timestamp())?;
+    let exact = snapshot::ExactState {
+        entries: crate::ops::transaction::stored_entries(&tier, &config, &set),
+        folders: tier::folders::empty(&tier.venv()),
+    };
+    let now = crate::sys::clock::now_timestamp();
+    snapshot::write_snapshot(&tier, name, &set, &now, Some(&exact))?;
     ui.info(&format!(
         "saved snapshot {name:?}: {} packages in {}",
         set.len(),

@@ -157,7 +157,12 @@ pub fn transact(
     if dry_run {
         return Ok(ExitCode::Success);
     }
-    if plan.is_empty() && !fresh_venv && target.skip_if_empty {
+    // The same set, and the same empty folders where the target's record says which.
+    let same_folders = || {
+        target.folders.is_none()
+            || target.folders.as_ref() == tier::folders::empty(&tier.venv()).as_ref()
+    };
+    if plan.is_empty() && !fresh_venv && target.skip_if_empty && same_folders() {
         ui.info("the venv is already in that state; nothing to do");
         return Ok(ExitCode::Success);
     }

@@ -277,7 +277,7 @@ fn keep_in_store(tier: &Tier, config: &Config, set: &PackageSet, fresh: &HashSet
 }
 
 /// Which store entry each distribution of `set` is (none when the store is off).
-fn stored_entries(
+pub fn stored_entries(
     tier: &Tier,
     config: &Config,
     set: &PackageSet,
@@ -344,7 +344,7 @@ pub fn ensure_venv(
     let baseline = snapshot::snapshot_path(tier, snapshot::BASELINE)?;
     if config.snapshots.auto_baseline && !baseline.exists() {
         let set = PackageSet::scan(&tier.venv())?;
-        snapshot::write_snapshot(tier, snapshot::BASELINE, &set, &now_timestamp())?;
+        snapshot::write_snapshot(tier, snapshot::BASELINE, &set, &now_timestamp(), None)?;
     }
     log::info!("init recorded as #{}", outcome.id);
     Ok(true)

@@ -1,5 +1,6 @@
 //! Named snapshots: `snapshots/NAME.txt`, plain requirements usable with `pip install -r`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -8,7 +9,7 @@ use crate::python::freeze::freeze_map;
 use crate::python::inventory::PackageSet;
 use crate::sys::fsutil::write_atomic;
 use crate::tier::Tier;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The snapshot `init` records.
 pub const BASELINE: &str = "baseline";
@@ -32,16 +33,47 @@ pub fn snapshot_path(tier: &Tier, name: &str) -> Result<PathBuf> {
     Ok(tier.snapshots_dir().join(format!("{name}.txt")))
 }
 
-/// Writes the set as a snapshot file, with a comment header saying when and from where.
+/// What a snapshot keeps beyond its requirement lines, on a comment line of its own (`pip
+/// install -r` reads past it): the stored copy each distribution was, and the venv's empty
+/// folders, so that a restore gives back the files, not only the versions (as a history
+/// record's `entries` and `folders` do for undo).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ExactState {
+    #[serde(default)]
+    pub entries: BTreeMap<String, String>,
+    #[serde(default)]
+    pub folders: Option<Vec<String>>,
+}
+
+const EXACT_PREFIX: &str = "# pyctl state: ";
+
+impl ExactState {
+    /// The state a snapshot's text holds; none in snapshots written before it was kept, or
+    /// (said) when its line cannot be read.
+    pub fn of(text: &str) -> Option<ExactState> {
+        let line = text.lines().find_map(|l| l.strip_prefix(EXACT_PREFIX))?;
+        serde_json::from_str(line)
+            .map_err(|e| log::warn!("snapshot: its state line cannot be read ({e}); ignored"))
+            .ok()
+    }
+}
+
+/// Writes the set as a snapshot file, with a comment header saying when and from where (and
+/// the `exact` state, when given).
 pub fn write_snapshot(
     tier: &Tier,
     name: &str,
     set: &PackageSet,
     timestamp: &str,
+    exact: Option<&ExactState>,
 ) -> Result<PathBuf> {
     let path = snapshot_path(tier, name)?;
+    let exact = match exact {
+        Some(e) => format!("{EXACT_PREFIX}{}\n", serde_json::to_string(e)?),
+        None => String::new(),
+    };
     let text = format!(
-        "# pyctl snapshot {name:?}, {timestamp}, {} packages, python {}\n{}",
+        "# pyctl snapshot {name:?}, {timestamp}, {} packages, python {}\n{exact}{}",
         set.len(),
         tier.python_version().unwrap_or_default(),
         set.freeze()

@@ -722,17 +722,21 @@ fn undo_redo_restore_clean_give_back_the_exact_tree() {
 
 /// pip's uninstall leaves the folders a wheel's headers and data went into
 /// (`include/site/python3.11`, `share`), empty: a move to a state from before the install takes
-/// them away, and one to the state after the uninstall brings them back.
+/// them away, and one to the state after the uninstall (undo, redo, or restore of a snapshot
+/// taken then) brings them back.
 #[test]
 fn the_empty_folders_pips_uninstall_left_go_and_come_with_their_state() {
     let steps = [
         Step::Install("solo==1.0".into()),
         Step::Install("jwta==2.0".into()),
         Step::Uninstall("jwta".into()),
+        Step::Snapshot("emptied".into()),
         Step::UndoTo(2),
         Step::UndoTo(0),
         Step::Undo,
         Step::Redo,
+        Step::UndoTo(2),
+        Step::Restore("emptied".into()),
     ];
     if let Err((at, finding)) = run(&steps) {
         panic!("step {at} ({:?}): {finding}", steps[at]);

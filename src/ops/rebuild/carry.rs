@@ -360,6 +360,7 @@ pub fn rewrite_baseline(
             crate::tier::snapshot::BASELINE,
             new,
             &crate::sys::clock::now_timestamp(),
+            None,
         )?;
     }
     Ok(())
