@@ -374,6 +374,8 @@ pub fn unique_trash(tier: &Tier, what: &str) -> PathBuf {
 /// Deletes venvs moved aside by clean, in the background so the command returns at once; a
 /// later command finishes what a kill interrupted.
 pub fn finish_trash(tier: &Tier) {
+    // What a killed restore or background deletion left becomes trash like the rest.
+    crate::tier::store::leftovers::sweep(&tier.root);
     let Ok(read) = std::fs::read_dir(&tier.root) else {
         return;
     };

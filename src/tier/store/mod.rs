@@ -16,6 +16,7 @@
 //! itself and some generated files carry no hash.
 
 mod identify;
+pub mod leftovers;
 mod linking;
 pub mod park;
 mod place;
