@@ -159,8 +159,10 @@ pub fn transact(
     }
     // The same set, and the same empty folders where the target's record says which.
     let same_folders = || {
-        target.folders.is_none()
-            || target.folders.as_ref() == tier::folders::empty(&tier.venv()).as_ref()
+        target
+            .folders
+            .as_ref()
+            .is_none_or(|want| !tier::folders::differ(&tier.venv(), want))
     };
     if plan.is_empty() && !fresh_venv && target.skip_if_empty && same_folders() {
         ui.info("the venv is already in that state; nothing to do");

@@ -94,12 +94,18 @@ pub fn compile(python: &Path, sources: &[PathBuf]) -> Result<()> {
 
 /// `sources` dealt into `shares` newline-separated lists (the names' own bytes) of about the
 /// same total size, largest file first to the lightest list; empty lists dropped. A name with a
-/// newline in it cannot be listed: that module is left without bytecode.
+/// newline in it, or blank at either end, cannot be listed: that module is left without
+/// bytecode.
 fn share_out(sources: &[PathBuf], shares: usize) -> Vec<Vec<u8>> {
     let mut sized: Vec<(u64, &[u8])> = sources
         .iter()
         .map(|s| s.as_os_str().as_bytes())
-        .filter(|name| !name.contains(&b'\n'))
+        // compileall reads a line per name and strips it.
+        .filter(|name| {
+            !name.contains(&b'\n')
+                && !name.first().is_some_and(u8::is_ascii_whitespace)
+                && !name.last().is_some_and(u8::is_ascii_whitespace)
+        })
         .map(|name| {
             (
                 std::fs::metadata(OsStr::from_bytes(name)).map_or(0, |m| m.len()),
@@ -124,13 +130,14 @@ fn share_out(sources: &[PathBuf], shares: usize) -> Vec<Vec<u8>> {
 }
 
 /// One `compileall` over the newline-separated `list`. A module it cannot compile is said and
-/// left (exit status 1, the error on its output); a `compileall` that crashed (a traceback, a
-/// signal, another status) is an error naming the Python.
+/// left (exit status 1, the error on its output); a `compileall` that crashed (a traceback or a
+/// fatal error, a signal, another status) is an error naming the Python.
 fn compile_list(python: &Path, list: &[u8]) -> Result<()> {
     let mut child = Command::new(python)
         .env_clear()
         .env("PATH", crate::sys::pip::ROOT_PATH)
-        .args(["-I", "-m", "compileall", "-q", "-i", "-"])
+        // Warnings off, as pip compiles: a `SyntaxWarning` of an old module is not a crash.
+        .args(["-I", "-W", "ignore", "-m", "compileall", "-q", "-i", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -142,7 +149,12 @@ fn compile_list(python: &Path, list: &[u8]) -> Result<()> {
         .wait_with_output()
         .with_context(|| format!("{} -m compileall: cannot wait for it", python.display()))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() != Some(0) && (out.status.code() != Some(1) || !stderr.trim().is_empty()) {
+    let crashed = match out.status.code() {
+        Some(0) => false,
+        Some(1) => stderr.contains("Traceback") || stderr.contains("Fatal Python error"),
+        _ => true,
+    };
+    if crashed {
         anyhow::bail!(
             "{} -m compileall failed ({}): {}",
             python.display(),
@@ -388,7 +400,7 @@ mod tests {
 
     /// A `compileall` that crashed (here a stand-in Python that writes a traceback and exits
     /// with status 1) is an error naming that Python and saying what it wrote; the status a
-    /// module that does not compile gives (1, nothing on stderr) is not.
+    /// module that does not compile gives (1, at most a warning on stderr) is not.
     #[test]
     fn a_crashed_compileall_is_an_error() {
         use std::os::unix::fs::PermissionsExt;
@@ -408,7 +420,10 @@ mod tests {
         assert!(text.contains("Traceback: boom"), "{text}");
         let killed = fake("killed", "kill -9 $$");
         assert!(compile(&killed, std::slice::from_ref(&source)).is_err());
-        let broken_module = fake("broken", "echo '*** Error compiling m.py'; exit 1");
+        let broken_module = fake(
+            "broken",
+            "echo '*** Error compiling m.py'; echo 'SyntaxWarning: invalid escape' >&2; exit 1",
+        );
         compile(&broken_module, std::slice::from_ref(&source)).unwrap();
     }
 

@@ -48,13 +48,24 @@ pub struct ExactState {
 const EXACT_PREFIX: &str = "# pyctl state: ";
 
 impl ExactState {
-    /// The state a snapshot's text holds; none in snapshots written before it was kept, or
-    /// (said) when its line cannot be read.
-    pub fn of(text: &str) -> Option<ExactState> {
-        let line = text.lines().find_map(|l| l.strip_prefix(EXACT_PREFIX))?;
-        serde_json::from_str(line)
-            .map_err(|e| log::warn!("snapshot: its state line cannot be read ({e}); ignored"))
-            .ok()
+    /// A snapshot's text without its state line, and the state it held: none in snapshots
+    /// written before it was kept, or when the line cannot be read (`Err`, saying why).
+    pub fn split(text: &str) -> (String, Result<Option<ExactState>, String>) {
+        let mut rest = String::with_capacity(text.len());
+        let mut line = None;
+        for l in text.lines() {
+            match l.strip_prefix(EXACT_PREFIX) {
+                Some(json) => line = Some(json),
+                None => {
+                    rest.push_str(l);
+                    rest.push('\n');
+                }
+            }
+        }
+        let state = line
+            .map(|json| serde_json::from_str(json).map_err(|e| e.to_string()))
+            .transpose();
+        (rest, state)
     }
 }
 
@@ -147,5 +158,27 @@ mod tests {
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn a_snapshots_state_line_is_taken_out_of_its_requirements() {
+        let text = "# pyctl snapshot \"s\", t, 1 packages, python 3.11\n# pyctl state: \
+                    {\"entries\":{\"a\":\"a-1.0-x\"},\"folders\":[\"share/a\"]}\na==1.0\n";
+        let (rest, state) = ExactState::split(text);
+        assert_eq!(
+            rest,
+            "# pyctl snapshot \"s\", t, 1 packages, python 3.11\na==1.0\n"
+        );
+        let state = state.unwrap().unwrap();
+        assert_eq!(state.entries["a"], "a-1.0-x");
+        assert_eq!(state.folders.unwrap(), ["share/a"]);
+        let (rest, state) = ExactState::split("a==1.0\n");
+        assert_eq!(
+            (rest.as_str(), state.unwrap().is_none()),
+            ("a==1.0\n", true)
+        );
+        let (rest, state) = ExactState::split("# pyctl state: {\"folders\": 3}\na==1.0\n");
+        assert_eq!(rest, "a==1.0\n");
+        assert!(state.is_err());
     }
 }

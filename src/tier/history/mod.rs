@@ -289,7 +289,10 @@ fn parse_file_name(name: &str) -> Option<(u64, Half)> {
         "after" => Half::After,
         _ => return None,
     };
-    Some((id.parse().ok()?, half))
+    let id = id.parse().ok()?;
+    // Only the name pyctl writes for that id (`7_before.json` is not entry 7's): the readers
+    // that go by id find exactly the files those that list the folder do.
+    (file_name(id, half) == name).then_some((id, half))
 }
 
 /// Which halves exist for each id, from file names alone: cheap enough for the wrapper's hot
@@ -489,6 +492,9 @@ mod tests {
             Some((1000, Half::After))
         );
         assert_eq!(parse_file_name("x_after.json"), None);
+        assert_eq!(parse_file_name("7_after.json"), None);
+        assert_eq!(parse_file_name("0007_before.json"), None);
+        assert_eq!(parse_file_name("007_before.json"), Some((7, Half::Before)));
         assert_eq!(parse_file_name("001_during.json"), None);
     }
 
