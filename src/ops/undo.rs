@@ -285,6 +285,51 @@ mod tests {
         (undos, redo_entry(log).flatten().map(|e| e.id))
     }
 
+    /// The two halves of a generated entry `id` on top of `log`: an undo of 1 to 3 entries, an
+    /// `undo --to` an older entry, a redo (each failing now and then), or a pip command (failed
+    /// and changing nothing now and then).
+    fn generated(id: u64, log: &Log, next: &mut impl FnMut() -> u64) -> (Record, Record) {
+        let (undos, redo) = answers(log);
+        let roll = next();
+        // An undo or redo that fails (its venv not at its target) counts for nothing.
+        let target = if next() < 15 { "other\n" } else { "" };
+        let reached = |r: Record| {
+            let after = Record {
+                freeze: "".to_string().into(),
+                ..r.clone()
+            };
+            (r, after)
+        };
+        if roll < 30 && !undos[0].is_empty() {
+            let n = (next() % 3) as usize;
+            let reverts = undos[n.min(undos.len() - 1)].clone();
+            return reached(record(id, Kind::Undo, reverts, Some(target)));
+        }
+        if roll < 40 && id > 2 {
+            // `undo --to X`: what is after X goes, what was undone up to X comes back.
+            let to = 1 + next() % (id - 1);
+            let state = undo_state(log);
+            let reverts = undo_candidates(log, &state)
+                .iter()
+                .map(|e| e.id)
+                .filter(|e| *e > to)
+                .collect();
+            let mut r = record(id, Kind::Undo, reverts, Some(target));
+            r.reapplies = state.undone.iter().copied().filter(|u| *u <= to).collect();
+            return reached(r);
+        }
+        if let Some(undo) = redo.filter(|_| roll < 65) {
+            return reached(record(id, Kind::Redo, vec![undo], Some(target)));
+        }
+        let r = record(id, Kind::Pip, vec![], None);
+        let mut after = r.clone();
+        if (65..72).contains(&roll) {
+            after.exit_code = Some(1);
+            after.changes = Some(Changes::default()).into();
+        }
+        (r, after)
+    }
+
     #[test]
     fn the_newest_end_of_a_history_answers_undo_and_redo_as_the_whole_one() {
         let dir = tempfile::tempdir().unwrap();
@@ -298,44 +343,18 @@ mod tests {
         let mut partial = 0;
         for id in 1..=300u64 {
             let log = read_log(dir.path()).unwrap();
-            let (undos, redo) = answers(&log);
-            let roll = next();
-            // An undo or redo that fails (its venv not at its target) counts for nothing.
-            let missed = next() < 15;
-            let (before, mut after) = if roll < 35 && !undos[0].is_empty() {
-                let n = (next() % 3) as usize;
-                let reverts = undos[n.min(undos.len() - 1)].clone();
-                let target = if missed { "other\n" } else { "" };
-                let r = record(id, Kind::Undo, reverts, Some(target));
-                (
-                    r.clone(),
-                    Record {
-                        freeze: "".to_string().into(),
-                        ..r
-                    },
-                )
-            } else if roll < 65 && redo.is_some() {
-                let target = if missed { "other\n" } else { "" };
-                let r = record(id, Kind::Redo, vec![redo.unwrap()], Some(target));
-                (
-                    r.clone(),
-                    Record {
-                        freeze: "".to_string().into(),
-                        ..r
-                    },
-                )
-            } else {
-                let r = record(id, Kind::Pip, vec![], None);
-                (r.clone(), r)
-            };
-            if (65..72).contains(&roll) {
-                // A pip command that failed and changed nothing.
-                after.exit_code = Some(1);
-                after.changes = Some(Changes::default()).into();
-            }
+            let (before, after) = generated(id, &log, &mut next);
             write_record(dir.path(), Half::Before, &before).unwrap();
             if next() < 97 {
                 write_record(dir.path(), Half::After, &after).unwrap();
+            }
+            // Now and then a half that cannot be read: an after alone stands for the entry.
+            match next() {
+                0..=1 => std::fs::write(dir.path().join(history::file_name(id, Half::Before)), "{")
+                    .unwrap(),
+                2 => std::fs::write(dir.path().join(history::file_name(id, Half::After)), "x")
+                    .unwrap(),
+                _ => {}
             }
             let whole = answers(&read_log(dir.path()).unwrap());
             let tail_redo = read_tail(dir.path(), |log| redo_entry(log).is_some()).unwrap();
