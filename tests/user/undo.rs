@@ -811,14 +811,22 @@ fn alpha_then_big(t: &Tier) -> u64 {
 }
 
 const KILL_POINTS: [u32; 8] = [2, 10, 25, 40, 55, 70, 85, 100];
+/// Tried, in order, only while no kill of `KILL_POINTS` has landed inside an `op`: on a loaded
+/// machine one timed run can be far off the next one's.
+const MORE_KILL_POINTS: [u32; 12] = [5, 15, 20, 30, 35, 45, 50, 60, 65, 75, 80, 90];
 
-/// Kills `op` at each of `KILL_POINTS` (percent of `full`, its duration left alone); after each
-/// kill: the recovery checks, a working undo, then back to alpha and big by redo (or
-/// `undo --to` the install of big, `with_big`) and one undo, then `again` readies the next
-/// round. At least one kill must land inside an `op`.
+/// Kills `op` at each of `KILL_POINTS` (percent of `full`, its duration left alone), and at
+/// `MORE_KILL_POINTS` until one lands inside; after each kill: the recovery checks, a working
+/// undo, then back to alpha and big by redo (or `undo --to` the install of big, `with_big`)
+/// and one undo, then `again` readies the next round. At least one kill must land inside an
+/// `op`.
 fn kill_at_each_point(t: &Tier, op: &str, full: Duration, with_big: u64, again: impl Fn()) {
     let mut interrupted = 0;
-    for percent in KILL_POINTS {
+    let more = MORE_KILL_POINTS.iter().map(|p| (*p, true));
+    for (percent, extra) in KILL_POINTS.iter().map(|p| (*p, false)).chain(more) {
+        if extra && interrupted > 0 {
+            break;
+        }
         let what = format!("{op} killed at {percent}%");
         let last = t.last_id();
         let running = kill_after(t, &[op], full * percent / 100);
