@@ -154,17 +154,19 @@ pub fn transact(
         &plan
     };
     show_plan(ui, tier, &target.op.command, shown, fresh_venv, dry_run)?;
+    // The empty folders the target's record lists, where the venv's are others.
+    let other_folders = !fresh_venv
+        && target
+            .folders
+            .as_ref()
+            .is_some_and(|want| tier::folders::differ(&tier.venv(), want));
+    if other_folders && !ui.json {
+        ui.info("the venv's empty folders (include, share, etc) become that state's too");
+    }
     if dry_run {
         return Ok(ExitCode::Success);
     }
-    // The same set, and the same empty folders where the target's record says which.
-    let same_folders = || {
-        target
-            .folders
-            .as_ref()
-            .is_none_or(|want| !tier::folders::differ(&tier.venv(), want))
-    };
-    if plan.is_empty() && !fresh_venv && target.skip_if_empty && same_folders() {
+    if plan.is_empty() && !fresh_venv && target.skip_if_empty && !other_folders {
         ui.info("the venv is already in that state; nothing to do");
         return Ok(ExitCode::Success);
     }
