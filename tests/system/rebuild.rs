@@ -574,8 +574,13 @@ fn a_rebuild_killed_half_way_is_done_again_at_the_next_command() {
         std::time::Duration::from_secs(60),
         "the old venv aside",
     );
-    // Into the making of the new venv.
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Into the making of the new venv: killed as soon as it has its pyvenv.cfg (a fixed delay
+    // landed after the end once making a venv got fast).
+    let started = std::time::Instant::now();
+    let new_cfg = tier.venv().join("pyvenv.cfg");
+    while !new_cfg.exists() && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
