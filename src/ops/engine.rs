@@ -179,21 +179,16 @@ pub fn plan(
         }
     }
     // What the additions bring wins over a kept distribution's copy of the same path, as it
-    // would if pip installed them now.
-    // (Thousands of paths: borrowed, and only when something is kept.)
-    let added: HashSet<&str> = if plan.kept.is_empty() {
-        HashSet::new()
-    } else {
-        plan.all_additions()
-            .filter_map(|a| match &a.source {
-                Source::Store { entry, .. } => Some(entry.files.iter().map(|f| f.path.as_str())),
-                Source::Pip { .. } => None,
-            })
-            .flatten()
-            .collect()
-    };
-    let (repair, damaged) = super::kept::find_repairs(store, venv, &plan.kept, &added);
-    drop(added);
+    // would if pip installed them now. (Thousands of paths, against the few kept ones: borrowed,
+    // and looked up in the kept files' map, never gathered into a set of their own.)
+    let added = plan
+        .all_additions()
+        .filter_map(|a| match &a.source {
+            Source::Store { entry, .. } => Some(entry.files.iter().map(|f| f.path.as_str())),
+            Source::Pip { .. } => None,
+        })
+        .flatten();
+    let (repair, damaged) = super::kept::find_repairs(store, venv, &plan.kept, added);
     plan.repair = repair;
     plan.reinstall = damaged
         .into_iter()

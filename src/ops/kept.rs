@@ -2,7 +2,7 @@
 //! more (put back from the store), and which cannot be put right from the store (reinstalled
 //! by pip).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -26,12 +26,13 @@ pub struct Repair {
 type Candidate = (String, PathBuf, store::StoredFile, Option<store::FileKey>);
 
 /// The files of the kept distributions that are not what their store entry holds, and the
-/// kept distributions that cannot be put right from the store (line, why).
-pub(super) fn find_repairs(
+/// kept distributions that cannot be put right from the store (line, why). A path among the
+/// `added` ones (what the additions bring) is theirs, not a kept file to check.
+pub(super) fn find_repairs<'a>(
     store: &Store,
     venv: &Path,
     kept: &[Distribution],
-    added: &HashSet<&str>,
+    added: impl Iterator<Item = &'a str>,
 ) -> (Vec<Repair>, Vec<(String, String)>) {
     // Every kept file with the store copies that may go there (several owners: any of them).
     let mut owners: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
@@ -45,15 +46,17 @@ pub(super) fn find_repairs(
         let line = dist.freeze_lines().pop().unwrap_or_default();
         let linked = store::vouch::read_keys(&dir, entry.files.len());
         for (file, linked) in entry.files.into_iter().zip(linked) {
-            if added.contains(file.path.as_str()) {
-                continue;
-            }
             owners.entry(file.path.clone()).or_default().push((
                 line.clone(),
                 dir.join("files"),
                 file,
                 linked,
             ));
+        }
+    }
+    if !owners.is_empty() {
+        for path in added {
+            owners.remove(path);
         }
     }
     let items: Vec<(String, Vec<Candidate>)> = owners.into_iter().collect();

@@ -69,6 +69,22 @@ impl ExactState {
     }
 }
 
+/// JSON text with every character beyond ASCII written as `\\uXXXX` (the same JSON): pip reads
+/// a requirements file in the locale's encoding, and a folder name is whatever it is.
+fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
 /// Writes the set as a snapshot file, with a comment header saying when and from where (and
 /// the `exact` state, when given).
 pub fn write_snapshot(
@@ -80,7 +96,7 @@ pub fn write_snapshot(
 ) -> Result<PathBuf> {
     let path = snapshot_path(tier, name)?;
     let exact = match exact {
-        Some(e) => format!("{EXACT_PREFIX}{}\n", serde_json::to_string(e)?),
+        Some(e) => format!("{EXACT_PREFIX}{}\n", ascii_json(&serde_json::to_string(e)?)),
         None => String::new(),
     };
     let text = format!(
@@ -177,6 +193,14 @@ mod tests {
             (rest.as_str(), state.unwrap().is_none()),
             ("a==1.0\n", true)
         );
+        let odd = ExactState {
+            folders: Some(vec!["share/caf\u{e9}/\u{1f40d}".into()]),
+            ..Default::default()
+        };
+        let line = ascii_json(&serde_json::to_string(&odd).unwrap());
+        assert!(line.is_ascii(), "{line}");
+        let back: ExactState = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.folders, odd.folders);
         let (rest, state) = ExactState::split("# pyctl state: {\"folders\": 3}\na==1.0\n");
         assert_eq!(rest, "a==1.0\n");
         assert!(state.is_err());
