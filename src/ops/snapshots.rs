@@ -19,14 +19,15 @@ pub fn restore(ctx: &Context, ui: &Ui, name: &str, dry_run: bool) -> Result<Exit
     let (tier, config, lock) = open_tier(ctx, ui)?;
     let path = snapshot::snapshot_path(&tier, name)?;
     let (text, exact) = snapshot::ExactState::split(&read_snapshot(&tier, name, &path)?);
-    let exact = exact.unwrap_or_else(|e| {
-        ui.warn(&format!(
-            "{}: its `# pyctl state:` line cannot be read ({e}); restoring the versions alone",
-            path.display()
-        ));
-        None
-    });
-    let exact = exact.unwrap_or_default();
+    let exact = exact
+        .unwrap_or_else(|e| {
+            ui.warn(&format!(
+                "{}: its `# pyctl state:` line cannot be read ({e}); restoring the versions alone",
+                path.display()
+            ));
+            None
+        })
+        .unwrap_or_default();
     let target = Target {
         entries: exact.entries,
         folders: exact.folders,

@@ -73,9 +73,8 @@ pub fn differ(venv: &Path, want: &[String]) -> bool {
 
 /// Makes the venv's empty folders in its data areas the `want`ed ones: an empty folder not
 /// wanted goes (and each folder above it that it leaves empty, the area's own included: a state
-/// that had it empty lists it), a wanted one
-/// missing is made, folder by folder, never through a link. What cannot be done is said and
-/// left: the packages are in place either way.
+/// that had it empty lists it), a wanted one missing is made, folder by folder, never through a
+/// link. What cannot be done is said and left: the packages are in place either way.
 pub fn make_so(venv: &Path, want: &[String]) {
     let Some(now) = empty(venv) else {
         log::warn!("{}: cannot list its folders", venv.display());

@@ -304,6 +304,8 @@ pub struct Index {
     pub max_id: u64,
     /// Temp files of atomic writes (`.tmp-*`) that a killed process left behind.
     pub stale_temp: Vec<PathBuf>,
+    /// Files whose names are not pyctl's (reported by [`read_log`]).
+    pub foreign: Vec<PathBuf>,
 }
 
 impl Index {
@@ -340,6 +342,7 @@ pub fn index(dir: &Path) -> Result<Index> {
             continue;
         }
         let Some((id, half)) = parse_file_name(&name.to_string_lossy()) else {
+            idx.foreign.push(item.path());
             continue;
         };
         idx.max_id = idx.max_id.max(id);

@@ -4,38 +4,42 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
-use super::{file_name, index, parse_file_name, Entry, Half, Log, Problem, Record, SCHEMA};
+use super::{file_name, index, Entry, Half, Log, Problem, Record, SCHEMA};
 
 /// Reads every entry of the history folder `dir`. A missing folder is an empty history.
 pub fn read_log(dir: &Path) -> Result<Log> {
-    let mut log = Log::default();
-    let read_dir = match std::fs::read_dir(dir) {
-        Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(log),
-        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", dir.display())),
+    let idx = index(dir)?;
+    let mut log = Log {
+        max_id: idx.max_id,
+        ..Log::default()
     };
-    let mut files = Vec::new();
-    for item in read_dir {
-        let item = item.with_context(|| format!("{}: cannot read", dir.display()))?;
-        let path = item.path();
-        let name = item.file_name().to_string_lossy().into_owned();
-        if name.starts_with(crate::sys::fsutil::TEMP_PREFIX) {
-            continue;
-        }
-        let Some((id, half)) = parse_file_name(&name) else {
-            log.problems.push(Problem {
-                path,
-                message: "not a pyctl history file; ignored".into(),
-            });
-            continue;
-        };
-        log.max_id = log.max_id.max(id);
-        files.push((path, id, half));
-    }
-    log.entries = read_entries(files, &mut log.problems);
+    log.problems = idx
+        .foreign
+        .into_iter()
+        .map(|path| Problem {
+            path,
+            message: "not a pyctl history file; ignored".into(),
+        })
+        .collect();
+    log.entries = read_entries(files(dir, &idx.ids), &mut log.problems);
     Ok(log)
+}
+
+/// The files of the entries `ids` (id → which halves exist), by the names pyctl writes.
+fn files<'a>(
+    dir: &Path,
+    ids: impl IntoIterator<Item = (&'a u64, &'a (bool, bool))>,
+) -> Vec<(PathBuf, u64, Half)> {
+    ids.into_iter()
+        .flat_map(|(id, (before, after))| {
+            [(*before, Half::Before), (*after, Half::After)]
+                .into_iter()
+                .filter(|(present, _)| *present)
+                .map(move |(_, half)| (dir.join(file_name(*id, half)), *id, half))
+        })
+        .collect()
 }
 
 /// Reads the newest entries of the history folder `dir`, a batch at a time (each larger than
@@ -47,7 +51,7 @@ pub fn read_log(dir: &Path) -> Result<Log> {
 /// entries, a redo older undos), so the newest end of a history answers as the whole one does.
 pub fn read_tail(dir: &Path, mut enough: impl FnMut(&Log) -> bool) -> Result<Log> {
     let idx = index(dir)?;
-    let ids: Vec<(u64, (bool, bool))> = idx.ids.iter().rev().map(|(id, h)| (*id, *h)).collect();
+    let ids: Vec<(&u64, &(bool, bool))> = idx.ids.iter().rev().collect();
     let mut log = Log {
         max_id: idx.max_id,
         partial: !ids.is_empty(),
@@ -56,16 +60,7 @@ pub fn read_tail(dir: &Path, mut enough: impl FnMut(&Log) -> bool) -> Result<Log
     let (mut taken, mut batch) = (0, 4);
     while taken < ids.len() {
         let chunk = &ids[taken..(taken + batch).min(ids.len())];
-        let files = chunk
-            .iter()
-            .flat_map(|(id, (before, after))| {
-                [(*before, Half::Before), (*after, Half::After)]
-                    .into_iter()
-                    .filter(|(present, _)| *present)
-                    .map(move |(_, half)| (dir.join(file_name(*id, half)), *id, half))
-            })
-            .collect();
-        let mut older = read_entries(files, &mut log.problems);
+        let mut older = read_entries(files(dir, chunk.iter().copied()), &mut log.problems);
         older.append(&mut log.entries);
         log.entries = older;
         taken += chunk.len();
