@@ -1,12 +1,7 @@
-//! pip put into a new venv without ensurepip: the wheels `python -m ensurepip` would install,
-//! found where it looks for them and unpacked natively the way pip installs a wheel, so a new
-//! tier costs `python -m venv --without-pip` plus an unzip instead of a pip run that compiles
-//! every module.
-//!
-//! Where ensurepip looks (CPython's `Lib/ensurepip/__init__.py`): the folder named by the
-//! `WHEEL_PKG_DIR` build variable (Debian: `/usr/share/python-wheels`, the python3-pip-whl
-//! package) when it holds every wheel it needs, else its own `ensurepip/_bundled` folder. What it
-//! installs: setuptools and pip up to Python 3.11, pip alone from 3.12 (CPython gh-95299).
+//! pip put into a new venv without ensurepip: the wheels `python -m ensurepip` would install
+//! ([`crate::python::ensurepip`] finds them), unpacked natively the way pip installs a wheel, so
+//! a new tier costs `python -m venv --without-pip` plus an unzip instead of a pip run that
+//! compiles every module.
 //!
 //! How pip installs a wheel (the binary distribution format spec,
 //! <https://packaging.python.org/en/latest/specifications/binary-distribution-format/>, and
@@ -28,86 +23,9 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 use crate::python::bytecode::{from_seed, pyc_path, seed_record, Flavour};
-use crate::python::filename::WheelName;
 use crate::python::metadata::Headers;
-use crate::python::names::canonical_name;
 use crate::python::record::{hash_field, parse_record, RecordRow};
 use crate::python::scripts::{console_scripts, script_text};
-
-/// The wheels ensurepip of the Python whose standard library is `stdlib` (`/usr/lib/python3.11`)
-/// would install, found where it would find them; `None` when they are not all there (or a
-/// folder holds two of one project), and ensurepip itself should run.
-pub fn ensurepip_wheels(stdlib: &Path, python: (u64, u64)) -> Option<Vec<PathBuf>> {
-    let names = ensurepip_projects(stdlib, python)?;
-    let mut folders = Vec::new();
-    if let Some(dir) = wheel_pkg_dir(stdlib) {
-        folders.push(dir);
-    }
-    folders.push(stdlib.join("ensurepip").join("_bundled"));
-    folders.iter().find_map(|folder| wheels_in(folder, names))
-}
-
-/// The projects this Python's ensurepip installs, when its source says what CPython's does:
-/// `_PACKAGE_NAMES = ('setuptools', 'pip')` before 3.12, no setuptools from 3.12 on. A patched
-/// or older ensurepip (one that also installs `pkg_resources`, say, or names no package list,
-/// as 3.9's) is left to run itself.
-fn ensurepip_projects(stdlib: &Path, python: (u64, u64)) -> Option<&'static [&'static str]> {
-    let text = std::fs::read_to_string(stdlib.join("ensurepip").join("__init__.py")).ok()?;
-    if text.contains("pkg_resources") {
-        return None;
-    }
-    if python < (3, 12) {
-        text.contains("_PACKAGE_NAMES = ('setuptools', 'pip')")
-            .then_some(&["setuptools", "pip"][..])
-    } else {
-        (!text.contains("setuptools")).then_some(&["pip"][..])
-    }
-}
-
-/// The `WHEEL_PKG_DIR` build variable, read from the `_sysconfigdata_*.py` files of the
-/// standard library (what `sysconfig.get_config_var` returns), when set.
-fn wheel_pkg_dir(stdlib: &Path) -> Option<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(stdlib)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("_sysconfigdata_") && n.ends_with(".py"))
-        })
-        .collect();
-    files.sort();
-    const KEY: &str = "'WHEEL_PKG_DIR': '";
-    files.iter().find_map(|file| {
-        let text = std::fs::read_to_string(file).ok()?;
-        let start = text.find(KEY)? + KEY.len();
-        let value = &text[start..start + text[start..].find('\'')?];
-        (!value.is_empty()).then(|| PathBuf::from(value))
-    })
-}
-
-/// One wheel of each project in `names` in `folder`, in the order of `names`; `None` unless
-/// each is there exactly once.
-fn wheels_in(folder: &Path, names: &[&str]) -> Option<Vec<PathBuf>> {
-    let entries: Vec<String> = std::fs::read_dir(folder)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    names
-        .iter()
-        .map(|name| {
-            let mut found = entries.iter().filter(|n| {
-                WheelName::parse(n).is_ok_and(|w| canonical_name(w.name) == canonical_name(name))
-            });
-            match (found.next(), found.next()) {
-                (Some(one), None) => Some(folder.join(one)),
-                _ => None,
-            }
-        })
-        .collect()
-}
 
 /// Where a wheel goes, and what the scripts it makes run.
 pub struct Target<'a> {

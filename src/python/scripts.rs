@@ -72,6 +72,13 @@ fn is_versioned(name: &str, base: &str, sep: &str) -> bool {
     }
 }
 
+/// Whether distlib writes `#!PYTHON` for `python` as it is (no space in it, and the line fits
+/// Linux's 127 bytes), rather than the `/bin/sh` line that runs it.
+pub fn simple_shebang(python: &Path) -> bool {
+    let exe = python.to_string_lossy();
+    !exe.contains(' ') && exe.len() + 3 <= 127
+}
+
 /// A console script as pip's vendored distlib (`ScriptMaker`, `SCRIPT_TEMPLATE`) writes it for
 /// `module:attr`: a `#!` line naming the interpreter (through `/bin/sh` when that line would be
 /// longer than 127 bytes or the path has a space), then the launcher.
@@ -95,7 +102,7 @@ pub fn script_text(python: &Path, spec: &str, late_import: bool) -> Result<Strin
     }
     let import_name = attr.split('.').next().unwrap_or(attr);
     let exe = python.to_string_lossy();
-    let shebang = if exe.contains(' ') || exe.len() + 3 > 127 {
+    let shebang = if !simple_shebang(python) {
         let quoted = if exe.contains(' ') {
             format!("\"{exe}\"")
         } else {

@@ -76,23 +76,14 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
         return Ok(false);
     };
     let stdlib = prefix.join("lib").join(format!("python{major}.{minor}"));
-    let Some(wheels) = crate::python::bootstrap::ensurepip_wheels(&stdlib, (major, minor)) else {
+    let Some(found) = crate::python::ensurepip::wheels(&stdlib, (major, minor)) else {
         return Ok(false);
     };
-    let mut opened = Vec::new();
-    for wheel in &wheels {
-        let file = std::fs::File::open(wheel)
-            .with_context(|| format!("{}: cannot open", wheel.display()))?;
-        if as_root && !root_alone(&file, wheel) {
-            log::warn!(
-                "{}: not root's alone (it or a folder above it can be written by another \
-                 account): not used",
-                wheel.display()
-            );
-            return Ok(false);
-        }
-        opened.push(file);
-    }
+    let Some(mut opened) = open_wheels(found.install.iter().chain(&found.copy), as_root)? else {
+        return Ok(false);
+    };
+    let copies = opened.split_off(found.install.len());
+    let wheels = found.install;
     let site_packages = venv
         .join("lib")
         .join(format!("python{major}.{minor}"))
@@ -105,6 +96,15 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("python3"));
     let interpreter = bin.join(exe_name);
+    if !copies.is_empty() && !crate::python::scripts::simple_shebang(&interpreter) {
+        // distlib 0.3.1 writes the long `/bin/sh` form without the newline later ones add.
+        log::info!(
+            "{}: too long a `#!` line: running ensurepip",
+            interpreter.display()
+        );
+        return Ok(false);
+    }
+    copy_wheels(copies.into_iter().zip(&found.copy), &venv)?;
     let pip_version = wheels
         .iter()
         .filter_map(|w| w.file_name()?.to_str()?.strip_prefix("pip-"))
@@ -149,6 +149,52 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
     }
     drop_without_pip(&venv)?;
     Ok(true)
+}
+
+/// Each wheel, opened; `None` when (as root) one is not root's alone.
+fn open_wheels<'a>(
+    wheels: impl Iterator<Item = &'a PathBuf>,
+    as_root: bool,
+) -> Result<Option<Vec<std::fs::File>>> {
+    let mut opened = Vec::new();
+    for wheel in wheels {
+        let file = std::fs::File::open(wheel)
+            .with_context(|| format!("{}: cannot open", wheel.display()))?;
+        if as_root && !root_alone(&file, wheel) {
+            log::warn!(
+                "{}: not root's alone (it or a folder above it can be written by another \
+                 account): not used",
+                wheel.display()
+            );
+            return Ok(None);
+        }
+        opened.push(file);
+    }
+    Ok(Some(opened))
+}
+
+/// Copies wheels (opened, with their paths) into `<venv>/share/python-wheels` as Debian 11's
+/// ensurepip does: new files by the same names, with the umask's default mode.
+fn copy_wheels<'a>(
+    wheels: impl Iterator<Item = (std::fs::File, &'a PathBuf)>,
+    venv: &Path,
+) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let folder = venv.join("share").join("python-wheels");
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("{}: cannot create", folder.display()))?;
+    for (mut from, path) in wheels {
+        let dest = folder.join(path.file_name().context("a wheel's name")?);
+        let mut to = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(&dest)
+            .with_context(|| format!("{}: cannot create", dest.display()))?;
+        std::io::copy(&mut from, &mut to)
+            .with_context(|| format!("cannot copy {} to {}", path.display(), dest.display()))?;
+    }
+    Ok(())
 }
 
 /// Where a new venv's bytecode may be copied from, in order: the site-packages of `from`'s seed

@@ -201,17 +201,12 @@ phase_user_tiers() {
   asite=$(site_of "$ha/$TIER/venv")
   ssite=$(site_of "$SYS/venv")
   tag=cpython-$(minor | tr -d .)
-  if [ "$(minor)" = 3.9 ]; then
-    # Debian 11's ensurepip names no package list: pyctl lets it run (README, "New venvs").
-    echo "SKIP: A's tier's bytecode (Python 3.9: ensurepip made the tier, as it makes it)"
-  else
-    check "A's tier has the system tier's bytecode for pip" \
-      cmp "$ssite/pip/__pycache__/__init__.$tag.pyc" "$asite/pip/__pycache__/__init__.$tag.pyc"
-    check "A's pip lists its bytecode in RECORD (no hash, as pip lists it)" \
-      grep -q "^pip/__pycache__/__init__.$tag.pyc,," "$asite"/pip-*.dist-info/RECORD
-    check "no bytecode of A's pip was rewritten by its runs" \
-      test -z "$(find "$asite/pip" -name '*.pyc' -newer "$(echo "$asite"/pip-*.dist-info/RECORD)" -print)"
-  fi
+  check "A's tier has the system tier's bytecode for pip" \
+    cmp "$ssite/pip/__pycache__/__init__.$tag.pyc" "$asite/pip/__pycache__/__init__.$tag.pyc"
+  check "A's pip lists its bytecode in RECORD (no hash, as pip lists it)" \
+    grep -q "^pip/__pycache__/__init__.$tag.pyc,," "$asite"/pip-*.dist-info/RECORD
+  check "no bytecode of A's pip was rewritten by its runs" \
+    test -z "$(find "$asite/pip" -name '*.pyc' -newer "$(echo "$asite"/pip-*.dist-info/RECORD)" -print)"
   check "A's history: init + 2 installs" test "$(history_count $A)" = 3
   check "B's pip lists none of A's packages" sh -c "! su - $B -c 'pip list --format=freeze' | grep -qi demo"
   check "B's tier holds none of A's packages" sh -c "! ls $(site_of "$hb/$TIER/venv") | grep -q demo"
@@ -774,6 +769,59 @@ phase_privilege() {
   pass "$out"
 }
 
+# A new tier's venv against the one `python3 -m venv` makes at the same path, file by file
+# (issue 15): path, type, mode (write bits aside: the store takes them), content or link target;
+# bytecode by name only (RECORD, compared whole, lists it as pip does). pip's scripts in the
+# tier are pyctl's shims: RECORD holds what pip wrote there.
+same_as_ensurepip() {
+  local venv aside out
+  venv=$(home_of "$1")/$TIER/venv
+  aside=$venv.pyctl
+  mv "$venv" "$aside"
+  out=$(as_sh "$1" "python3 -m venv $venv 2>&1") || fail "$1: python3 -m venv: $out"
+  out=$(python3 - "$aside" "$venv" <<'EOF'
+import hashlib, os, stat, sys
+def tree(top):
+    out = {}
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, top)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                what = "link " + os.readlink(path)
+            elif stat.S_ISDIR(st.st_mode):
+                what = "folder"
+            elif name.endswith(".pyc"):
+                what = "bytecode"
+            else:
+                with open(path, "rb") as f:
+                    data = f.read()
+                if rel.startswith("bin/pip") and data.startswith(b"#!/bin/sh\n# pyctl shim"):
+                    continue
+                what = hashlib.sha256(data).hexdigest()
+            mode = st.st_mode & (0o7555 if stat.S_ISREG(st.st_mode) else 0o7777)
+            out[rel] = (oct(mode), what)
+    return out
+pyctl, ensurepip = tree(sys.argv[1]), tree(sys.argv[2])
+shims = [p for p in ensurepip if p.startswith("bin/pip") and p not in pyctl]
+wrong = [f"{p}: pyctl {pyctl.get(p)} / ensurepip {ensurepip.get(p)}"
+         for p in sorted(set(pyctl) | set(ensurepip))
+         if pyctl.get(p) != ensurepip.get(p) and p not in shims]
+print("\n".join(wrong[:30]) or f"{len(pyctl)} paths the same, {len(shims)} shims")
+sys.exit(1 if wrong or len(shims) != 3 else 0)
+EOF
+  ) || {
+    rm -rf "$venv"
+    mv "$aside" "$venv"
+    fail "$1's new tier differs from python3 -m venv's:
+$out"
+  }
+  rm -rf "$venv"
+  mv "$aside" "$venv"
+  pass "$1's new tier is the venv python3 -m venv makes, file by file: $out"
+}
+
 # Numbers, not pass/fail: printed as MEASURE lines for the run's log.
 phase_measure() {
   useradd -m -s /bin/bash pyctl-c
@@ -783,6 +831,8 @@ phase_measure() {
   t0=$(date +%s%N)
   out=$(as pyctl-d "pyctl -v init --no-modify-path 2>&1") || fail "pyctl-d: pyctl init: $out"
   echo "MEASURE: pyctl init of a new user: $(( ($(date +%s%N) - t0) / 1000000 )) ms ($(echo "$out" | grep -o 'bytecode: [0-9]* modules to compile' || echo ensurepip))"
+  check "pyctl-d's tier was made without ensurepip" contains "$out" "modules to compile"
+  same_as_ensurepip pyctl-d
   as pyctl-c "python3 - $(wheel demo_new) $(wheel demo_bench)" <<'EOF'
 import os, shutil, subprocess, sys, tempfile, time
 new, bench = sys.argv[1], sys.argv[2]
