@@ -104,7 +104,9 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
         );
         return Ok(false);
     }
-    copy_wheels(copies.into_iter().zip(&found.copy), &venv)?;
+    if !copies.is_empty() {
+        copy_wheels(copies.into_iter().zip(&found.copy), &venv)?;
+    }
     let pip_version = wheels
         .iter()
         .filter_map(|w| w.file_name()?.to_str()?.strip_prefix("pip-"))
