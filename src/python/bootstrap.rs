@@ -247,7 +247,11 @@ fn unpack(
         if *expected != sha256_field(&data) {
             bail!("{}: {name} does not match its RECORD hash", wheel.display());
         }
-        let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        // pip's `zip_item_is_executable`: a regular file's mode with an execute bit (the zip
+        // crate makes a DOS entry's mode up: a folder's 0o775 must not count).
+        let executable = entry
+            .unix_mode()
+            .is_some_and(|m| m & 0o170000 == 0o100000 && m & 0o111 != 0);
         let dest = target.site_packages.join(&relative);
         let file = write_new(made, &dest, &data, executable)?;
         if !name.ends_with(".py") {
@@ -263,8 +267,9 @@ fn unpack(
         // the seed source's.
         file.set_modified(mtime)
             .with_context(|| format!("{}: cannot set its mtime", dest.display()))?;
-        // Bytecode gets its source's mode, as `py_compile` gives it.
-        write_new(made, &pyc_dest, &pyc, executable)?;
+        // Bytecode gets its source's mode less the execute bits, as Python's import system
+        // writes it (`_calc_mode`, then `mode & 0o666`): what the umask leaves of 0o666.
+        write_new(made, &pyc_dest, &pyc, false)?;
         seeded.push(row);
         *taken.entry(site.to_path_buf()).or_insert(0) += 1;
     }

@@ -74,7 +74,7 @@ fn is_versioned(name: &str, base: &str, sep: &str) -> bool {
 
 /// Whether distlib writes `#!PYTHON` for `python` as it is (no space in it, and the line fits
 /// Linux's 127 bytes), rather than the `/bin/sh` line that runs it.
-pub fn simple_shebang(python: &Path) -> bool {
+fn simple_shebang(python: &Path) -> bool {
     let exe = python.to_string_lossy();
     !exe.contains(' ') && exe.len() + 3 <= 127
 }

@@ -48,6 +48,14 @@ pub fn create_venv_with(
     match place_pip(tier, python, from) {
         Ok(true) => return Ok(()),
         Ok(false) => log::info!("no pip wheel of this Python found: running ensurepip"),
+        Err(e) if e.is::<NotRootsAlone>() => {
+            // No half-made venv is left for the next command to take for a tier.
+            let venv = tier.venv();
+            if let Err(rm) = std::fs::remove_dir_all(&venv) {
+                log::warn!("{}: cannot remove: {rm}", venv.display());
+            }
+            return Err(e);
+        }
         Err(e) => log::warn!("placing pip from its wheel failed ({e:#}): running ensurepip"),
     }
     let venv = tier.venv();
@@ -57,7 +65,8 @@ pub fn create_venv_with(
 }
 
 /// Places the wheels ensurepip would install into the new venv of `tier` (made by `python`).
-/// `Ok(false)`: there are none to use, or (as root) one is not root's alone.
+/// `Ok(false)`: there are none to use; [`NotRootsAlone`] (as root): one can be changed by
+/// another account.
 fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
     let as_root = from.as_root;
     let venv = std::path::absolute(tier.venv()).context("the venv's path")?;
@@ -79,9 +88,7 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
     let Some(found) = crate::python::ensurepip::wheels(&stdlib, (major, minor)) else {
         return Ok(false);
     };
-    let Some(mut opened) = open_wheels(found.install.iter().chain(&found.copy), as_root)? else {
-        return Ok(false);
-    };
+    let mut opened = open_wheels(found.install.iter().chain(&found.copy), as_root)?;
     let copies = opened.split_off(found.install.len());
     let wheels = found.install;
     let site_packages = venv
@@ -96,14 +103,6 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("python3"));
     let interpreter = bin.join(exe_name);
-    if !copies.is_empty() && !crate::python::scripts::simple_shebang(&interpreter) {
-        // distlib 0.3.1 writes the long `/bin/sh` form without the newline later ones add.
-        log::info!(
-            "{}: too long a `#!` line: running ensurepip",
-            interpreter.display()
-        );
-        return Ok(false);
-    }
     if !copies.is_empty() {
         copy_wheels(copies.into_iter().zip(&found.copy), &venv)?;
     }
@@ -153,26 +152,31 @@ fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
     Ok(true)
 }
 
-/// Each wheel, opened; `None` when (as root) one is not root's alone.
+/// A wheel root would put into its venv that another account can change: ensurepip would
+/// take it too (and Debian 11's pip imports every wheel of its folder), so root's venv is not
+/// made at all.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0}: it or a folder above it can be written by another account; root's venv is not made \
+     with it (ensurepip would use it too): make it root's alone (chown root, chmod go-w)"
+)]
+struct NotRootsAlone(PathBuf);
+
+/// Each wheel, opened; as root, [`NotRootsAlone`] for the first that is not root's alone.
 fn open_wheels<'a>(
     wheels: impl Iterator<Item = &'a PathBuf>,
     as_root: bool,
-) -> Result<Option<Vec<std::fs::File>>> {
+) -> Result<Vec<std::fs::File>> {
     let mut opened = Vec::new();
     for wheel in wheels {
         let file = std::fs::File::open(wheel)
             .with_context(|| format!("{}: cannot open", wheel.display()))?;
         if as_root && !root_alone(&file, wheel) {
-            log::warn!(
-                "{}: not root's alone (it or a folder above it can be written by another \
-                 account): not used",
-                wheel.display()
-            );
-            return Ok(None);
+            return Err(NotRootsAlone(wheel.clone()).into());
         }
         opened.push(file);
     }
-    Ok(Some(opened))
+    Ok(opened)
 }
 
 /// Copies wheels (opened, with their paths) into `<venv>/share/python-wheels` as Debian 11's
@@ -277,7 +281,10 @@ fn run_venv(tier: &Tier, python: &Path, inherit_system: bool, with_pip: bool) ->
     if !with_pip {
         cmd.arg("--without-pip");
     }
-    cmd.arg(tier.venv());
+    // venv's ensurepip runs pip as `python -c CODE` (Debian 11's, without `-I`), which puts the
+    // working folder first on the import path: it is `/`, never the caller's.
+    let venv = std::path::absolute(tier.venv()).context("the venv's path")?;
+    cmd.arg(&venv).current_dir("/");
     let out = cmd
         .output()
         .with_context(|| format!("{}: cannot run", python.display()))?;

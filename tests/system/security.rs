@@ -622,3 +622,140 @@ fn the_option_table_covers_the_real_pip() {
         text(&check)
     );
 }
+
+/// Root never makes its venv with a wheel another account can change: no fallback to ensurepip
+/// (which would take the same wheel, and Debian 11's pip imports every wheel of its folder), an
+/// error naming it, and no half-made venv left. The same layout, root's alone, is placed.
+#[test]
+fn root_makes_no_venv_with_a_wheel_another_account_can_write() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let query = |code: &str| {
+        let out = Command::new("/usr/bin/python3")
+            .args(["-I", "-c", code])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let version = query("import sys; print('%d.%d' % sys.version_info[:2])");
+    let real_stdlib = PathBuf::from(query(
+        "import sysconfig; print(sysconfig.get_path('stdlib'))",
+    ));
+    let real_wheels =
+        query("import sysconfig; print(sysconfig.get_config_var('WHEEL_PKG_DIR') or '')");
+    if real_wheels.is_empty() {
+        eprintln!("skipped: this Python names no WHEEL_PKG_DIR");
+        return;
+    }
+    // An interpreter reached through a link: pyctl reads ensurepip and the build variables
+    // from `home/../lib/pythonX.Y`, here a folder of the test's whose WHEEL_PKG_DIR is `wheels`.
+    let sys = SystemPrefix::new();
+    let prefix = sys.path().join("py");
+    let bin = prefix.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/python3", bin.join("python3")).unwrap();
+    let stdlib = prefix.join("lib").join(format!("python{version}"));
+    std::fs::create_dir_all(stdlib.join("ensurepip")).unwrap();
+    std::fs::copy(
+        real_stdlib.join("ensurepip/__init__.py"),
+        stdlib.join("ensurepip/__init__.py"),
+    )
+    .unwrap();
+    let wheels = prefix.join("wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    for e in std::fs::read_dir(&real_wheels).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), wheels.join(e.file_name())).unwrap();
+    }
+    std::fs::write(
+        stdlib.join("_sysconfigdata__linux_pyctltest.py"),
+        format!(
+            "build_time_vars = {{'WHEEL_PKG_DIR': '{}'}}\n",
+            wheels.display()
+        ),
+    )
+    .unwrap();
+    let init = || {
+        sys.command(Path::new(PYCTL))
+            .args(["-v", "system", "init", "--python"])
+            .arg(bin.join("python3"))
+            .output()
+            .unwrap()
+    };
+
+    chmod(&wheels, 0o775);
+    let out = init();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{}/", wheels.display()))
+            && text(&out).contains("can be written by another account"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("running ensurepip"), "{}", text(&out));
+    assert!(
+        !sys.root().join("venv").exists(),
+        "a half-made venv was left"
+    );
+
+    chmod(&wheels, 0o755);
+    let out = init();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("modules to compile"), "{}", text(&out));
+    let pip = Command::new(sys.root().join("venv/bin/python"))
+        .args(["-I", "-m", "pip", "--version"])
+        .output()
+        .unwrap();
+    assert!(ok("pip --version", pip).starts_with("pip "));
+}
+
+/// Where pyctl lets ensurepip run (no wheels beside the interpreter), Debian 11's ensurepip runs
+/// pip as `python -c CODE` without `-I`, which puts the working folder first on the import path
+/// (this machine's ensurepip passes `-I` on): root's `pyctl system init` from a folder holding a
+/// `runpy.py` runs `venv` in `/`, and the planted module never runs. The interpreter is a
+/// stand-in that logs the folder and arguments it was run with, then runs the real one.
+#[test]
+fn venv_runs_for_root_in_the_root_folder_not_the_callers() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let sys = SystemPrefix::new();
+    let bin = sys.path().join("linked/bin");
+    let log = sys.path().join("runs.log");
+    write_exec(
+        &bin.join("python3"),
+        &format!(
+            "#!/bin/sh\necho \"$(pwd) $*\" >> {:?}\nexec /usr/bin/python3 \"$@\"\n",
+            log.to_str().unwrap()
+        ),
+    );
+    let here = sys.path().join("here");
+    std::fs::create_dir_all(&here).unwrap();
+    let marker = here.join("owned");
+    std::fs::write(
+        here.join("runpy.py"),
+        format!(
+            "open({:?}, 'a').write('ran\\n')\n",
+            marker.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = sys
+        .command(Path::new(PYCTL))
+        .current_dir(&here)
+        .args(["-v", "system", "init", "--python"])
+        .arg(bin.join("python3"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!marker.exists(), "runpy.py of the current folder ran");
+    let runs = std::fs::read_to_string(&log).unwrap();
+    let venv_runs: Vec<&str> = runs.lines().filter(|l| l.contains(" -m venv ")).collect();
+    assert!(!venv_runs.is_empty(), "{runs}");
+    for run in venv_runs {
+        assert!(run.starts_with("/ "), "venv ran elsewhere than /: {run}");
+    }
+}
