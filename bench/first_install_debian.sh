@@ -3,7 +3,8 @@
 # chroot), against the same install into a tier that already exists: the difference is pyctl's
 # own part (tier creation). Beside them, in the same hyperfine run, what that release's Python
 # does alone: `python3 -m venv` (its ensurepip, what a tier cost before pyctl placed pip itself)
-# and `python3 -m venv --without-pip`. The system tier is there, as the package makes it.
+# and `python3 -m venv --without-pip`; and `pyctl init` alone, the tier creation the difference
+# estimates. The system tier is there, as the package makes it.
 #
 #   bash bench/first_install_debian.sh [RELEASE]    default bullseye; PYCTL_BENCH_RUNS (10)
 #
@@ -41,6 +42,8 @@ if [ -e "$root" ]; then
     sleep "${PYCTL_BENCH_SETTLE:-65}"
 fi
 unpack_root "bench-$RELEASE" "$root"
+# The root is mktemp's (0700) when packed: the account must be able to enter it.
+chmod 0755 "$root"
 mount -t proc proc "$root/proc"
 trap 'umount "$root/proc" 2>/dev/null || true' EXIT
 install -m 0755 "$binary" "$root/usr/bin/pyctl"
@@ -76,6 +79,8 @@ as_user() {
 eval "$(as_user "PYCTL_HOME=$work/existing pip install -q firstdemo")"
 how=$(eval "$(as_user "PYCTL_HOME=$work/runs/probe pyctl -v init 2>&1")" | grep -o 'bytecode: .*' || echo "ensurepip")
 
+# The unpacked root's writeback would otherwise land in the first benchmark.
+sync
 log "pyctl $commit in Debian $(cat "$root/etc/debian_version"), $(chroot "$root" python3 --version), load $(cut -d' ' -f1-3 /proc/loadavg)"
 log "a new tier's pip: $how"
 results=$RESULTS_DIR/first_install_$RELEASE.json
@@ -84,6 +89,8 @@ fresh="$work/runs/\$(date +%s%N)"
 hyperfine --runs "$RUNS" --warmup 1 --export-json "$results" \
     --prepare true \
     -n "first pip install (new tier)" "$(as_user "PYCTL_HOME=$fresh pip install -q firstdemo")" \
+    --prepare true \
+    -n "pyctl init (new tier alone)" "$(as_user "PYCTL_HOME=$fresh pyctl -q init")" \
     --prepare "$(as_user "PYCTL_HOME=$work/existing pip uninstall -q -y firstdemo")" \
     -n "same install, existing tier" "$(as_user "PYCTL_HOME=$work/existing pip install -q firstdemo")" \
     --prepare true \
@@ -96,6 +103,7 @@ med = {x["command"]: statistics.median(x["times"]) for x in json.load(open(sys.a
 new, old = med["first pip install (new tier)"], med["same install, existing tier"]
 print(f"MEASURE ({sys.argv[2]}): first install {new*1000:.0f} ms, into an existing tier "
       f"{old*1000:.0f} ms, pyctl's own part {(new-old)*1000:.0f} ms (goal <= 300 ms); "
+      f"pyctl init alone {med['pyctl init (new tier alone)']*1000:.0f} ms; "
       f"python3 -m venv {med['python3 -m venv']*1000:.0f} ms, "
       f"--without-pip {med['python3 -m venv --without-pip']*1000:.0f} ms")
 EOF
