@@ -8,9 +8,11 @@
 #
 #   bash bench/first_install_debian.sh [RELEASE]    default bullseye; PYCTL_BENCH_RUNS (10)
 #
-# Needs root and debootstrap. The root (python3, python3-venv, python3-pip) is cached by
-# tests/distro/roots.sh; pyctl is the binary the packages ship (linked against glibc 2.31,
-# target/x86_64-unknown-linux-gnu/release/pyctl, built by scripts/build-packages when absent).
+# Needs root and debootstrap. The root goes on a new ext4 with a journal in a loop-mounted file
+# (see below; without a loop device, on the cache's file system after a settle). It (python3,
+# python3-venv, python3-pip) is cached by tests/distro/roots.sh; pyctl is the binary the
+# packages ship (linked against glibc 2.31, target/x86_64-unknown-linux-gnu/release/pyctl,
+# built by scripts/build-packages when absent).
 # Offline: one small wheel made here. Each run makes its tier in a folder of its own, deleted
 # only at the end (see bench/first_install.sh on freed inodes).
 set -euo pipefail
@@ -34,18 +36,34 @@ commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD)
 
 cached_root "bench-$RELEASE" "$RELEASE" python3,python3-venv,python3-pip
 root=$BENCH_CACHE/debian-$RELEASE
-if [ -e "$root" ]; then
+image=$BENCH_CACHE/debian-$RELEASE.ext4
+release_root() {
     umount "$root/proc" 2>/dev/null || true
-    rm -rf "$root"
+    if mountpoint -q "$root"; then umount "$root"; fi
+}
+release_root
+rm -rf "$root"
+# The root goes on a new ext4 file system with a journal, in a file mounted through a loop
+# device, as most users' root file systems are. This machine's own has no journal, and there the
+# inode allocator pays for every inode freed in the last 60-300 s (BENCHMARKS.md, 2026-12-04):
+# the root's own unpacking, or a previous run's deletion, would be measured too.
+mkdir -p "$root"
+rm -f "$image"
+truncate -s 4G "$image"
+if mkfs.ext4 -q -F "$image" && mount -o loop "$image" "$root"; then
+    fs="a new ext4 with a journal (loop)"
+else
+    log "cannot mount a loop file system: the root stays on $(df --output=source "$BENCH_CACHE" | tail -1)"
+    rm -f "$image"
+    fs="the cache's own file system, settled ${PYCTL_BENCH_SETTLE:-65} s"
     sync
-    log "waiting ${PYCTL_BENCH_SETTLE:-65} s for the freed inodes to age (see bench/first_install.sh)"
     sleep "${PYCTL_BENCH_SETTLE:-65}"
 fi
+trap 'release_root; rm -f "$image"' EXIT
 unpack_root "bench-$RELEASE" "$root"
 # The root is mktemp's (0700) when packed: the account must be able to enter it.
 chmod 0755 "$root"
 mount -t proc proc "$root/proc"
-trap 'umount "$root/proc" 2>/dev/null || true' EXIT
 install -m 0755 "$binary" "$root/usr/bin/pyctl"
 chroot "$root" useradd -m -s /bin/sh bench
 chroot "$root" env -i PATH=/usr/bin:/bin pyctl system init >/dev/null
@@ -81,7 +99,7 @@ how=$(eval "$(as_user "PYCTL_HOME=$work/runs/probe pyctl -v init 2>&1")" | grep 
 
 # The unpacked root's writeback would otherwise land in the first benchmark.
 sync
-log "pyctl $commit in Debian $(cat "$root/etc/debian_version"), $(chroot "$root" python3 --version), load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "pyctl $commit in Debian $(cat "$root/etc/debian_version"), $(chroot "$root" python3 --version), on $fs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 log "a new tier's pip: $how"
 results=$RESULTS_DIR/first_install_$RELEASE.json
 mkdir -p "$RESULTS_DIR"
