@@ -35,6 +35,7 @@ use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
+use nix::fcntl::{Flock, FlockArg};
 
 use super::{file_key, FileKey};
 
@@ -179,12 +180,26 @@ pub fn write_keys(entry_dir: &Path, keys: &[Option<FileKey>]) -> Result<()> {
 /// reporting the unlinks of files that had other links (see the module's notes) in a
 /// `.unlinked-*.json` beside it, written before the folder itself goes.
 pub fn delete_trash(trash: &Path) -> Result<()> {
-    delete_one(trash)?;
+    // One deleter per folder: every command starts one for each `.trash-*` it finds (to finish
+    // what a kill interrupted), also for a folder whose own deleter is still at work. Two at
+    // once would park the same folders against each other, and the one that lost would stop
+    // before deleting what it had set aside. The lock goes with the process.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(trash);
+    let _held = match opened.map(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock)) {
+        Ok(Err((_, nix::errno::Errno::EWOULDBLOCK))) => return Ok(()),
+        Ok(held) => held.ok(),
+        // A link, or gone: `delete_one` says which.
+        Err(_) => None,
+    };
+    let deleted = delete_one(trash);
     // Parking sets a tree aside when the entry already has one parked (or the parking failed
     // half-way): this process made those `.trash-parked-*` folders, and no later command may
-    // come to delete them, so they go now.
+    // come to delete them, so they go now, whatever became of `trash`.
     let Some(parent) = trash.parent() else {
-        return Ok(());
+        return deleted;
     };
     let mine = format!(".trash-parked-{}-", std::process::id());
     if let Ok(read) = std::fs::read_dir(parent) {
@@ -196,7 +211,7 @@ pub fn delete_trash(trash: &Path) -> Result<()> {
             }
         }
     }
-    Ok(())
+    deleted
 }
 
 fn delete_one(trash: &Path) -> Result<()> {
@@ -533,6 +548,34 @@ mod tests {
             keep.join("f").is_file(),
             "the link was removed, not followed"
         );
+    }
+
+    /// A second deleter of one folder leaves it to the first; what this process set aside
+    /// goes even when its own folder could not be deleted.
+    #[test]
+    fn one_deleter_per_folder_and_its_own_parked_trash_always_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let trash = dir.path().join(".trash-venv-1-2");
+        std::fs::create_dir_all(trash.join("lib")).unwrap();
+        std::fs::write(trash.join("lib/f"), b"x").unwrap();
+        let other = Flock::lock(
+            std::fs::File::open(&trash).unwrap(),
+            FlockArg::LockExclusiveNonblock,
+        )
+        .unwrap();
+        delete_trash(&trash).unwrap();
+        assert!(trash.join("lib/f").is_file(), "left to the deleter at work");
+        drop(other);
+        delete_trash(&trash).unwrap();
+        assert!(!trash.exists());
+
+        let mine = dir
+            .path()
+            .join(format!(".trash-parked-{}-5", std::process::id()));
+        std::fs::create_dir_all(mine.join("0")).unwrap();
+        std::fs::write(mine.join("0/m.py"), b"x").unwrap();
+        assert!(delete_trash(&dir.path().join(".trash-venv-gone")).is_err());
+        assert!(!mine.exists());
     }
 
     #[test]
