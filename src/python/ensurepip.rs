@@ -37,7 +37,7 @@ pub struct Wheels {
 
 /// The wheels ensurepip of the Python whose standard library is `stdlib` (`/usr/lib/python3.11`)
 /// would put into a venv, found where it would find them; `None` when its ensurepip is not one
-/// of the known ones or they are not all there (or a folder holds two of one project), and
+/// of the known ones or where this cannot follow it, and
 /// ensurepip itself should run.
 pub fn wheels(stdlib: &Path, python: (u64, u64)) -> Option<Wheels> {
     let text = std::fs::read_to_string(stdlib.join("ensurepip").join("__init__.py")).ok()?;
@@ -45,12 +45,14 @@ pub fn wheels(stdlib: &Path, python: (u64, u64)) -> Option<Wheels> {
         return debundled(Path::new(DEBIAN_WHEELS));
     }
     let names = upstream_projects(&text, python)?;
-    let mut folders = Vec::new();
-    if let Some(dir) = wheel_pkg_dir(stdlib) {
-        folders.push(dir);
-    }
-    folders.push(stdlib.join("ensurepip").join("_bundled"));
-    let install = folders.iter().find_map(|folder| wheels_in(folder, names))?;
+    let picked = match wheel_pkg_dir(stdlib) {
+        Some(dir) => picked_in(&dir, names)?,
+        None => None,
+    };
+    let install = match picked {
+        Some(install) => install,
+        None => wheels_in(&stdlib.join("ensurepip").join("_bundled"), names)?,
+    };
     Some(Wheels {
         install,
         copy: Vec::new(),
@@ -69,7 +71,9 @@ fn upstream_projects(text: &str, python: (u64, u64)) -> Option<&'static [&'stati
         text.contains("_PACKAGE_NAMES = ('setuptools', 'pip')")
             .then_some(&["setuptools", "pip"][..])
     } else {
-        (!text.contains("setuptools")).then_some(&["pip"][..])
+        let cpython = text.contains("_PACKAGE_NAMES = ('pip',)")
+            || text.contains("def _find_wheel_pkg_dir_pip(");
+        (cpython && !text.contains("setuptools")).then_some(&["pip"][..])
     }
 }
 
@@ -169,6 +173,45 @@ fn wheel_pkg_dir(stdlib: &Path) -> Option<PathBuf> {
         let value = &text[start..start + text[start..].find('\'')?];
         (!value.is_empty()).then(|| PathBuf::from(value))
     })
+}
+
+/// What CPython's ensurepip takes from its wheel folder (`WHEEL_PKG_DIR`), in the order of
+/// `names`: for each project the last, by name, of the `PROJECT-*.whl` there (`_find_packages`
+/// up to 3.12, `sorted(glob('pip-*.whl'))[-1]` from 3.13). `Some(None)` when a project has none
+/// there (or the folder cannot be read), and ensurepip takes its own `_bundled` wheels; `None`
+/// where this cannot follow it (a name that is not UTF-8, or not a wheel's name), and
+/// ensurepip itself should run.
+fn picked_in(folder: &Path, names: &[&str]) -> Option<Option<Vec<PathBuf>>> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Some(None);
+    };
+    let entries: Vec<std::ffi::OsString> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    let mut install = Vec::new();
+    for name in names {
+        let prefix = format!("{name}-");
+        let mut last: Option<&str> = None;
+        for entry in &entries {
+            let bytes = entry.as_bytes();
+            if !bytes.starts_with(prefix.as_bytes()) || !bytes.ends_with(b".whl") {
+                continue;
+            }
+            // Python sorts the names as text: for UTF-8, the order of their bytes.
+            let text = entry.to_str()?;
+            if last.is_none_or(|l| text > l) {
+                last = Some(text);
+            }
+        }
+        let Some(last) = last else {
+            return Some(None);
+        };
+        WheelName::parse(last).ok()?;
+        install.push(folder.join(last));
+    }
+    Some(Some(install))
 }
 
 /// One wheel of each project in `names` in `folder`, in the order of `names`; `None` unless
@@ -300,8 +343,58 @@ mod tests {
             Some(&["setuptools", "pip"][..])
         );
         assert_eq!(
-            upstream_projects("_PACKAGE_NAMES = ('pip',)", (3, 13)),
+            upstream_projects("_PACKAGE_NAMES = ('pip',)", (3, 12)),
             Some(&["pip"][..])
         );
+        assert_eq!(
+            upstream_projects("def _find_wheel_pkg_dir_pip():", (3, 13)),
+            Some(&["pip"][..])
+        );
+        // A source that names neither is not CPython's.
+        assert_eq!(upstream_projects("import sys", (3, 13)), None);
+    }
+
+    #[test]
+    fn cpythons_wheel_folder_gives_the_last_wheel_of_each_project_by_name() {
+        let names = |found: Option<Option<Vec<PathBuf>>>| -> Option<Option<Vec<String>>> {
+            found.map(|f| {
+                f.map(|paths| {
+                    paths
+                        .iter()
+                        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                        .collect()
+                })
+            })
+        };
+        let dir = folder(&[
+            "pip-23.0.1-py3-none-any.whl",
+            "pip-9.0-py3-none-any.whl",
+            "setuptools-66.1.1-py3-none-any.whl",
+            "pip-24.0-py3-none-any.whl.part",
+        ]);
+        // By name, as Python sorts it: `pip-9.0` after `pip-23.0.1`.
+        assert_eq!(
+            names(picked_in(dir.path(), &["setuptools", "pip"])),
+            Some(Some(vec![
+                "setuptools-66.1.1-py3-none-any.whl".to_string(),
+                "pip-9.0-py3-none-any.whl".to_string()
+            ]))
+        );
+        // Not every project there: ensurepip takes its `_bundled` wheels.
+        assert_eq!(names(picked_in(dir.path(), &["wheel", "pip"])), Some(None));
+        assert_eq!(
+            names(picked_in(&dir.path().join("absent"), &["pip"])),
+            Some(None)
+        );
+        // A name this does not sort as Python would, or not a wheel's: ensurepip runs.
+        use std::os::unix::ffi::OsStrExt;
+        let odd = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"pip-\xff.whl"));
+        std::fs::write(&odd, b"").unwrap();
+        assert_eq!(names(picked_in(dir.path(), &["pip"])), None);
+        std::fs::remove_file(&odd).unwrap();
+        std::fs::write(dir.path().join("pip-zz.whl"), b"").unwrap();
+        assert_eq!(names(picked_in(dir.path(), &["pip"])), None);
     }
 }
