@@ -27,6 +27,10 @@ use crate::python::metadata::Headers;
 use crate::python::record::{hash_field, parse_record, RecordRow};
 use crate::python::scripts::{console_scripts, script_text};
 
+/// The largest member a wheel ensurepip installs may have (pip's and setuptools' are at most a
+/// few MB).
+const MAX_MEMBER: u64 = 64 << 20;
+
 /// Where a wheel goes, and what the scripts it makes run.
 pub struct Target<'a> {
     /// The venv's (absolute) site-packages folder.
@@ -175,8 +179,22 @@ fn read_entry(zip: &mut zip::ZipArchive<File>, wheel: &Path, name: &str) -> Resu
     let mut entry = zip
         .by_name(name)
         .with_context(|| format!("{}: no {name}", wheel.display()))?;
-    let mut data = Vec::new();
+    let size = entry.size();
+    read_member(&mut entry, size, wheel, name)
+}
+
+/// The bytes of one member. Its size is the archive's word: at most a bounded amount is
+/// reserved, and the read stops at that size (a zip bomb is refused, not unpacked).
+fn read_member(entry: &mut impl Read, size: u64, wheel: &Path, name: &str) -> Result<Vec<u8>> {
+    if size > MAX_MEMBER {
+        bail!(
+            "{}: {name}: {size} bytes, more than a pip wheel holds",
+            wheel.display()
+        );
+    }
+    let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
     entry
+        .take(size)
         .read_to_end(&mut data)
         .with_context(|| format!("{}: cannot read {name}", wheel.display()))?;
     Ok(data)
@@ -237,10 +255,8 @@ fn unpack(
             // Written last, as pip rewrites it.
             continue;
         }
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut data)
-            .with_context(|| format!("{}: cannot read {name}", wheel.display()))?;
+        let size = entry.size();
+        let data = read_member(&mut entry, size, wheel, &name)?;
         let Some(expected) = hashes.get(name.as_str()) else {
             bail!("{}: {name} is not in RECORD", wheel.display());
         };
@@ -476,6 +492,39 @@ mod tests {
         for bad in ["/etc/passwd", "../x", "a/../../x", "", "a\\b"] {
             assert_eq!(safe_relative(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_member_larger_than_any_pip_wheel_has_is_refused_unread() {
+        use zip::write::SimpleFileOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = dir.path().join("pip-1.0-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(File::create(&wheel).unwrap());
+        let deflated =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("pip-1.0.dist-info/WHEEL", deflated).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..=MAX_MEMBER >> 20 {
+            zip.write_all(&zeros).unwrap();
+        }
+        zip.finish().unwrap();
+        let site = dir.path().join("site");
+        let target = Target {
+            site_packages: &site,
+            bin: dir.path(),
+            python: Path::new("/v/bin/python3"),
+            version: (3, 11),
+            late_import: false,
+            seeds: &[],
+            flavour: None,
+        };
+        let Err(err) = install_wheel(File::open(&wheel).unwrap(), &wheel, &target) else {
+            panic!("unpacked");
+        };
+        assert!(
+            format!("{err:#}").contains("more than a pip wheel holds"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -59,6 +59,52 @@ pub fn wheels(stdlib: &Path, python: (u64, u64)) -> Option<Wheels> {
     })
 }
 
+/// The folders whose wheels `python -m ensurepip` of `python` itself can read, as that
+/// interpreter finds them (its own `ensurepip/_bundled`, its `WHEEL_PKG_DIR`, Debian 11's
+/// [`DEBIAN_WHEELS`]), whether or not they exist: what root must own alone before it lets a
+/// venv be made with pip. Asked of the interpreter (`-I`, nothing of the caller's environment,
+/// in `/`) rather than read from beside it: a link to it says nothing of where its prefix is.
+pub fn sources(python: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    use anyhow::Context as _;
+    use std::os::unix::ffi::OsStrExt;
+    const QUERY: &str = r"import importlib.util, os, sys, sysconfig
+spec = importlib.util.find_spec('ensurepip')
+origin = spec.origin if spec and spec.origin else ''
+pkg = sysconfig.get_config_var('WHEEL_PKG_DIR') or ''
+sys.stdout.buffer.write(os.fsencode(origin) + b'\0' + os.fsencode(pkg))
+";
+    let out = std::process::Command::new(python)
+        .env_clear()
+        .env("PATH", crate::sys::pip::ROOT_PATH)
+        .current_dir("/")
+        .args(["-I", "-c", QUERY])
+        .output()
+        .with_context(|| format!("{}: cannot run", python.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{}: cannot say where its ensurepip takes wheels from: {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let mut parts = out.stdout.split(|b| *b == 0);
+    let (origin, pkg_dir) = (parts.next().unwrap_or_default(), parts.next());
+    let mut folders = Vec::new();
+    if let Some(dir) = pkg_dir.filter(|d| !d.is_empty()) {
+        folders.push(PathBuf::from(std::ffi::OsStr::from_bytes(dir)));
+    }
+    if !origin.is_empty() {
+        let origin = Path::new(std::ffi::OsStr::from_bytes(origin));
+        if let Some(dir) = origin.parent() {
+            folders.push(dir.join("_bundled"));
+        }
+        if std::fs::read_to_string(origin).is_ok_and(|text| is_debian_debundled(&text)) {
+            folders.push(PathBuf::from(DEBIAN_WHEELS));
+        }
+    }
+    Ok(folders)
+}
+
 /// The projects CPython's ensurepip installs, when its source says what CPython's does:
 /// `_PACKAGE_NAMES = ('setuptools', 'pip')` before 3.12, no setuptools from 3.12 on. A patched
 /// or older ensurepip (one that also installs `pkg_resources`, say, or names no package list)

@@ -28,7 +28,14 @@ pub fn console_scripts(entry_points: &str, version: (u64, u64)) -> Result<Vec<(S
         let Some((name, spec)) = line.split_once('=') else {
             bail!("entry_points.txt: {line:?} is not NAME = SPEC");
         };
-        scripts.push((name.trim().to_string(), spec.trim().to_string()));
+        let name = name.trim();
+        // Word characters, `.`, `+` and `-` only: a name that is a path could lead out of
+        // `bin`. The error leaves the venv to ensurepip.
+        let plain = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '+' | '-');
+        if name.is_empty() || name == "." || name == ".." || !name.chars().all(plain) {
+            bail!("entry_points.txt: {name:?} is not a script name");
+        }
+        scripts.push((name.to_string(), spec.trim().to_string()));
     }
     let (major, minor) = version;
     let take = |scripts: &mut Vec<(String, String)>, name: &str| {
@@ -157,6 +164,12 @@ mod tests {
         assert!(!is_versioned("pipx", "pip", ""));
         assert!(!is_versioned("pip-3.11", "pip", ""));
         assert!(!is_versioned("easy_install3", "easy_install", "-"));
+        for name in ["../x", "/etc/x", "a/b", "..", ".", "a b", ""] {
+            let eps = format!("[console_scripts]\n{name} = m:f\n");
+            assert!(console_scripts(&eps, (3, 11)).is_err(), "{name:?}");
+        }
+        let eps = "[gui_scripts]\nmy-tool.v2+x = m:f\n";
+        assert!(console_scripts(eps, (3, 11)).is_ok());
     }
 
     #[test]

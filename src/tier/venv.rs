@@ -41,6 +41,9 @@ pub fn create_venv_with(
     with_pip: bool,
     from: &PipFrom,
 ) -> Result<()> {
+    if with_pip && from.as_root {
+        wheel_sources_roots_alone(python)?;
+    }
     run_venv(tier, python, inherit_system, false)?;
     if !with_pip {
         return Ok(());
@@ -69,7 +72,7 @@ pub fn create_venv_with(
 /// another account.
 fn place_pip(tier: &Tier, python: &Path, from: &PipFrom) -> Result<bool> {
     let as_root = from.as_root;
-    let venv = std::path::absolute(tier.venv()).context("the venv's path")?;
+    let venv = absolute_venv(tier)?;
     let Some(cfg) = PyvenvCfg::read(&venv) else {
         return Ok(false);
     };
@@ -258,12 +261,50 @@ fn drop_without_pip(venv: &Path) -> Result<()> {
     Ok(())
 }
 
+/// As root, before a venv is made with pip: every wheel `python`'s ensurepip could read, and
+/// its folder, are root's alone. Whatever this or a later step decides (wheels placed natively,
+/// ensurepip run after all), ensurepip picks among the names of those folders (the last by
+/// name, every one of them on Debian 11), so another account that can add a file there, even
+/// in a sticky folder, or change one, would choose root's pip. A link (to a folder or a wheel)
+/// is judged by what it leads to; a dangling one could be made to lead anywhere.
+fn wheel_sources_roots_alone(python: &Path) -> Result<()> {
+    for folder in crate::python::ensurepip::sources(python)? {
+        let Ok(real) = std::fs::canonicalize(&folder) else {
+            if std::fs::symlink_metadata(&folder).is_ok() {
+                return Err(NotRootsAlone(folder).into());
+            }
+            continue;
+        };
+        if !root_controlled(&real) {
+            return Err(NotRootsAlone(folder).into());
+        }
+        let entries =
+            std::fs::read_dir(&real).with_context(|| format!("{}: cannot list", real.display()))?;
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("{}: cannot list", real.display()))?
+                .path();
+            if !std::fs::canonicalize(&path).is_ok_and(|p| root_controlled(&p)) {
+                return Err(NotRootsAlone(path).into());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether an opened file, and every folder above its path, are root's and nobody else can
 /// write them: the only wheels root unpacks.
 fn root_alone(file: &std::fs::File, path: &Path) -> bool {
     file.metadata()
         .is_ok_and(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
         && root_controlled(path)
+}
+
+/// The venv's path as `venv` makes it absolute (`os.path.abspath`: `..` folded without
+/// looking at the file system), which its scripts' `#!` lines name.
+fn absolute_venv(tier: &Tier) -> Result<PathBuf> {
+    let venv = std::path::absolute(tier.venv()).context("the venv's path")?;
+    Ok(crate::sys::fsutil::normalize_path(&venv))
 }
 
 /// `python -I -m venv [--system-site-packages] [--without-pip] VENV`.
@@ -283,7 +324,7 @@ fn run_venv(tier: &Tier, python: &Path, inherit_system: bool, with_pip: bool) ->
     }
     // venv's ensurepip runs pip as `python -c CODE` (Debian 11's, without `-I`), which puts the
     // working folder first on the import path: it is `/`, never the caller's.
-    let venv = std::path::absolute(tier.venv()).context("the venv's path")?;
+    let venv = absolute_venv(tier)?;
     cmd.arg(&venv).current_dir("/");
     let out = cmd
         .output()
