@@ -46,7 +46,7 @@ pub fn run(mut ctx: Context, args: Vec<OsString>) -> i32 {
         Ok(ExitCode::Success.code())
     } else if args.get(1).is_some_and(|a| a == "__delete-trash") && args.len() == 3 {
         // The background deletion of a `.trash-*` folder (see `ops::target::delete_in_background`).
-        tier::store::vouch::delete_trash(Path::new(&args[2])).map(|()| ExitCode::Success.code())
+        tier::store::trash::delete_trash(Path::new(&args[2])).map(|()| ExitCode::Success.code())
     } else if args.get(1).is_some_and(|a| a == "__pip-launcher") {
         // The Python code pyctl runs pip with, for bench/launcher.sh.
         print!("{}", sys::pip::LAUNCHER);

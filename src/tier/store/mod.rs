@@ -22,6 +22,7 @@ pub mod park;
 mod place;
 mod remove;
 mod sizes;
+pub mod trash;
 pub mod vouch;
 
 use std::collections::{BTreeSet, HashSet};

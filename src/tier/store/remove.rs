@@ -31,7 +31,7 @@ pub fn remove_dists(
     let mut move_aside = |path: &Path| -> Result<()> {
         counter += 1;
         // `N-NAME`: the background deletion keeps the emptied folder for the next restore of a
-        // folder of that name (`vouch::delete_trash`).
+        // folder of that name (`trash::delete_trash`).
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -35,7 +35,6 @@ use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use nix::fcntl::{Flock, FlockArg};
 
 use super::{file_key, FileKey};
 
@@ -176,45 +175,8 @@ pub fn write_keys(entry_dir: &Path, keys: &[Option<FileKey>]) -> Result<()> {
         .with_context(|| format!("{}: cannot write", path.display()))
 }
 
-/// Deletes a `.trash-*` folder (the background deletion after undo, redo, restore and clean),
-/// reporting the unlinks of files that had other links (see the module's notes) in a
-/// `.unlinked-*.json` beside it, written before the folder itself goes.
-pub fn delete_trash(trash: &Path) -> Result<()> {
-    // One deleter per folder: every command starts one for each `.trash-*` it finds (to finish
-    // what a kill interrupted), also for a folder whose own deleter is still at work. Two at
-    // once would park the same folders against each other, and the one that lost would stop
-    // before deleting what it had set aside. The lock goes with the process.
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(trash);
-    let _held = match opened.map(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock)) {
-        Ok(Err((_, nix::errno::Errno::EWOULDBLOCK))) => return Ok(()),
-        Ok(held) => held.ok(),
-        // A link, or gone: `delete_one` says which.
-        Err(_) => None,
-    };
-    let deleted = delete_one(trash);
-    // Parking sets a tree aside when the entry already has one parked (or the parking failed
-    // half-way): this process made those `.trash-parked-*` folders, and no later command may
-    // come to delete them, so they go now, whatever became of `trash`.
-    let Some(parent) = trash.parent() else {
-        return deleted;
-    };
-    let mine = format!(".trash-parked-{}-", std::process::id());
-    if let Ok(read) = std::fs::read_dir(parent) {
-        for item in read.filter_map(std::result::Result::ok) {
-            if item.file_name().to_string_lossy().starts_with(&mine) {
-                if let Err(e) = delete_one(&item.path()) {
-                    log::warn!("{e:#}");
-                }
-            }
-        }
-    }
-    deleted
-}
-
-fn delete_one(trash: &Path) -> Result<()> {
+/// Deletes one `.trash-*` folder or file (see [`super::trash::delete_trash`]).
+pub(super) fn delete_one(trash: &Path) -> Result<()> {
     let name = trash.file_name().map(|n| n.to_string_lossy().into_owned());
     if !name.as_deref().is_some_and(|n| n.starts_with(".trash-")) {
         bail!("{}: not a .trash-* folder of a tier", trash.display());
@@ -493,7 +455,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (stored, trash) = linked_in_trash(dir.path());
         let vouched = key(&stored);
-        delete_trash(&trash).unwrap();
+        delete_one(&trash).unwrap();
         assert!(!trash.exists());
         let now = key(&stored);
         assert_ne!(vouched, now, "the unlink moved the change time");
@@ -517,14 +479,14 @@ mod tests {
         std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::write(&stored, b"print(2)\n").unwrap();
         std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o444)).unwrap();
-        delete_trash(&trash).unwrap();
+        delete_one(&trash).unwrap();
         let unlinked = Unlinked::load(dir.path());
         assert!(!unlinked.vouches(vouched, key(&stored)));
 
         let dir = tempfile::tempdir().unwrap();
         let (stored, trash) = linked_in_trash(dir.path());
         let vouched = key(&stored);
-        delete_trash(&trash).unwrap();
+        delete_one(&trash).unwrap();
         // Changed after the deletion.
         std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::write(&stored, b"print(3)\n").unwrap();
@@ -538,44 +500,16 @@ mod tests {
         let keep = dir.path().join("keep");
         std::fs::create_dir(&keep).unwrap();
         std::fs::write(keep.join("f"), b"x").unwrap();
-        assert!(delete_trash(&keep).is_err());
+        assert!(delete_one(&keep).is_err());
         let trash = dir.path().join(".trash-2-venv");
         std::fs::create_dir(&trash).unwrap();
         std::os::unix::fs::symlink(&keep, trash.join("link")).unwrap();
-        delete_trash(&trash).unwrap();
+        delete_one(&trash).unwrap();
         assert!(!trash.exists());
         assert!(
             keep.join("f").is_file(),
             "the link was removed, not followed"
         );
-    }
-
-    /// A second deleter of one folder leaves it to the first; what this process set aside
-    /// goes even when its own folder could not be deleted.
-    #[test]
-    fn one_deleter_per_folder_and_its_own_parked_trash_always_goes() {
-        let dir = tempfile::tempdir().unwrap();
-        let trash = dir.path().join(".trash-venv-1-2");
-        std::fs::create_dir_all(trash.join("lib")).unwrap();
-        std::fs::write(trash.join("lib/f"), b"x").unwrap();
-        let other = Flock::lock(
-            std::fs::File::open(&trash).unwrap(),
-            FlockArg::LockExclusiveNonblock,
-        )
-        .unwrap();
-        delete_trash(&trash).unwrap();
-        assert!(trash.join("lib/f").is_file(), "left to the deleter at work");
-        drop(other);
-        delete_trash(&trash).unwrap();
-        assert!(!trash.exists());
-
-        let mine = dir
-            .path()
-            .join(format!(".trash-parked-{}-5", std::process::id()));
-        std::fs::create_dir_all(mine.join("0")).unwrap();
-        std::fs::write(mine.join("0/m.py"), b"x").unwrap();
-        assert!(delete_trash(&dir.path().join(".trash-venv-gone")).is_err());
-        assert!(!mine.exists());
     }
 
     #[test]
@@ -587,7 +521,7 @@ mod tests {
         std::fs::write(trash.join("3-pkg/sub/mod.py"), b"x").unwrap();
         std::fs::create_dir_all(trash.join("4-other")).unwrap();
         std::fs::write(trash.join("4-other/f"), b"y").unwrap();
-        delete_trash(&trash).unwrap();
+        delete_one(&trash).unwrap();
         assert!(!trash.exists());
         let pool_dir = dir.path().join(POOL_DIR);
         assert!(pool_dir.join("pkg/sub/deep").is_dir());
