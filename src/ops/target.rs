@@ -119,12 +119,13 @@ pub fn transact(
     target: Target,
     dry_run: bool,
 ) -> Result<ExitCode> {
-    if target.python.is_none() && tier.venv_exists() {
+    if target.python.is_none() && tier.venv_exists() && !tier.venv_half_made() {
         tier.check_interpreter()?;
     }
     let store = transaction::store_of(tier, config);
-    // A venv deleted behind pyctl's back (or by a clean that was killed half-way) is rebuilt.
-    let fresh_venv = target.fresh_venv || !tier.venv_exists();
+    // A venv deleted behind pyctl's back (or by a clean that was killed half-way, before or
+    // while `venv` made the new one) is rebuilt.
+    let fresh_venv = target.fresh_venv || !tier.venv_exists() || tier.venv_half_made();
     let current = if fresh_venv {
         PackageSet::default()
     } else {
@@ -380,6 +381,7 @@ pub fn unique_trash(tier: &Tier, what: &str) -> PathBuf {
 pub fn finish_trash(tier: &Tier) {
     // What a killed restore or background deletion left becomes trash like the rest.
     crate::tier::store::leftovers::sweep(&tier.root);
+    crate::tier::store::trash::sweep_locks(&tier.root);
     let Ok(read) = std::fs::read_dir(&tier.root) else {
         return;
     };

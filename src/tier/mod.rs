@@ -100,6 +100,13 @@ impl Tier {
         self.venv().join("pyvenv.cfg").is_file()
     }
 
+    /// A venv `venv` was killed in the middle of making: its `pyvenv.cfg` is written, its
+    /// `bin/python` not yet (not even a dangling link, which a Python gone leaves). Not a
+    /// Python change: whatever was making it is made again.
+    pub fn venv_half_made(&self) -> bool {
+        self.venv_exists() && std::fs::symlink_metadata(self.python()).is_err()
+    }
+
     /// Whether the folder has been set up as a tier (the lock file is the marker).
     pub fn is_provisioned(&self) -> bool {
         self.lock_path().is_file()

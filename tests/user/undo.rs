@@ -905,6 +905,33 @@ fn sigkill_during_clean_then_recovery() {
     }
 }
 
+/// A clean killed while `venv` made the new venv leaves its `pyvenv.cfg` without `bin/python`
+/// (seen once in CI under load). That is no Python change: no rebuild is recorded (undo could
+/// not go past it), and the undo makes the venv again.
+#[test]
+fn a_half_made_venv_is_made_again_not_taken_for_a_python_change() {
+    let t = Tier::new();
+    t.install(&["alpha"]);
+    let before = t.set();
+    t.pyctl_ok(&["clean"]);
+    t.settle();
+    for e in std::fs::read_dir(t.venv().join("bin")).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().starts_with("python") {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    t.pyctl_ok(&["undo"]);
+    assert_eq!(t.set(), before);
+    assert!(t.venv().join("bin/python").exists());
+    for (id, entry, _) in t.history() {
+        assert!(
+            !entry.to_string().contains("rebuild"),
+            "#{id} is a rebuild: {entry}"
+        );
+    }
+}
+
 #[test]
 fn gc_removes_only_unreferenced_store_entries() {
     let t = Tier::new();

@@ -85,6 +85,9 @@ impl Change {
 /// file `bin/python` resolves to: no program runs. A venv whose interpreter is not a
 /// `python3.X` file (a copy, an unversioned build) is only caught when it is gone.
 pub fn detect(tier: &Tier) -> Option<Change> {
+    if tier.venv_half_made() {
+        return None;
+    }
     let was = tier.python_version()?;
     match std::fs::canonicalize(tier.python()) {
         Err(_) => Some(Change::Gone { was }),
