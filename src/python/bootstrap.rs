@@ -141,12 +141,12 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<Unpack
         })
         .collect();
     rows.extend(seeded);
-    let entry_points = match zip.by_name(&format!("{dist_info}/entry_points.txt")) {
+    let name = format!("{dist_info}/entry_points.txt");
+    let entry_points = match zip.by_name(&name) {
         Ok(mut e) => {
-            let mut text = String::new();
-            e.read_to_string(&mut text)
-                .with_context(|| format!("{}: entry_points.txt", wheel.display()))?;
-            text
+            let size = e.size();
+            String::from_utf8(read_member(&mut e, size, wheel, &name)?)
+                .with_context(|| format!("{}: {name}: not UTF-8", wheel.display()))?
         }
         Err(_) => String::new(),
     };

@@ -90,7 +90,9 @@ sys.stdout.buffer.write(os.fsencode(origin) + b'\0' + os.fsencode(pkg))
     let mut parts = out.stdout.split(|b| *b == 0);
     let (origin, pkg_dir) = (parts.next().unwrap_or_default(), parts.next());
     let mut folders = Vec::new();
-    if let Some(dir) = pkg_dir.filter(|d| !d.is_empty()) {
+    // A relative (or empty) `WHEEL_PKG_DIR` is read from the folder ensurepip runs in: the new
+    // venv (`venv` sets it, 3.11 and later) or `/` (where `venv` runs): root's either way.
+    if let Some(dir) = pkg_dir.filter(|d| d.starts_with(b"/")) {
         folders.push(PathBuf::from(std::ffi::OsStr::from_bytes(dir)));
     }
     if !origin.is_empty() {

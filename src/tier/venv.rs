@@ -273,6 +273,14 @@ fn wheel_sources_roots_alone(python: &Path) -> Result<()> {
             if std::fs::symlink_metadata(&folder).is_ok() {
                 return Err(NotRootsAlone(folder).into());
             }
+            // Absent: whoever can write the nearest folder that exists could make it.
+            let nearest = folder
+                .ancestors()
+                .skip(1)
+                .find_map(|a| std::fs::canonicalize(a).ok());
+            if !nearest.is_some_and(|a| root_controlled(&a)) {
+                return Err(NotRootsAlone(folder).into());
+            }
             continue;
         };
         if !root_controlled(&real) {
