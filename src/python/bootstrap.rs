@@ -143,11 +143,8 @@ pub fn install_wheel(file: File, wheel: &Path, target: &Target) -> Result<Unpack
     rows.extend(seeded);
     let name = format!("{dist_info}/entry_points.txt");
     let entry_points = match zip.by_name(&name) {
-        Ok(mut e) => {
-            let size = e.size();
-            String::from_utf8(read_member(&mut e, size, wheel, &name)?)
-                .with_context(|| format!("{}: {name}: not UTF-8", wheel.display()))?
-        }
+        Ok(mut e) => String::from_utf8(read_member(&mut e, wheel, &name)?)
+            .with_context(|| format!("{}: {name}: not UTF-8", wheel.display()))?,
         Err(_) => String::new(),
     };
     for (script, target_spec) in console_scripts(&entry_points, target.version)? {
@@ -179,13 +176,17 @@ fn read_entry(zip: &mut zip::ZipArchive<File>, wheel: &Path, name: &str) -> Resu
     let mut entry = zip
         .by_name(name)
         .with_context(|| format!("{}: no {name}", wheel.display()))?;
-    let size = entry.size();
-    read_member(&mut entry, size, wheel, name)
+    read_member(&mut entry, wheel, name)
 }
 
 /// The bytes of one member. Its size is the archive's word: at most a bounded amount is
 /// reserved, and the read stops at that size (a zip bomb is refused, not unpacked).
-fn read_member(entry: &mut impl Read, size: u64, wheel: &Path, name: &str) -> Result<Vec<u8>> {
+fn read_member(
+    entry: &mut zip::read::ZipFile<'_, File>,
+    wheel: &Path,
+    name: &str,
+) -> Result<Vec<u8>> {
+    let size = entry.size();
     if size > MAX_MEMBER {
         bail!(
             "{}: {name}: {size} bytes, more than a pip wheel holds",
@@ -255,8 +256,7 @@ fn unpack(
             // Written last, as pip rewrites it.
             continue;
         }
-        let size = entry.size();
-        let data = read_member(&mut entry, size, wheel, &name)?;
+        let data = read_member(&mut entry, wheel, &name)?;
         let Some(expected) = hashes.get(name.as_str()) else {
             bail!("{}: {name} is not in RECORD", wheel.display());
         };

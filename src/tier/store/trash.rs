@@ -13,18 +13,17 @@ use nix::fcntl::{Flock, FlockArg};
 /// reporting the unlinks of files that had other links (see the module's notes) in a
 /// `.unlinked-*.json` beside it, written before the folder itself goes.
 pub fn delete_trash(trash: &Path) -> Result<()> {
-    let (Some(parent), Some(name)) = (trash.parent(), trash.file_name()) else {
+    let name = trash.file_name().map(|n| n.to_string_lossy());
+    let (Some(parent), Some(name)) = (trash.parent(), name.filter(|n| n.starts_with(".trash-")))
+    else {
         bail!("{}: not a .trash-* folder of a tier", trash.display());
     };
-    if !name.to_string_lossy().starts_with(".trash-") {
-        bail!("{}: not a .trash-* folder of a tier", trash.display());
-    }
     // One deleter per folder: every command starts one for each `.trash-*` it finds (to finish
     // what a kill interrupted), also for a folder whose own deleter is still at work. Two at
     // once would park the same folders against each other, and the one that lost would stop
     // before deleting what it had set aside. The lock is a file of the tier owner's alone
     // (0600), not the folder, which any account that can read it could lock for good.
-    let lock_path = parent.join(format!("{LOCK_PREFIX}{}", name.to_string_lossy()));
+    let lock_path = parent.join(format!("{LOCK_PREFIX}{name}"));
     let opened = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
